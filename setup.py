@@ -1,0 +1,85 @@
+"""Build the compiled core: one extension module, nncore._core, from the Cython sources in src_c/.
+
+OpenMP is used when a test program compiles and links with -fopenmp (as POT and llm.c do);
+otherwise the core builds without it. Set NNCORE_DEBUG_BUILD=1 to turn Cython's bounds and
+wraparound checks back on in every kernel (the reliability tests run once under it).
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = Path(__file__).resolve().parent
+SOURCES = HERE / "src_c"
+
+
+def source_hash():
+    """SHA-256 over the Cython sources, baked into the module so tests can spot a stale build."""
+    digest = hashlib.sha256()
+    for path in sorted(SOURCES.glob("*.p[yx][xd]")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def openmp_flags():
+    """Return (compile_args, link_args) for OpenMP, or empty lists when the compiler lacks it."""
+    if os.environ.get("NNCORE_NO_OPENMP"):
+        return [], []
+    test_program = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+    compiler = os.environ.get("CC", "cc")
+    if shutil.which(compiler) is None:
+        return [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp, "probe.c")
+        source.write_text(test_program)
+        exe = Path(tmp, "probe")
+        try:
+            built = subprocess.run([compiler, "-fopenmp", str(source), "-o", str(exe)],
+                                   capture_output=True, timeout=60)
+            if built.returncode != 0 or subprocess.run([str(exe)], timeout=60).returncode != 0:
+                return [], []
+        except (OSError, subprocess.SubprocessError):
+            return [], []
+    return ["-fopenmp"], ["-fopenmp"]
+
+
+debug_build = os.environ.get("NNCORE_DEBUG_BUILD", "") not in ("", "0")
+omp_compile, omp_link = openmp_flags()
+compile_args = ["-O3" if not debug_build else "-O1"] + omp_compile
+if sys.platform != "win32":
+    compile_args += ["-Wno-unused-function", "-Wno-unreachable-code"]
+
+extension = Extension(
+    "nncore._core",
+    sources=[str(Path("src_c") / "_core.pyx")],
+    include_dirs=[numpy.get_include(), "src_c"],
+    define_macros=[
+        ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+        ("NNCORE_SOURCE_HASH", '"%s"' % source_hash()),
+        ("NNCORE_DEBUG_BUILD", "1" if debug_build else "0"),
+    ],
+    extra_compile_args=compile_args,
+    extra_link_args=omp_link,
+)
+
+directives = {
+    "language_level": 3,
+    "boundscheck": debug_build,
+    "wraparound": debug_build,
+    "initializedcheck": debug_build,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+setup(
+    ext_modules=cythonize([extension], compiler_directives=directives,
+                          include_path=["src_c"], force=debug_build),
+)
