@@ -1,0 +1,114 @@
+"""Dataset: uint8 images with their labels and class names, checked once at construction.
+
+The images stay uint8 (MNIST's 60,000 x 784 training images are 47 MB, not 188 MB of
+float32): the training kernels scale each batch while gathering it. ``split`` carves out a
+validation set and ``batches`` iterates shuffled mini-batches for NumPy-side code.
+"""
+
+import numpy as np
+
+from nncore.errors import DataError
+
+
+class Dataset:
+    """Images (N, D) uint8, labels (N,) uint8 in 0..len(class_names)-1, class names, a name.
+
+    Construction checks shapes, dtypes, that there is one label per image and that every
+    label names a class, raising ``DataError`` otherwise. Integer labels of another dtype
+    are accepted when in range and stored as uint8; images must already be uint8, because
+    converting them would require guessing a scale.
+    """
+
+    def __init__(self, images, labels, class_names, name="dataset"):
+        self.name = str(name)
+        self.class_names = tuple(str(class_name) for class_name in class_names)
+        self.images = _checked_images(images, self.name)
+        self.labels = _checked_labels(labels, len(self.images), len(self.class_names), self.name)
+
+    @property
+    def n_classes(self):
+        return len(self.class_names)
+
+    @property
+    def n_features(self):
+        return self.images.shape[1]
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __repr__(self):
+        return (f"Dataset(name={self.name!r}, images={self.images.shape} {self.images.dtype}, "
+                f"classes={self.n_classes})")
+
+    def split(self, fraction, seed=0):
+        """Split at random into ``(train_part, validation_part)``.
+
+        ``validation_part`` holds ``round(fraction * len(self))`` examples; the same
+        ``seed`` always gives the same split. Both parts must end up non-empty.
+        """
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"split fraction must be between 0 and 1 (exclusive), got {fraction}")
+        validation_size = round(fraction * len(self))
+        if validation_size == 0 or validation_size == len(self):
+            raise ValueError(
+                f"split fraction {fraction} of {len(self)} examples leaves one part empty")
+        order = np.random.default_rng(seed).permutation(len(self))
+        # Sorted indices keep each part in the original order, which reads memory linearly.
+        validation_indices = np.sort(order[:validation_size])
+        train_indices = np.sort(order[validation_size:])
+        return (self._subset(train_indices, f"{self.name}[train part]"),
+                self._subset(validation_indices, f"{self.name}[validation part]"))
+
+    def batches(self, batch_size, seed=None, shuffle=True):
+        """Yield ``(images_batch, labels_batch)`` covering every example once.
+
+        With ``shuffle`` the order is a permutation drawn from ``seed`` (reproducible when
+        ``seed`` is given); the last batch may be smaller. Batches are uint8; unshuffled
+        batches are views of the dataset, so do not modify them in place.
+        """
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = int(batch_size)
+        if not shuffle:
+            for start in range(0, len(self), batch_size):
+                yield self.images[start:start + batch_size], self.labels[start:start + batch_size]
+            return
+        order = np.random.default_rng(seed).permutation(len(self))
+        for start in range(0, len(self), batch_size):
+            batch_indices = order[start:start + batch_size]
+            yield self.images[batch_indices], self.labels[batch_indices]
+
+    def _subset(self, indices, name):
+        return Dataset(self.images[indices], self.labels[indices], self.class_names, name)
+
+
+def _checked_images(images, name):
+    if not isinstance(images, np.ndarray):
+        raise DataError(f"{name}: images must be a NumPy array, got {type(images).__name__}")
+    if images.dtype != np.uint8:
+        raise DataError(f"{name}: images must be uint8, got {images.dtype}")
+    if images.ndim != 2 or images.shape[1] == 0:
+        raise DataError(
+            f"{name}: images must have shape (N, pixels) with pixels > 0, got {images.shape}")
+    return images
+
+
+def _checked_labels(labels, n_images, n_classes, name):
+    if n_classes == 0:
+        raise DataError(f"{name}: class_names is empty")
+    if not isinstance(labels, np.ndarray):
+        raise DataError(f"{name}: labels must be a NumPy array, got {type(labels).__name__}")
+    if labels.dtype.kind not in "ui":
+        raise DataError(f"{name}: labels must be integers (uint8), got {labels.dtype}")
+    if labels.ndim != 1:
+        raise DataError(f"{name}: labels must have shape (N,), got {labels.shape}")
+    if len(labels) != n_images:
+        raise DataError(f"{name}: {n_images} images but {len(labels)} labels")
+    if len(labels):
+        smallest, largest = int(labels.min()), int(labels.max())
+        if smallest < 0 or largest >= n_classes:
+            bad = smallest if smallest < 0 else largest
+            raise DataError(
+                f"{name}: label {bad} is outside 0..{n_classes - 1} ({n_classes} classes)")
+    # The range check above makes this conversion lossless.
+    return labels.astype(np.uint8, copy=False)

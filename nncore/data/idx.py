@@ -1,0 +1,187 @@
+"""Read and write IDX files, the binary format MNIST and Fashion-MNIST are published in.
+
+An IDX file is a 4-byte magic number ``00 00 <type code> <number of dimensions>``, one
+big-endian unsigned 32-bit size per dimension, then the values in C order, big-endian.
+The six type codes are 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32 and
+0x0E float64. Files may be gzip-compressed; a file is treated as gzip when its first two
+bytes are the gzip magic ``1f 8b``, whatever its name.
+
+Every malformed file raises ``nncore.errors.DataError`` naming the file and the problem;
+nothing is allocated for the values before the declared size has been checked against
+the data actually present, so a header declaring absurd dimensions costs nothing.
+"""
+
+import gzip
+import math
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from nncore.data._atomic import atomic_write_bytes
+from nncore.errors import DataError
+
+#: IDX type code -> the big-endian NumPy dtype of the values as stored in the file.
+DTYPE_BY_CODE = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_CODE_BY_KIND_AND_SIZE = {(dtype.kind, dtype.itemsize): code for code, dtype in DTYPE_BY_CODE.items()}
+
+GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_READ_CHUNK_BYTES = 1 << 20
+_LARGEST_DIMENSION = 2**32 - 1
+
+
+def read_idx(path):
+    """Read an IDX file, raw or gzip-compressed, into an array of the file's dtype and shape.
+
+    The array has native byte order. Raises ``DataError`` (naming ``path``) on a wrong
+    magic number, an unknown type code, a truncated header or payload, bytes after the
+    payload, or corrupt gzip data.
+    """
+    path = Path(path)
+    with open(path, "rb") as stream:
+        is_gzip = stream.read(2) == GZIP_MAGIC
+        stream.seek(0)
+        if is_gzip:
+            return _read_gzip_idx(stream, path)
+        # The header is checked against the file's size before the whole file is read,
+        # so a header declaring terabytes fails here instead of in the allocator.
+        _, shape, header_size, payload_size = _parse_header(stream.read, path)
+        _check_payload_size(os.fstat(stream.fileno()).st_size - header_size, payload_size, shape, path)
+        stream.seek(0)
+        whole_file = bytearray(header_size + payload_size)
+        if stream.readinto(whole_file) != len(whole_file):
+            raise DataError(f"{path}: the file shrank while it was being read")
+    return decode_idx(whole_file, source=path)
+
+
+def decode_idx(data, source="<bytes>"):
+    """Decode the bytes of a whole, uncompressed IDX file into an array.
+
+    For one-byte types the result is a view of ``data`` (no copy; writable when ``data``
+    is a bytearray). ``source`` names the data in error messages.
+    """
+    view = memoryview(data).cast("B")
+    position = 0
+
+    def read(count):
+        nonlocal position
+        chunk = bytes(view[position:position + count])
+        position += len(chunk)
+        return chunk
+
+    dtype, shape, header_size, payload_size = _parse_header(read, source)
+    _check_payload_size(len(view) - header_size, payload_size, shape, source)
+    values = np.frombuffer(view, dtype=dtype, count=math.prod(shape), offset=header_size)
+    return _to_native_byte_order(values.reshape(shape))
+
+
+def encode_idx(array):
+    """The bytes of an uncompressed IDX file holding ``array`` (see ``write_idx`` for types)."""
+    header, payload = _header_and_payload(array)
+    return header + payload.tobytes()
+
+
+def write_idx(path, array, compress=None):
+    """Write ``array`` as an IDX file, atomically (temporary file + rename).
+
+    ``array`` must be uint8, int8, int16, int32, float32 or float64, with at most 255
+    dimensions each below 2**32. ``compress`` None means gzip when ``path`` ends in ".gz".
+    """
+    path = Path(path)
+    if compress is None:
+        compress = path.suffix == ".gz"
+    header, payload = _header_and_payload(array)
+    if compress:
+        # mtime=0 makes the compressed bytes depend only on the array (reproducible files).
+        atomic_write_bytes(path, gzip.compress(header + payload.tobytes(), mtime=0))
+    else:
+        atomic_write_bytes(path, (header, payload.reshape(-1).view(np.uint8)))
+
+
+def _parse_header(read, source):
+    """Read and check the magic number and dimensions; return dtype, shape and sizes."""
+    magic = read(4)
+    if not magic:
+        raise DataError(f"{source}: empty file, expected an IDX header")
+    if len(magic) < 4:
+        raise DataError(f"{source}: truncated IDX header ({len(magic)} of 4 magic bytes)")
+    if magic[0] != 0 or magic[1] != 0:
+        raise DataError(
+            f"{source}: not an IDX file: magic bytes are {magic.hex(' ')}, "
+            "expected 00 00 <type code> <number of dimensions>")
+    type_code, number_of_dimensions = magic[2], magic[3]
+    dtype = DTYPE_BY_CODE.get(type_code)
+    if dtype is None:
+        known = ", ".join(f"0x{code:02X}" for code in DTYPE_BY_CODE)
+        raise DataError(f"{source}: unknown IDX type code 0x{type_code:02X} (known codes: {known})")
+    dimension_bytes = read(4 * number_of_dimensions)
+    if len(dimension_bytes) < 4 * number_of_dimensions:
+        raise DataError(
+            f"{source}: truncated IDX header: {number_of_dimensions} dimensions declared, "
+            f"only {len(dimension_bytes)} of their {4 * number_of_dimensions} bytes present")
+    shape = struct.unpack(f">{number_of_dimensions}I", dimension_bytes)
+    # Python integers do not overflow: the product is exact however large the dims are.
+    payload_size = math.prod(shape) * dtype.itemsize
+    return dtype, shape, 4 + 4 * number_of_dimensions, payload_size
+
+
+def _check_payload_size(present, declared, shape, source):
+    if present < declared:
+        raise DataError(
+            f"{source}: truncated IDX payload: shape {shape} needs {declared} bytes of values, "
+            f"the file holds {present}")
+    if present > declared:
+        raise DataError(
+            f"{source}: {present - declared} unexpected bytes after the IDX payload "
+            f"(shape {shape} needs {declared} bytes of values)")
+
+
+def _read_gzip_idx(stream, path):
+    """Decompress incrementally, so a bogus declared size is caught before it is allocated."""
+    try:
+        with gzip.GzipFile(fileobj=stream, mode="rb") as decompressed:
+            dtype, shape, _, payload_size = _parse_header(decompressed.read, path)
+            payload = bytearray()
+            while len(payload) < payload_size:
+                chunk = decompressed.read(min(_GZIP_READ_CHUNK_BYTES, payload_size - len(payload)))
+                if not chunk:
+                    break
+                payload += chunk
+            trailing = len(decompressed.read(_GZIP_READ_CHUNK_BYTES)) if len(payload) == payload_size else 0
+    except (OSError, EOFError, zlib.error) as error:
+        # gzip.BadGzipFile is an OSError; EOFError means the compressed stream is cut short.
+        raise DataError(f"{path}: corrupt or truncated gzip data ({error})") from error
+    _check_payload_size(len(payload) + trailing, payload_size, shape, path)
+    values = np.frombuffer(payload, dtype=dtype).reshape(shape)
+    return _to_native_byte_order(values)
+
+
+def _to_native_byte_order(values):
+    # For one-byte types this is the same array (no copy); wider types are byte-swapped.
+    return values.astype(values.dtype.newbyteorder("="), copy=False)
+
+
+def _header_and_payload(array):
+    """The IDX header bytes and the big-endian, C-contiguous values of ``array``."""
+    array = np.asarray(array)
+    type_code = _CODE_BY_KIND_AND_SIZE.get((array.dtype.kind, array.dtype.itemsize))
+    if type_code is None:
+        raise DataError(
+            f"cannot store dtype {array.dtype} in an IDX file "
+            "(supported: uint8, int8, int16, int32, float32, float64)")
+    if array.ndim > 255:
+        raise DataError(f"cannot store {array.ndim} dimensions in an IDX file (at most 255)")
+    if any(size > _LARGEST_DIMENSION for size in array.shape):
+        raise DataError(f"cannot store shape {array.shape} in an IDX file (each size below 2**32)")
+    header = bytes((0, 0, type_code, array.ndim)) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = np.ascontiguousarray(array, dtype=DTYPE_BY_CODE[type_code])
+    return header, payload
