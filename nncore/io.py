@@ -1,0 +1,289 @@
+"""Model and checkpoint files: a safe, versioned ``.npz`` format, written atomically.
+
+A file is an uncompressed zip of ``.npy`` members, as ``numpy.savez`` writes, holding:
+
+- ``header.npy``: the UTF-8 bytes of a JSON object (uint8, at most ``MAX_HEADER_BYTES``):
+  ``format`` ("nncore"), ``format_version``, ``kind`` ("model" or "checkpoint"),
+  ``layer_sizes``, ``activation``, ``dtype``, ``arrays`` (each member's shape and dtype), and
+  for checkpoints the training state (optimizer kind, hyperparameters and step count, epoch
+  counters, seed, base learning rate, the history so far);
+- ``params.npy``: the flat parameter buffer (see ``nncore.backends._common``);
+- in checkpoints, ``optimizer.<name>.npy`` for each optimizer state buffer and optionally
+  ``best_params.npy`` (early stopping's best weights).
+
+Reading never unpickles and never trusts a size it has not checked: every member's ``.npy``
+header is parsed by hand, its dtype must be a plain float or uint8 (never object), and its
+shape must equal the one the header's layer sizes imply, before its bytes are read. Anything
+else raises ``ModelFileError`` naming the file and the problem.
+
+Writing goes to a temporary file in the destination's directory, is fsynced, then renamed
+over the destination (``os.replace``), so a reader (or a resumed run) sees the old file or the
+new one, never half of one.
+"""
+import io
+import json
+import math
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .backends._common import count_parameters
+from .errors import ModelFileError
+
+FORMAT_NAME = "nncore"
+FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 1 << 20
+#: Models larger than this are refused on load (4 GB of float64), whatever the header says.
+MAX_PARAMETERS = 1 << 29
+ACTIVATIONS = ("relu",)
+DTYPES = ("float32", "float64")
+KINDS = ("model", "checkpoint")
+OPTIMIZER_BUFFERS = {"sgd": ("velocity",), "adam": ("m", "v")}
+
+
+# ---------------------------------------------------------------- writing
+
+def _npy_bytes(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_npz_atomic(path, header, arrays):
+    """Write ``header`` (a JSON-able dict) and ``arrays`` (name -> ndarray) to ``path`` atomically."""
+    path = Path(path)
+    header = dict(header, arrays={name: {"shape": list(a.shape), "dtype": a.dtype.name}
+                                  for name, a in arrays.items()})
+    header_bytes = json.dumps(header, allow_nan=True).encode("utf-8")
+    directory = path.parent if str(path.parent) else Path(".")
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:
+                archive.writestr("header.npy", _npy_bytes(np.frombuffer(header_bytes, dtype=np.uint8)))
+                for name, array in arrays.items():
+                    archive.writestr(f"{name}.npy", _npy_bytes(array))
+            stream.flush()
+            # Without fsync, a crash just after the rename can leave an empty file in its place.
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        # BaseException: a Ctrl-C mid-write must not leave the temporary file behind.
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory):
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def model_header(model, kind="model"):
+    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind,
+            "layer_sizes": list(model.layer_sizes), "activation": model.activation,
+            "dtype": model.dtype.name}
+
+
+def save_model(model, path):
+    """Save ``model``'s architecture and parameters to ``path`` (written exactly there, atomically)."""
+    write_npz_atomic(path, model_header(model), {"params": model.params})
+
+
+def save_checkpoint(path, model, optimizer, training_state, best_params=None):
+    """Save parameters, optimizer state and ``training_state`` (a JSON-able dict) to ``path``."""
+    state = optimizer.state_dict()
+    header = model_header(model, kind="checkpoint")
+    header["optimizer"] = {"kind": state["kind"], "step": state["step"],
+                           "hyperparameters": state["hyperparameters"]}
+    header["training"] = training_state
+    arrays = {"params": model.params}
+    arrays.update({f"optimizer.{name}": buffer for name, buffer in state["buffers"].items()})
+    if best_params is not None:
+        arrays["best_params"] = best_params
+    write_npz_atomic(path, header, arrays)
+
+
+# ---------------------------------------------------------------- reading
+
+class _Reader:
+    """Reads one nncore file, checking everything before trusting it."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def fail(self, problem):
+        raise ModelFileError(f"{self.path}: {problem}")
+
+    def open(self):
+        if not self.path.exists():
+            raise ModelFileError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise ModelFileError(f"{self.path}: is a directory, not a model file")
+        try:
+            self.archive = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, OSError) as error:
+            self.fail(f"not an nncore model file (not a valid .npz archive: {error})")
+        self.members = {info.filename: info for info in self.archive.infolist()}
+        return self
+
+    def close(self):
+        self.archive.close()
+
+    def read_member(self, name, shape, dtype):
+        """The array stored as ``name``.npy, which must have exactly ``shape`` and ``dtype``."""
+        info = self.members.get(f"{name}.npy")
+        if info is None:
+            self.fail(f"missing array {name!r}")
+        expected_bytes = math.prod(shape) * np.dtype(dtype).itemsize
+        try:
+            with self.archive.open(info) as stream:
+                version = np.lib.format.read_magic(stream)
+                if version == (1, 0):
+                    stored_shape, fortran, stored_dtype = np.lib.format.read_array_header_1_0(stream)
+                elif version == (2, 0):
+                    stored_shape, fortran, stored_dtype = np.lib.format.read_array_header_2_0(stream)
+                else:
+                    self.fail(f"array {name!r} has an unsupported .npy version {version}")
+                if stored_dtype.hasobject or stored_dtype != np.dtype(dtype):
+                    self.fail(f"array {name!r} has dtype {stored_dtype}, expected {np.dtype(dtype)}")
+                if tuple(stored_shape) != tuple(shape):
+                    self.fail(f"array {name!r} has shape {tuple(stored_shape)}, "
+                              f"expected {tuple(shape)} from the header")
+                if fortran and len(shape) > 1:
+                    self.fail(f"array {name!r} is in Fortran order; nncore writes C order")
+                data = stream.read(expected_bytes)
+        except ModelFileError:
+            raise
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+            self.fail(f"array {name!r} is corrupt ({error})")
+        if len(data) != expected_bytes:
+            self.fail(f"array {name!r} is truncated ({len(data)} of {expected_bytes} bytes)")
+        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+    def header(self):
+        info = self.members.get("header.npy")
+        if info is None:
+            self.fail("not an nncore model file (no header)")
+        if info.file_size > MAX_HEADER_BYTES + 256:
+            self.fail(f"header is too large ({info.file_size} bytes)")
+        try:
+            with self.archive.open(info) as stream:
+                version = np.lib.format.read_magic(stream)
+                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = reader(stream)
+        except (ValueError, OSError, zipfile.BadZipFile) as error:
+            self.fail(f"header is corrupt ({error})")
+        if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_HEADER_BYTES:
+            self.fail("header is not a JSON byte string")
+        raw = self.read_member("header", shape, np.uint8).tobytes()
+        try:
+            header = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            self.fail(f"header is not valid JSON ({error})")
+        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+            self.fail("not an nncore model file (wrong format name)")
+        return header
+
+
+def _check_header(reader, header):
+    """Validate the architecture fields; return (layer_sizes, activation, dtype, kind)."""
+    version = header.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        reader.fail(f"invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        reader.fail(f"format version {version} is newer than this nncore reads ({FORMAT_VERSION}); "
+                    "upgrade nncore")
+    kind = header.get("kind")
+    if kind not in KINDS:
+        reader.fail(f"unknown kind {kind!r}")
+    sizes = header.get("layer_sizes")
+    if (not isinstance(sizes, list) or len(sizes) < 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_PARAMETERS
+                       for s in sizes)):
+        reader.fail(f"invalid layer_sizes {sizes!r}")
+    if count_parameters(sizes) > MAX_PARAMETERS:
+        reader.fail(f"layer_sizes {sizes} declare {count_parameters(sizes)} parameters, "
+                    f"more than the {MAX_PARAMETERS} nncore loads")
+    if header.get("activation") not in ACTIVATIONS:
+        reader.fail(f"unsupported activation {header.get('activation')!r}")
+    if header.get("dtype") not in DTYPES:
+        reader.fail(f"unsupported dtype {header.get('dtype')!r}")
+    return tuple(sizes), header["activation"], np.dtype(header["dtype"]), kind
+
+
+def _known_members(reader, allowed):
+    unknown = sorted(set(reader.members) - {f"{name}.npy" for name in allowed})
+    if unknown:
+        reader.fail(f"unexpected members {unknown}")
+
+
+def load(path):
+    """Load a model (or the model inside a checkpoint) saved by ``MLP.save``; return an ``MLP``.
+
+    Raises ``ModelFileError`` if the file is missing, corrupt, crafted or from a newer nncore.
+    """
+    from .model import MLP
+
+    reader = _Reader(path).open()
+    try:
+        header = reader.header()
+        layer_sizes, activation, dtype, kind = _check_header(reader, header)
+        if kind == "model":
+            _known_members(reader, {"header", "params"})
+        params = reader.read_member("params", (count_parameters(layer_sizes),), dtype)
+    finally:
+        reader.close()
+    if not np.all(np.isfinite(params)):
+        raise ModelFileError(f"{path}: parameters contain NaN or infinity")
+    model = MLP(layer_sizes, activation=activation, dtype=dtype.name, seed=0)
+    model.params[:] = params
+    return model
+
+
+def load_checkpoint(path):
+    """Read a checkpoint: a dict with ``header``, ``params``, ``optimizer_state`` and ``best_params``."""
+    reader = _Reader(path).open()
+    try:
+        header = reader.header()
+        layer_sizes, _, dtype, kind = _check_header(reader, header)
+        if kind != "checkpoint":
+            reader.fail("is a model file, not a checkpoint")
+        n = count_parameters(layer_sizes)
+        optimizer = header.get("optimizer")
+        if (not isinstance(optimizer, dict) or optimizer.get("kind") not in OPTIMIZER_BUFFERS
+                or not isinstance(optimizer.get("hyperparameters"), dict)
+                or not isinstance(optimizer.get("step"), int)):
+            reader.fail("invalid optimizer state in the header")
+        if not isinstance(header.get("training"), dict):
+            reader.fail("missing training state in the header")
+        declared = header.get("arrays")
+        if not isinstance(declared, dict):
+            reader.fail("missing array list in the header")
+        buffer_names = [name for name in OPTIMIZER_BUFFERS[optimizer["kind"]]
+                        if f"optimizer.{name}" in declared]
+        allowed = {"header", "params", "best_params"} | {f"optimizer.{name}" for name in buffer_names}
+        _known_members(reader, allowed)
+        params = reader.read_member("params", (n,), dtype)
+        buffers = {name: reader.read_member(f"optimizer.{name}", (n,), dtype) for name in buffer_names}
+        best = reader.read_member("best_params", (n,), dtype) if "best_params" in declared else None
+    finally:
+        reader.close()
+    optimizer_state = {"kind": optimizer["kind"], "step": optimizer["step"],
+                       "hyperparameters": optimizer["hyperparameters"], "buffers": buffers}
+    return {"header": header, "params": params, "optimizer_state": optimizer_state, "best_params": best}
