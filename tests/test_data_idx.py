@@ -159,3 +159,34 @@ def test_gzip_header_only_is_reported_as_corrupt(tmp_path):
     path = write_bytes(tmp_path, "just-magic.gz", b"\x1f\x8b")
     with pytest.raises(DataError, match="gzip"):
         read_idx(path)
+
+
+# --- property-based: round trips, and arbitrary bytes never crash the reader -------------
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings, strategies  # noqa: E402
+from hypothesis.extra import numpy as numpy_strategies  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(numpy_strategies.arrays(
+    dtype=strategies.sampled_from([np.dtype(dtype) for dtype in SUPPORTED_DTYPES]),
+    shape=numpy_strategies.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5)))
+def test_any_supported_array_survives_encode_then_decode(array):
+    decoded = decode_idx(encode_idx(array))
+    assert decoded.dtype == array.dtype and decoded.shape == array.shape
+    np.testing.assert_array_equal(decoded, array)
+
+
+@settings(max_examples=300, deadline=None)
+@given(strategies.binary(max_size=64) | strategies.builds(
+    lambda type_code, shape, payload: idx_header(type_code, shape) + payload,
+    strategies.sampled_from([0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E, 0x0A]),
+    strategies.lists(strategies.integers(0, 2**32 - 1), max_size=4),
+    strategies.binary(max_size=32)))
+def test_arbitrary_bytes_decode_consistently_or_raise_data_error(contents):
+    try:
+        decoded = decode_idx(contents)
+    except DataError:
+        return
+    assert encode_idx(decoded) == contents  # a file that decodes is exactly what it says

