@@ -1,5 +1,27 @@
 # cython: language_level=3
-"""nncore's compiled core (placeholder: build metadata and the BLAS shim come first)."""
+"""nncore's compiled core: a whole training epoch, inference and the full-batch gradient in C.
+
+The Python-facing functions here take arrays that nncore.backends.cython_backend has already
+validated (dtype, shape, contiguity, label range); they only derive the workspace sizes,
+allocate the workspaces once per call, take raw pointers and release the GIL for the whole
+loop. The per-op kernels live in _kernels.pxd, the BLAS shim in _blas.pxd, the network
+passes in _network.pxd. Thin wrappers of each kernel (``gemm``, ``bias_relu_forward`` ...)
+are exported for the tests.
+
+No OpenMP ``prange`` is used: the only parallelism is BLAS's own threads (set them with
+threadpoolctl); element-wise passes are memory-bound and short next to the gemms.
+"""
+import numpy as np
+
+from cython cimport floating
+from libc.float cimport FLT_MAX
+from libc.math cimport isfinite, pow
+from libc.string cimport memcpy
+
+cimport _blas
+cimport _kernels as k
+from _network cimport (LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NONE, Layout, backward_chunk,
+                       batch_gradient, forward_chunk, loss_chunk)
 
 cdef extern from *:
     """
@@ -11,11 +33,480 @@ cdef extern from *:
     #else
     #define NNCORE_OPENMP 0
     #endif
+    #if defined(_WIN32)
+    #include <windows.h>
+    static double nncore_seconds(void) {
+        LARGE_INTEGER frequency, counter;
+        QueryPerformanceFrequency(&frequency);
+        QueryPerformanceCounter(&counter);
+        return (double)counter.QuadPart / (double)frequency.QuadPart;
+    }
+    #else
+    #include <time.h>
+    static double nncore_seconds(void) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+    }
+    #endif
     """
     const char* NNCORE_SOURCE_HASH
     const int NNCORE_OPENMP
     const int NNCORE_DEBUG_BUILD
+    double nncore_seconds() noexcept nogil
+
+cdef extern from "Python.h":
+    # Declared here with "except -1" so that a KeyboardInterrupt raised by a signal handler
+    # propagates out of the nogil epoch loop like any other exception.
+    int PyErr_CheckSignals() except -1
 
 SOURCE_HASH = NNCORE_SOURCE_HASH.decode("ascii")
 OPENMP = bool(NNCORE_OPENMP)
 DEBUG_BUILD = bool(NNCORE_DEBUG_BUILD)
+
+LOSS_KINDS = {"cross_entropy": LOSS_CROSS_ENTROPY, "mse": LOSS_MSE}
+# Rows the workspaces hold: larger batches are processed in chunks of this many rows.
+DEFAULT_CHUNK_ROWS = 1024
+# The GIL is re-taken to check for Ctrl-C after a batch only when this long has passed since
+# the last check: re-taking it costs up to the interpreter's switch interval (5 ms) when
+# another Python thread is running, more than a whole small batch.
+cdef double SIGNAL_CHECK_SECONDS = 0.02
+INT_MAX = 2 ** 31 - 1
+
+
+# ---------------------------------------------------------------- workspace layout
+
+def _layout_tables(layer_sizes, Py_ssize_t chunk_rows):
+    """(tables, activations size, delta size) for ``layer_sizes`` with workspaces of ``chunk_rows`` rows.
+
+    ``tables`` is one intp array: sizes (L + 1), W offsets (L), b offsets (L), activation offsets (L).
+    Every gemm dimension must fit a BLAS int (32 bits); checked here, once.
+    """
+    sizes = [int(s) for s in layer_sizes]
+    n_layers = len(sizes) - 1
+    w_offsets, b_offsets, act_offsets = [], [], []
+    position = activations = 0
+    for fan_in, fan_out in zip(sizes[:n_layers], sizes[1:]):
+        w_offsets.append(position)
+        b_offsets.append(position + fan_in * fan_out)
+        position += fan_in * fan_out + fan_out
+        act_offsets.append(activations)
+        activations += chunk_rows * fan_out
+    if max(sizes) > INT_MAX or chunk_rows * max(sizes) > INT_MAX:
+        raise ValueError(f"layer sizes {sizes} with {chunk_rows}-row chunks exceed the 32-bit BLAS index range")
+    widest_hidden = max(sizes[1:n_layers], default=1)
+    tables = np.array(sizes + w_offsets + b_offsets + act_offsets, dtype=np.intp)
+    return tables, activations, chunk_rows * widest_hidden
+
+
+cdef void _fill_layout(Layout* net, const Py_ssize_t[::1] tables, Py_ssize_t n_layers,
+                       Py_ssize_t chunk_rows) noexcept:
+    cdef const Py_ssize_t* base = &tables[0]
+    net.n_layers = n_layers
+    net.sizes = base
+    net.w_offsets = base + n_layers + 1
+    net.b_offsets = base + 2 * n_layers + 1
+    net.act_offsets = base + 3 * n_layers + 1
+    net.chunk_rows = chunk_rows
+
+
+cdef inline floating _input_scale(floating dtype_marker) noexcept nogil:
+    """1/255 rounded once to the floating type (as _common.input_scale)."""
+    return <floating> (1.0 / 255.0)
+
+
+# ---------------------------------------------------------------- the epoch
+
+cdef struct OptimizerConfig:
+    bint adam
+    double lr, momentum, weight_decay, beta1, beta2, eps
+    bint nesterov
+    long long step0
+
+
+cdef inline void _apply_update(const OptimizerConfig* opt, floating* params, const floating* grad,
+                               floating* state_a, floating* state_b, Py_ssize_t n,
+                               long long step_number) noexcept nogil:
+    """The optimizer's rule over the flat buffers; hyperparameters cast to the floating type once."""
+    if opt.adam:
+        k.adam_update(params, grad, state_a, state_b, n, <floating> opt.lr, <floating> opt.beta1,
+                      <floating> opt.beta2, <floating> (1.0 - opt.beta1), <floating> (1.0 - opt.beta2),
+                      <floating> (1.0 - pow(opt.beta1, <double> step_number)),
+                      <floating> (1.0 - pow(opt.beta2, <double> step_number)),
+                      <floating> opt.eps, <floating> opt.weight_decay)
+    else:
+        k.sgd_update(params, grad, state_a, n, <floating> opt.lr, <floating> opt.momentum, opt.nesterov,
+                     <floating> opt.weight_decay)
+
+
+cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
+                    const unsigned char* X_uint8, const floating* X_float, floating scale,
+                    const int* y, const Py_ssize_t* order, Py_ssize_t n_samples, Py_ssize_t batch_size,
+                    int loss_kind, const OptimizerConfig* opt, floating* state_a, floating* state_b,
+                    floating* grad, floating* inputs, floating* acts, floating* delta_a, floating* delta_b,
+                    double* loss_total,          # OUT sum of the applied batches' losses
+                    Py_ssize_t* progress         # OUT n_batches, n_correct, n_samples, diverged_batch
+                    ) except -1 nogil:
+    """Every batch: gradient, divergence check, update; progress is current after each applied batch."""
+    cdef Py_ssize_t start, m, batch_correct
+    cdef double batch_loss
+    cdef double last_check = nncore_seconds()
+    cdef double now
+    start = 0
+    while start < n_samples:
+        m = min(batch_size, n_samples - start)
+        batch_loss = 0
+        batch_correct = 0
+        batch_gradient(net, params, X_uint8, X_float, scale, y, order, start, m, loss_kind, grad,
+                       inputs, acts, delta_a, delta_b, &batch_loss, &batch_correct)
+        # The NumPy backend sums the batch's losses in the parameters' dtype: a float32 sum
+        # beyond FLT_MAX is inf there, so it counts as divergence here too.
+        if not isfinite(batch_loss) or (floating is float and (batch_loss > FLT_MAX or batch_loss < -FLT_MAX)):
+            progress[3] = progress[0] + 1
+            return 0
+        _apply_update(opt, params, grad, state_a, state_b, n_params, opt.step0 + progress[0] + 1)
+        loss_total[0] += batch_loss
+        progress[0] += 1
+        progress[1] += batch_correct
+        progress[2] += m
+        start += m
+        now = nncore_seconds()
+        if now - last_check >= SIGNAL_CHECK_SECONDS:
+            last_check = now
+            with gil:
+                PyErr_CheckSignals()
+    return 0
+
+
+def train_epoch(floating[::1] params, layer_sizes, X, const int[::1] y, const Py_ssize_t[::1] order,
+                Py_ssize_t batch_size, int loss_kind, floating[::1] state_a, floating[::1] state_b,
+                double[::1] loss_total, Py_ssize_t[::1] progress, *, bint adam, double lr,
+                double momentum=0.0, bint nesterov=False, double weight_decay=0.0,
+                double beta1=0.9, double beta2=0.999, double eps=1e-8, long long step0=0,
+                Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
+    """One epoch in one call, GIL released. Arguments are validated by cython_backend.train_epoch.
+
+    ``progress`` (n_batches, n_correct, n_samples, diverged_batch or 0) and ``loss_total`` are
+    updated after every applied batch, so they are right even when a KeyboardInterrupt
+    propagates out of here; the caller advances optimizer.step by progress[0].
+    """
+    cdef Py_ssize_t n_samples = order.shape[0]
+    cdef Py_ssize_t n_layers = len(layer_sizes) - 1
+    cdef Py_ssize_t chunk = max(1, min(chunk_rows, batch_size, n_samples))
+    cdef Layout net
+    cdef OptimizerConfig opt
+    cdef const unsigned char[:, ::1] X_uint8
+    cdef const floating[:, ::1] X_float
+    cdef const unsigned char* X_uint8_ptr = NULL
+    cdef const floating* X_float_ptr = NULL
+    cdef floating scale = _input_scale(params[0])
+    cdef floating[::1] grad, inputs, acts, delta_a, delta_b
+    if n_samples == 0:
+        return
+    tables, acts_size, delta_size = _layout_tables(layer_sizes, chunk)
+    _fill_layout(&net, tables, n_layers, chunk)
+    if X.dtype == np.uint8:
+        X_uint8 = X
+        X_uint8_ptr = &X_uint8[0, 0]
+    else:
+        X_float = X
+        X_float_ptr = &X_float[0, 0]
+    dtype = np.asarray(params).dtype
+    grad = np.empty(params.shape[0], dtype=dtype)
+    inputs = np.empty(chunk * net.sizes[0], dtype=dtype)
+    acts = np.empty(acts_size, dtype=dtype)
+    delta_a = np.empty(delta_size, dtype=dtype)
+    delta_b = np.empty(delta_size, dtype=dtype)
+    opt.adam = adam
+    opt.lr = lr
+    opt.momentum = momentum
+    opt.nesterov = nesterov
+    opt.weight_decay = weight_decay
+    opt.beta1 = beta1
+    opt.beta2 = beta2
+    opt.eps = eps
+    opt.step0 = step0
+    with nogil:
+        _run_epoch(&net, &params[0], params.shape[0], X_uint8_ptr, X_float_ptr, scale, &y[0], &order[0],
+                   n_samples, batch_size, loss_kind, &opt, &state_a[0], &state_b[0], &grad[0], &inputs[0],
+                   &acts[0], &delta_a[0], &delta_b[0], &loss_total[0], &progress[0])
+
+
+# ---------------------------------------------------------------- inference and the full gradient
+
+cdef void _inference(const Layout* net, const floating* params,
+                     const unsigned char* X_uint8, const floating* X_float, floating scale,
+                     const int* y, Py_ssize_t n_samples, int loss_kind,
+                     floating* inputs, floating* acts,
+                     floating* out,                               # OUT (n_samples, n_out) if loss_kind is LOSS_NONE
+                     double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
+    """Forward chunk by chunk: probabilities into ``out``, or the loss sum and correct count."""
+    cdef Py_ssize_t start, rows, i, argmax
+    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
+    cdef const floating* source
+    cdef floating* logits = acts + net.act_offsets[net.n_layers - 1]
+    start = 0
+    while start < n_samples:
+        rows = min(net.chunk_rows, n_samples - start)
+        if X_uint8 != NULL:
+            k.gather_scale_uint8(inputs, X_uint8, n_in, NULL, start, rows, scale)
+            source = inputs
+        else:
+            source = X_float + start * n_in    # contiguous rows: no copy
+        forward_chunk(net, params, source, rows, acts)
+        if loss_kind == LOSS_NONE:
+            for i in range(rows):
+                k.softmax_row(logits + i * n_out, n_out, &argmax)
+            memcpy(out + start * n_out, logits, rows * n_out * sizeof(floating))
+        else:
+            loss_chunk(logits, rows, n_out, y, NULL, start, loss_kind, 1, loss_sum, n_correct)
+        start += rows
+
+
+cdef tuple _inference_setup(layer_sizes, Py_ssize_t n_samples, Py_ssize_t chunk_rows, dtype):
+    chunk = max(1, min(chunk_rows, n_samples))
+    tables, acts_size, _ = _layout_tables(layer_sizes, chunk)
+    inputs = np.empty(chunk * int(layer_sizes[0]), dtype=dtype)
+    acts = np.empty(acts_size, dtype=dtype)
+    return chunk, tables, inputs, acts
+
+
+def forward(const floating[::1] params, layer_sizes, X, floating[:, ::1] out,
+            Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
+    """Class probabilities of every row of X into ``out`` (n_samples, n_out), GIL released."""
+    cdef Py_ssize_t n_samples = out.shape[0]
+    cdef Layout net
+    cdef const unsigned char[:, ::1] X_uint8
+    cdef const floating[:, ::1] X_float
+    cdef const unsigned char* X_uint8_ptr = NULL
+    cdef const floating* X_float_ptr = NULL
+    cdef floating[::1] inputs, acts
+    cdef double unused_loss = 0
+    cdef Py_ssize_t unused_correct = 0
+    if n_samples == 0:
+        return
+    chunk, tables, inputs, acts = _inference_setup(layer_sizes, n_samples, chunk_rows, np.asarray(out).dtype)
+    _fill_layout(&net, tables, len(layer_sizes) - 1, chunk)
+    if X.dtype == np.uint8:
+        X_uint8 = X
+        X_uint8_ptr = &X_uint8[0, 0]
+    else:
+        X_float = X
+        X_float_ptr = &X_float[0, 0]
+    with nogil:
+        _inference(&net, &params[0], X_uint8_ptr, X_float_ptr, _input_scale(out[0, 0]), NULL, n_samples,
+                   LOSS_NONE, &inputs[0], &acts[0], &out[0, 0], &unused_loss, &unused_correct)
+
+
+def evaluate(const floating[::1] params, layer_sizes, X, const int[::1] y, int loss_kind,
+             Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
+    """(sum of per-sample losses, number of correct argmax predictions), GIL released."""
+    cdef Py_ssize_t n_samples = y.shape[0]
+    cdef Layout net
+    cdef const unsigned char[:, ::1] X_uint8
+    cdef const floating[:, ::1] X_float
+    cdef const unsigned char* X_uint8_ptr = NULL
+    cdef const floating* X_float_ptr = NULL
+    cdef floating[::1] inputs, acts
+    cdef double loss_sum = 0
+    cdef Py_ssize_t n_correct = 0
+    if n_samples == 0:
+        return 0.0, 0
+    chunk, tables, inputs, acts = _inference_setup(layer_sizes, n_samples, chunk_rows, np.asarray(params).dtype)
+    _fill_layout(&net, tables, len(layer_sizes) - 1, chunk)
+    if X.dtype == np.uint8:
+        X_uint8 = X
+        X_uint8_ptr = &X_uint8[0, 0]
+    else:
+        X_float = X
+        X_float_ptr = &X_float[0, 0]
+    with nogil:
+        _inference(&net, &params[0], X_uint8_ptr, X_float_ptr, _input_scale(params[0]), &y[0], n_samples,
+                   loss_kind, &inputs[0], &acts[0], NULL, &loss_sum, &n_correct)
+    return loss_sum, n_correct
+
+
+def loss_and_grad(const floating[::1] params, layer_sizes, X, const int[::1] y, int loss_kind,
+                  floating[::1] grad, Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
+    """The gradient of the mean data loss over all of X into ``grad``; returns the loss sum."""
+    cdef Py_ssize_t n_samples = y.shape[0]
+    cdef Layout net
+    cdef const unsigned char[:, ::1] X_uint8
+    cdef const floating[:, ::1] X_float
+    cdef const unsigned char* X_uint8_ptr = NULL
+    cdef const floating* X_float_ptr = NULL
+    cdef floating[::1] inputs, acts, delta_a, delta_b
+    cdef double loss_sum = 0
+    cdef Py_ssize_t n_correct = 0
+    chunk = max(1, min(chunk_rows, n_samples))
+    tables, acts_size, delta_size = _layout_tables(layer_sizes, chunk)
+    _fill_layout(&net, tables, len(layer_sizes) - 1, chunk)
+    dtype = np.asarray(grad).dtype
+    inputs = np.empty(chunk * net.sizes[0], dtype=dtype)
+    acts = np.empty(acts_size, dtype=dtype)
+    delta_a = np.empty(delta_size, dtype=dtype)
+    delta_b = np.empty(delta_size, dtype=dtype)
+    if X.dtype == np.uint8:
+        X_uint8 = X
+        X_uint8_ptr = &X_uint8[0, 0]
+    else:
+        X_float = X
+        X_float_ptr = &X_float[0, 0]
+    with nogil:
+        batch_gradient(&net, &params[0], X_uint8_ptr, X_float_ptr, _input_scale(grad[0]), &y[0], NULL, 0,
+                       n_samples, loss_kind, &grad[0], &inputs[0], &acts[0], &delta_a[0], &delta_b[0],
+                       &loss_sum, &n_correct)
+    return loss_sum
+
+
+# ---------------------------------------------------------------- single kernels, for the tests
+
+def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C, double alpha=1.0,
+         double beta=0.0, bint trans_a=False, bint trans_b=False):
+    """Row-major C := alpha * op(A).op(B) + beta * C in place, through the BLAS shim."""
+    cdef Py_ssize_t m = A.shape[1] if trans_a else A.shape[0]
+    cdef Py_ssize_t inner = A.shape[0] if trans_a else A.shape[1]
+    cdef Py_ssize_t inner_b = B.shape[1] if trans_b else B.shape[0]
+    cdef Py_ssize_t n = B.shape[0] if trans_b else B.shape[1]
+    if inner != inner_b or C.shape[0] != m or C.shape[1] != n:
+        raise ValueError(f"shapes do not match: op(A) ({m}, {inner}), op(B) ({inner_b}, {n}), "
+                         f"C ({C.shape[0]}, {C.shape[1]})")
+    if max(m, n, inner) > INT_MAX:
+        raise ValueError("dimensions exceed the 32-bit BLAS index range")
+    if m == 0 or n == 0:
+        return
+    with nogil:
+        _blas.matmul_rowmajor(trans_a, trans_b, <int> m, <int> n, <int> inner, <floating> alpha,
+                              &A[0, 0] if A.shape[0] * A.shape[1] else NULL, <int> max(1, A.shape[1]),
+                              &B[0, 0] if B.shape[0] * B.shape[1] else NULL, <int> max(1, B.shape[1]),
+                              <floating> beta, &C[0, 0], <int> C.shape[1])
+
+
+def bias_relu_forward(floating[:, ::1] Z, const floating[::1] b):
+    """Z += b, then ReLU, in place."""
+    if b.shape[0] != Z.shape[1]:
+        raise ValueError("b must have Z.shape[1] entries")
+    if Z.shape[0] and Z.shape[1]:
+        k.bias_relu_forward(&Z[0, 0], &b[0], Z.shape[0], Z.shape[1])
+
+
+def _check_logits(logits, y):
+    if logits.ndim != 2 or logits.shape[1] < 1 or y.shape != (logits.shape[0],):
+        raise ValueError("logits must be (rows, k >= 1) and y (rows,)")
+    if len(y) and (y.min() < 0 or y.max() >= logits.shape[1]):
+        raise ValueError("labels out of range")
+
+
+def _loss_rows(floating[:, ::1] z, const int[::1] y, double m, int loss_kind):
+    cdef Py_ssize_t i, argmax
+    losses = np.empty(z.shape[0], dtype=np.asarray(z).dtype)
+    predictions = np.empty(z.shape[0], dtype=np.intp)
+    cdef floating[::1] losses_view = losses
+    cdef Py_ssize_t[::1] predictions_view = predictions
+    for i in range(z.shape[0]):
+        if loss_kind == LOSS_CROSS_ENTROPY:
+            losses_view[i] = k.cross_entropy_row(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
+        else:
+            losses_view[i] = k.mse_row(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
+        predictions_view[i] = argmax
+    return losses, predictions
+
+
+def softmax_cross_entropy(logits, y, m):
+    """(per-sample losses, dlogits = (P - onehot) / m, argmax predictions) of logits (rows, k)."""
+    logits = np.array(logits, order="C")
+    y = np.ascontiguousarray(y, dtype=np.int32)
+    _check_logits(logits, y)
+    losses, predictions = _loss_rows(logits, y, float(m), LOSS_CROSS_ENTROPY)
+    return losses, logits, predictions
+
+
+def mse(logits, y, m):
+    """(per-sample sum_k (p_k - onehot_k)^2, its gradient through the softmax / m, argmax predictions)."""
+    logits = np.array(logits, order="C")
+    y = np.ascontiguousarray(y, dtype=np.int32)
+    _check_logits(logits, y)
+    losses, predictions = _loss_rows(logits, y, float(m), LOSS_MSE)
+    return losses, logits, predictions
+
+
+def softmax(floating[:, ::1] Z):
+    """Row-wise softmax in place."""
+    cdef Py_ssize_t i, argmax
+    if Z.shape[1] == 0:
+        return
+    for i in range(Z.shape[0]):
+        k.softmax_row(&Z[i, 0], Z.shape[1], &argmax)
+
+
+def relu_backward(floating[:, ::1] dA, const floating[:, ::1] A, floating[::1] db):
+    """dA *= (A > 0) in place; db += its column sums (the bias gradient), in the same pass."""
+    if A.shape[0] != dA.shape[0] or A.shape[1] != dA.shape[1] or db.shape[0] != dA.shape[1]:
+        raise ValueError("dA and A must have one shape, db dA.shape[1] entries")
+    if dA.shape[0] and dA.shape[1]:
+        k.relu_backward_bias_grad(&dA[0, 0], &A[0, 0], dA.shape[0], dA.shape[1], &db[0])
+
+
+def bias_grad(const floating[:, ::1] dZ, floating[::1] db):
+    """db += column sums of dZ."""
+    if db.shape[0] != dZ.shape[1]:
+        raise ValueError("db must have dZ.shape[1] entries")
+    if dZ.shape[0] and dZ.shape[1]:
+        k.column_sums_add(&dZ[0, 0], dZ.shape[0], dZ.shape[1], &db[0])
+
+
+def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out):
+    """out[i] = X[indices[i]], scaled by 1/255 (rounded to out's dtype) when X is uint8."""
+    cdef const unsigned char[:, ::1] X_uint8
+    cdef const floating[:, ::1] X_float
+    cdef Py_ssize_t i
+    if out.shape[0] != indices.shape[0] or out.shape[1] != X.shape[1]:
+        raise ValueError("out must be (len(indices), X.shape[1])")
+    for i in range(indices.shape[0]):
+        if indices[i] < 0 or indices[i] >= X.shape[0]:
+            raise IndexError(f"row {indices[i]} out of range")
+    if indices.shape[0] == 0 or out.shape[1] == 0:
+        return
+    if X.dtype == np.uint8:
+        X_uint8 = X
+        k.gather_scale_uint8(&out[0, 0], &X_uint8[0, 0], X_uint8.shape[1], &indices[0], 0, indices.shape[0],
+                             _input_scale(out[0, 0]))
+    else:
+        X_float = X
+        k.gather_rows(&out[0, 0], &X_float[0, 0], X_float.shape[1], &indices[0], 0, indices.shape[0])
+
+
+def _check_flat(*arrays):
+    if len({a.shape[0] for a in arrays}) != 1:
+        raise ValueError("the flat buffers must have one length")
+
+
+def sgd_update(floating[::1] params, const floating[::1] grad, floating[::1] velocity, double lr,
+               double momentum, bint nesterov, double weight_decay):
+    """One SGD step over the flat buffers, in place (numpy_backend.sgd_update)."""
+    cdef OptimizerConfig opt
+    _check_flat(params, grad, velocity)
+    if params.shape[0] == 0:
+        return
+    opt.adam = False
+    opt.lr = lr
+    opt.momentum = momentum
+    opt.nesterov = nesterov
+    opt.weight_decay = weight_decay
+    _apply_update(&opt, &params[0], &grad[0], &velocity[0], &velocity[0], params.shape[0], 1)
+
+
+def adam_update(floating[::1] params, const floating[::1] grad, floating[::1] m, floating[::1] v,
+                long long step_number, double lr, double beta1, double beta2, double eps, double weight_decay):
+    """One Adam step over the flat buffers, in place; step_number counts from 1 (numpy_backend.adam_update)."""
+    cdef OptimizerConfig opt
+    _check_flat(params, grad, m, v)
+    if params.shape[0] == 0:
+        return
+    opt.adam = True
+    opt.lr = lr
+    opt.beta1 = beta1
+    opt.beta2 = beta2
+    opt.eps = eps
+    opt.weight_decay = weight_decay
+    _apply_update(&opt, &params[0], &grad[0], &m[0], &v[0], params.shape[0], step_number)

@@ -1,0 +1,39 @@
+# cython: language_level=3
+"""The BLAS shim: one fused-type gemm over SciPy's Fortran sgemm/dgemm (as sklearn's _cython_blas).
+
+Fortran BLAS is column-major. A row-major matrix is the transpose of the same memory read
+column-major, so row-major C = A.B is computed as column-major C^T = B^T.A^T by swapping the
+operands: no copies, transposes by flag. The three products of an MLP layer, with X (B, in),
+W (in, out), Y (B, out), all row-major:
+    Y  = X.W    gemm('n', 'n', out, B,  in,  1, W,  out, X, in,  0, Y,  out)
+    dW = X^T.dY gemm('n', 't', out, in, B,   1, dY, out, X, in,  0, dW, out)
+    dX = dY.W^T gemm('t', 'n', in,  B,  out, 1, W,  out, dY, out, 0, dX, in)
+"""
+from cython cimport floating
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+
+cdef inline void gemm(char transa, char transb, int m, int n, int k,
+                      floating alpha, const floating* A, int lda,    # IN
+                      const floating* B, int ldb,                    # IN
+                      floating beta, floating* C, int ldc            # IN/OUT
+                      ) noexcept nogil:
+    """C := alpha * op(A).op(B) + beta * C, column-major; C is (m, n), op(A) (m, k), op(B) (k, n)."""
+    if floating is float:
+        sgemm(&transa, &transb, &m, &n, &k, &alpha, <float*> A, &lda, <float*> B, &ldb, &beta, C, &ldc)
+    else:
+        dgemm(&transa, &transb, &m, &n, &k, &alpha, <double*> A, &lda, <double*> B, &ldb, &beta, C, &ldc)
+
+
+cdef inline void matmul_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
+                                 floating alpha, const floating* A, int lda,   # IN
+                                 const floating* B, int ldb,                   # IN
+                                 floating beta, floating* C, int ldc           # IN/OUT
+                                 ) noexcept nogil:
+    """Row-major C (m, n) := alpha * op(A).op(B) + beta * C, as column-major C^T = op(B)^T.op(A)^T.
+
+    lda, ldb, ldc are the row lengths (row-major leading dimensions) of A, B and C as stored.
+    """
+    cdef char ta = c't' if trans_a else c'n'
+    cdef char tb = c't' if trans_b else c'n'
+    gemm(tb, ta, n, m, k, alpha, B, ldb, A, lda, beta, C, ldc)

@@ -1,0 +1,262 @@
+# cython: language_level=3
+"""The fused element-wise kernels of the compiled core, one op each, on raw row-major buffers.
+
+Each kernel is the C twin of a function in nncore/backends/numpy_backend.py and follows its
+operation order, so float64 results agree to rounding and float32 results to a few ulps.
+Shapes are given as (rows, columns); every buffer is C-contiguous. Nothing here allocates,
+checks shapes or touches Python: the callers in _core.pyx validated everything once.
+"""
+from cython cimport floating
+from libc.math cimport exp, expf, log, logf, sqrt, sqrtf
+from libc.string cimport memcpy, memset
+
+
+cdef inline floating exp_(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating log_(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+cdef inline floating sqrt_(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+# ---------------------------------------------------------------- input gather
+
+cdef inline void gather_scale_uint8(floating* out,                     # OUT (count, n_features)
+                                    const unsigned char* X,            # IN  (n_samples, n_features)
+                                    Py_ssize_t n_features,
+                                    const Py_ssize_t* indices,         # IN  row numbers, or NULL
+                                    Py_ssize_t first, Py_ssize_t count,
+                                    floating scale) noexcept nogil:
+    """out[i] = X[indices[first + i]] * scale (X[first + i] when indices is NULL), uint8 -> float."""
+    cdef Py_ssize_t i, j, row
+    cdef const unsigned char* source
+    cdef floating* target
+    for i in range(count):
+        row = indices[first + i] if indices != NULL else first + i
+        source = X + row * n_features
+        target = out + i * n_features
+        for j in range(n_features):
+            target[j] = (<floating> source[j]) * scale
+
+
+cdef inline void gather_rows(floating* out,                            # OUT (count, n_features)
+                             const floating* X,                        # IN  (n_samples, n_features)
+                             Py_ssize_t n_features,
+                             const Py_ssize_t* indices,                # IN  row numbers, or NULL
+                             Py_ssize_t first, Py_ssize_t count) noexcept nogil:
+    """out[i] = X[indices[first + i]]: inputs already in the parameters' dtype are copied as they are."""
+    cdef Py_ssize_t i, row
+    if indices == NULL:
+        memcpy(out, X + first * n_features, count * n_features * sizeof(floating))
+        return
+    for i in range(count):
+        row = indices[first + i]
+        memcpy(out + i * n_features, X + row * n_features, n_features * sizeof(floating))
+
+
+# ---------------------------------------------------------------- forward
+
+cdef inline void bias_relu_forward(floating* Z,                        # IN/OUT (rows, n)
+                                   const floating* b,                  # IN     (n,)
+                                   Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
+    """Z += b, then ReLU in place. NaN stays NaN (as np.maximum), so divergence is still seen."""
+    cdef Py_ssize_t i, j
+    cdef floating z
+    cdef floating* row
+    for i in range(rows):
+        row = Z + i * n
+        for j in range(n):
+            z = row[j] + b[j]
+            row[j] = 0 if z < 0 else z
+
+
+cdef inline void bias_forward(floating* Z,                             # IN/OUT (rows, n)
+                              const floating* b,                       # IN     (n,)
+                              Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
+    """Z += b (the output layer: logits)."""
+    cdef Py_ssize_t i, j
+    cdef floating* row
+    for i in range(rows):
+        row = Z + i * n
+        for j in range(n):
+            row[j] = row[j] + b[j]
+
+
+cdef inline floating row_max_argmax(const floating* z, Py_ssize_t k, Py_ssize_t* argmax) noexcept nogil:
+    """The largest of z[0:k] and the index of its first occurrence (np.argmax's tie rule)."""
+    cdef Py_ssize_t j
+    cdef floating best = z[0]
+    argmax[0] = 0
+    for j in range(1, k):
+        if z[j] > best:
+            best = z[j]
+            argmax[0] = j
+    return best
+
+
+cdef inline floating softmax_row(floating* z, Py_ssize_t k, Py_ssize_t* argmax) noexcept nogil:
+    """z (k,) := softmax(z) in place, max subtracted so exp never overflows; returns sum(exp(z - max)).
+
+    Sets argmax to the first index of the largest input (the prediction).
+    """
+    cdef Py_ssize_t j
+    cdef floating row_max = row_max_argmax(z, k, argmax)
+    cdef floating sum_exp = 0
+    for j in range(k):
+        z[j] = exp_(z[j] - row_max)
+        sum_exp = sum_exp + z[j]
+    for j in range(k):
+        z[j] = z[j] / sum_exp
+    return sum_exp
+
+
+cdef inline floating cross_entropy_row(floating* z,                    # IN logits (k,) / OUT dlogits
+                                       Py_ssize_t k, int label, floating m,
+                                       Py_ssize_t* argmax) noexcept nogil:
+    """Per-sample loss log(sum exp z) + max - z_label; z := (softmax(z) - onehot(label)) / m.
+
+    m is the size of the whole batch the gradient is averaged over. Stable for any finite z:
+    the exponents are <= 0 and the loss never forms log(p) of an underflowed p.
+    """
+    cdef Py_ssize_t j
+    cdef floating row_max = row_max_argmax(z, k, argmax)
+    cdef floating z_label = z[label]
+    cdef floating sum_exp = 0
+    cdef floating loss
+    for j in range(k):
+        z[j] = exp_(z[j] - row_max)
+        sum_exp = sum_exp + z[j]
+    loss = (log_(sum_exp) + row_max) - z_label
+    for j in range(k):
+        z[j] = z[j] / sum_exp
+    z[label] = z[label] - 1
+    for j in range(k):
+        z[j] = z[j] / m
+    return loss
+
+
+cdef inline floating mse_row(floating* z,                              # IN logits (k,) / OUT dlogits
+                             Py_ssize_t k, int label, floating m,
+                             Py_ssize_t* argmax) noexcept nogil:
+    """Per-sample loss sum_j (p_j - onehot_j)^2 with p = softmax(z); z := its gradient / m.
+
+    Through the softmax: g = 2 (p - onehot) / m, dz = p * (g - sum_j g_j p_j).
+    """
+    cdef Py_ssize_t j
+    cdef floating residual, g, loss = 0, g_dot_p = 0
+    softmax_row(z, k, argmax)
+    for j in range(k):
+        residual = z[j] - 1 if j == label else z[j]
+        loss = loss + residual * residual
+        g = 2 * residual / m
+        g_dot_p = g_dot_p + g * z[j]
+    for j in range(k):
+        residual = z[j] - 1 if j == label else z[j]
+        g = 2 * residual / m
+        z[j] = z[j] * (g - g_dot_p)
+    return loss
+
+
+# ---------------------------------------------------------------- backward
+
+cdef inline void column_sums_add(const floating* dZ,                   # IN  (rows, n)
+                                 Py_ssize_t rows, Py_ssize_t n,
+                                 floating* db) noexcept nogil:         # IN/OUT (n,)
+    """db += sum over rows of dZ (a bias gradient)."""
+    cdef Py_ssize_t i, j
+    cdef const floating* row
+    for i in range(rows):
+        row = dZ + i * n
+        for j in range(n):
+            db[j] = db[j] + row[j]
+
+
+cdef inline void relu_backward_bias_grad(floating* dA,                 # IN dA / OUT dZ (rows, n)
+                                         const floating* A,            # IN ReLU output (rows, n)
+                                         Py_ssize_t rows, Py_ssize_t n,
+                                         floating* db) noexcept nogil: # IN/OUT (n,), or NULL
+    """dZ = dA * 1[A > 0] in place, and db += column sums of dZ in the same pass (when db is given).
+
+    Multiplying by the mask (not selecting) matches numpy's dA *= (A > 0), NaN * 0 included.
+    """
+    cdef Py_ssize_t i, j
+    cdef floating* d
+    cdef const floating* a
+    for i in range(rows):
+        d = dA + i * n
+        a = A + i * n
+        for j in range(n):
+            d[j] = d[j] * (<floating> (a[j] > 0))
+        if db != NULL:
+            for j in range(n):
+                db[j] = db[j] + d[j]
+
+
+# ---------------------------------------------------------------- optimizer updates, one pass each
+
+cdef inline void sgd_update(floating* params,                          # IN/OUT (n,)
+                            const floating* grad,                      # IN     (n,)
+                            floating* velocity,                        # IN/OUT (n,), unused if momentum == 0
+                            Py_ssize_t n, floating lr, floating momentum, bint nesterov,
+                            floating weight_decay) noexcept nogil:
+    """g = grad + wd * theta; v = momentum * v + g; step = g + momentum * v (Nesterov) or v; theta -= lr * step.
+
+    The four cases are separate loops so each one vectorizes without branches.
+    """
+    cdef Py_ssize_t i
+    cdef floating g, v
+    if momentum == 0:
+        if weight_decay == 0:
+            for i in range(n):
+                params[i] = params[i] - lr * grad[i]
+        else:
+            for i in range(n):
+                g = grad[i] + weight_decay * params[i]
+                params[i] = params[i] - lr * g
+    elif nesterov:
+        for i in range(n):
+            g = grad[i] + weight_decay * params[i] if weight_decay != 0 else grad[i]
+            v = velocity[i] * momentum + g
+            velocity[i] = v
+            params[i] = params[i] - lr * (g + momentum * v)
+    else:
+        for i in range(n):
+            g = grad[i] + weight_decay * params[i] if weight_decay != 0 else grad[i]
+            v = velocity[i] * momentum + g
+            velocity[i] = v
+            params[i] = params[i] - lr * v
+
+
+cdef inline void adam_update(floating* params,                         # IN/OUT (n,)
+                             const floating* grad,                     # IN     (n,)
+                             floating* m, floating* v,                 # IN/OUT (n,) moment estimates
+                             Py_ssize_t n, floating lr, floating beta1, floating beta2,
+                             floating one_minus_beta1, floating one_minus_beta2,
+                             floating bias_correction1, floating bias_correction2,
+                             floating eps, floating weight_decay) noexcept nogil:
+    """Adam with bias correction; bias_correction_i = 1 - beta_i ** t, computed by the caller.
+
+    theta -= lr * (m / bc1) / (sqrt(v / bc2) + eps), in numpy_backend.adam_update's order.
+    """
+    cdef Py_ssize_t i
+    cdef floating g, m_i, v_i
+    for i in range(n):
+        g = grad[i] + weight_decay * params[i] if weight_decay != 0 else grad[i]
+        m_i = m[i] * beta1 + one_minus_beta1 * g
+        v_i = v[i] * beta2 + (one_minus_beta2 * g) * g
+        m[i] = m_i
+        v[i] = v_i
+        params[i] = params[i] - (lr * (m_i / bias_correction1)) / (sqrt_(v_i / bias_correction2) + eps)

@@ -1,0 +1,141 @@
+# cython: language_level=3
+"""A chunk of rows through the whole network: forward, loss, backward; one batch's gradient.
+
+The flat parameter layout is nncore.backends._common's: per layer W (fan_in, fan_out)
+row-major, then b (fan_out,). A batch larger than the workspace (``chunk_rows``) is processed
+chunk by chunk, accumulating dW with gemm beta = 1 and db by column sums, with dlogits
+scaled by 1/m for the whole batch: the same gradient as one big batch, without an
+(m, n_inputs) workspace.
+"""
+from cython cimport floating
+from libc.string cimport memset
+
+from _blas cimport gemm
+cimport _kernels as k
+
+cdef enum:
+    LOSS_CROSS_ENTROPY = 0
+    LOSS_MSE = 1
+    LOSS_NONE = 2        # forward only: probabilities
+
+
+cdef struct Layout:
+    Py_ssize_t n_layers
+    const Py_ssize_t* sizes          # (n_layers + 1,) widths, inputs first
+    const Py_ssize_t* w_offsets      # (n_layers,) where W_l starts in the flat buffer
+    const Py_ssize_t* b_offsets      # (n_layers,) where b_l starts
+    const Py_ssize_t* act_offsets    # (n_layers,) where layer l's output starts in the activations workspace
+    Py_ssize_t chunk_rows            # rows the workspaces hold
+
+
+cdef inline void forward_chunk(const Layout* net, const floating* params,
+                               const floating* inputs,       # IN  (rows, sizes[0])
+                               Py_ssize_t rows,
+                               floating* acts) noexcept nogil:  # OUT per layer (rows, sizes[l + 1])
+    """Activations of every layer; the last layer's output (logits, bias added) ends the chain."""
+    cdef Py_ssize_t l, fan_in, fan_out
+    cdef const floating* A = inputs
+    cdef floating* Z
+    for l in range(net.n_layers):
+        fan_in = net.sizes[l]
+        fan_out = net.sizes[l + 1]
+        Z = acts + net.act_offsets[l]
+        # Z (rows, out) = A (rows, in) . W (in, out)
+        gemm(c'n', c'n', <int> fan_out, <int> rows, <int> fan_in, 1, params + net.w_offsets[l],
+             <int> fan_out, A, <int> fan_in, 0, Z, <int> fan_out)
+        if l < net.n_layers - 1:
+            k.bias_relu_forward(Z, params + net.b_offsets[l], rows, fan_out)
+        else:
+            k.bias_forward(Z, params + net.b_offsets[l], rows, fan_out)
+        A = Z
+
+
+cdef inline void loss_chunk(floating* logits,               # IN logits / OUT dlogits (rows, n_out)
+                            Py_ssize_t rows, Py_ssize_t n_out,
+                            const int* y, const Py_ssize_t* indices, Py_ssize_t first,  # labels y[row]
+                            int loss_kind, floating m,
+                            double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
+    """Per-row softmax + loss + dlogits (/ m), adding the losses and correct predictions."""
+    cdef Py_ssize_t i, row, argmax
+    cdef int label
+    cdef floating* z
+    cdef double total = 0
+    cdef Py_ssize_t correct = 0
+    for i in range(rows):
+        row = indices[first + i] if indices != NULL else first + i
+        label = y[row]
+        z = logits + i * n_out
+        if loss_kind == LOSS_CROSS_ENTROPY:
+            total += k.cross_entropy_row(z, n_out, label, m, &argmax)
+        else:
+            total += k.mse_row(z, n_out, label, m, &argmax)
+        correct += argmax == label
+    loss_sum[0] += total
+    n_correct[0] += correct
+
+
+cdef inline void backward_chunk(const Layout* net, const floating* params,
+                                const floating* inputs,     # IN  (rows, sizes[0])
+                                Py_ssize_t rows,
+                                floating* acts,             # IN  activations, the logits replaced by dlogits
+                                floating* grad,             # IN/OUT flat gradient
+                                floating beta,              # 0: overwrite dW, 1: accumulate into dW
+                                floating* delta_a, floating* delta_b  # workspaces (rows, max hidden width)
+                                ) noexcept nogil:
+    """dW_l (beta=0: =, beta=1: +=) A_{l-1}^T dZ_l; db_l += column sums of dZ_l; dZ flows back.
+
+    The bias gradients are only ever added to: the caller zeroes them once per batch. The first
+    layer's dX is never formed.
+    """
+    cdef Py_ssize_t l, fan_in, fan_out
+    cdef floating* dZ = acts + net.act_offsets[net.n_layers - 1]
+    cdef floating* dA
+    cdef floating* spare
+    cdef const floating* A_prev
+    k.column_sums_add(dZ, rows, net.sizes[net.n_layers], grad + net.b_offsets[net.n_layers - 1])
+    for l in range(net.n_layers - 1, -1, -1):
+        fan_in = net.sizes[l]
+        fan_out = net.sizes[l + 1]
+        A_prev = inputs if l == 0 else acts + net.act_offsets[l - 1]
+        # dW (in, out) = A_prev^T (in, rows) . dZ (rows, out)
+        gemm(c'n', c't', <int> fan_out, <int> fan_in, <int> rows, 1, dZ, <int> fan_out,
+             A_prev, <int> fan_in, beta, grad + net.w_offsets[l], <int> fan_out)
+        if l > 0:
+            dA = delta_a
+            # dA (rows, in) = dZ (rows, out) . W^T (out, in)
+            gemm(c't', c'n', <int> fan_in, <int> rows, <int> fan_out, 1, params + net.w_offsets[l],
+                 <int> fan_out, dZ, <int> fan_out, 0, dA, <int> fan_in)
+            k.relu_backward_bias_grad(dA, A_prev, rows, fan_in, grad + net.b_offsets[l - 1])
+            dZ = dA
+            spare = delta_a
+            delta_a = delta_b
+            delta_b = spare
+
+
+cdef inline void batch_gradient(const Layout* net, const floating* params,
+                                const unsigned char* X_uint8, const floating* X_float,  # one of them, (n, sizes[0])
+                                floating scale,
+                                const int* y,
+                                const Py_ssize_t* indices,   # the batch's rows are indices[first:first+m] (or first.. when NULL)
+                                Py_ssize_t first, Py_ssize_t m,
+                                int loss_kind,
+                                floating* grad,              # OUT flat gradient of the batch's mean loss
+                                floating* inputs, floating* acts, floating* delta_a, floating* delta_b,
+                                double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
+    """The gradient of the mean loss over one batch of m rows, chunk by chunk; adds its losses and hits."""
+    cdef Py_ssize_t l, start, rows, n_in = net.sizes[0]
+    cdef Py_ssize_t n_out = net.sizes[net.n_layers]
+    for l in range(net.n_layers):
+        memset(grad + net.b_offsets[l], 0, net.sizes[l + 1] * sizeof(floating))
+    start = 0
+    while start < m:
+        rows = min(net.chunk_rows, m - start)
+        if X_uint8 != NULL:
+            k.gather_scale_uint8(inputs, X_uint8, n_in, indices, first + start, rows, scale)
+        else:
+            k.gather_rows(inputs, X_float, n_in, indices, first + start, rows)
+        forward_chunk(net, params, inputs, rows, acts)
+        loss_chunk(acts + net.act_offsets[net.n_layers - 1], rows, n_out, y, indices, first + start,
+                   loss_kind, <floating> m, loss_sum, n_correct)
+        backward_chunk(net, params, inputs, rows, acts, grad, 0 if start == 0 else 1, delta_a, delta_b)
+        start += rows
