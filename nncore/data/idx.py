@@ -57,7 +57,7 @@ def read_idx(path):
         _, shape, header_size, payload_size = _parse_header(stream.read, path)
         _check_payload_size(os.fstat(stream.fileno()).st_size - header_size, payload_size, shape, path)
         stream.seek(0)
-        whole_file = bytearray(header_size + payload_size)
+        whole_file = np.empty(header_size + payload_size, dtype=np.uint8)  # not zeroed: overwritten
         if stream.readinto(whole_file) != len(whole_file):
             raise DataError(f"{path}: the file shrank while it was being read")
     return decode_idx(whole_file, source=path)
@@ -67,7 +67,7 @@ def decode_idx(data, source="<bytes>"):
     """Decode the bytes of a whole, uncompressed IDX file into an array.
 
     For one-byte types the result is a view of ``data`` (no copy; writable when ``data``
-    is a bytearray). ``source`` names the data in error messages.
+    is, e.g. a bytearray or a uint8 array). ``source`` names the data in error messages.
     """
     view = memoryview(data).cast("B")
     position = 0
