@@ -19,7 +19,7 @@ def example_rows(count=3):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(count, 784))
     labels = np.arange(count) % 10
-    return images, labels, [csv_row(label, image) for label, image in zip(labels, images)]
+    return images, labels, [csv_row(label, image) for label, image in zip(labels, images, strict=True)]
 
 
 def write_csv(tmp_path, lines, name="digits.csv"):

@@ -93,7 +93,7 @@ def test_batches_with_a_seed_repeat_and_without_shuffle_keep_order():
     dataset = make_dataset(30)
     first = [labels for _, labels in dataset.batches(8, seed=11)]
     again = [labels for _, labels in dataset.batches(8, seed=11)]
-    for one, other in zip(first, again):
+    for one, other in zip(first, again, strict=True):
         np.testing.assert_array_equal(one, other)
     in_order = np.concatenate([labels for _, labels in dataset.batches(8, shuffle=False)])
     np.testing.assert_array_equal(in_order, dataset.labels)

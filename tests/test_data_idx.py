@@ -105,7 +105,7 @@ BAD_FILES = {
     # 2**32-1 to the 4th power bytes: far beyond memory; must fail without allocating it.
     "huge dims": (idx_header(0x0E, (2**32 - 1,) * 4) + bytes(16), "truncated IDX payload"),
     # The product of these sizes wraps to 0 in 32-bit and in 64-bit arithmetic.
-    "dims product overflows": (idx_header(0x08, (2**16, 2**16, 2**16, 2**16)) + bytes(3), "truncated IDX payload"),
+    "dims product overflows": (idx_header(0x08, (2**16,) * 4) + bytes(3), "truncated IDX payload"),
     "product does not match payload": (idx_header(0x0C, (3,)) + bytes(16), "4 unexpected bytes"),
 }
 

