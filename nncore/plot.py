@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nncore import metrics
+
 INSTALL_HINT = 'pip install "nncore[plot]"'
 
 # GitHub's "success" and "danger" colours: distinct for most colour-blind readers, since
@@ -141,14 +143,6 @@ def _grid_shape(count, columns=None, target_ratio=2.0):
 
 # ---------------------------------------------------------------- confusion counts and text
 
-def confusion_counts(true_labels, predicted_labels, n_classes):
-    """Counts (n_classes, n_classes): row = true class, column = predicted class."""
-    true_labels = np.asarray(true_labels, dtype=np.int64)
-    predicted_labels = np.asarray(predicted_labels, dtype=np.int64)
-    flat = np.bincount(true_labels * n_classes + predicted_labels, minlength=n_classes * n_classes)
-    return flat.reshape(n_classes, n_classes)
-
-
 def _per_class_accuracy(matrix):
     """Diagonal over row sums; NaN for a class with no examples."""
     matrix = np.asarray(matrix)
@@ -224,7 +218,7 @@ def prediction_grid(model, dataset, n=36, only_errors=False, columns=None):
     count = max(len(chosen), 1)
     columns, rows = _grid_shape(count, columns)
     longest = max(len(name) for name in class_names)
-    cell_width = 0.95 if longest <= 2 else min(0.95 + 0.07 * longest, 1.8)
+    cell_width = 0.95 if longest <= 2 else min(0.9 + 0.025 * longest, 1.4)
     title_lines = 1 if np.all(predictions == labels[chosen]) else 2
     cell_height = 0.95 + 0.13 * title_lines
     figure = _new_figure(figsize=(columns * cell_width + 0.2, rows * cell_height + 0.4),
@@ -263,6 +257,8 @@ def training_curves(history):
     if not lengths:
         raise ValueError("history has no 'loss', 'accuracy', 'val_loss' or 'val_accuracy' values")
     n_epochs = max(lengths)
+    # A run resumed from a checkpoint counts its epochs from where the model had got to.
+    epoch_numbers = np.asarray(values.get("epoch") or np.arange(1, n_epochs + 1))
 
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
@@ -273,11 +269,10 @@ def training_curves(history):
         for prefix, label, style in (("", "training", "-"), ("val_", "validation", "--")):
             curve = curves[prefix + key]
             if curve is not None:
-                epochs = np.arange(1, len(curve) + 1)
-                axes.plot(epochs, curve, style, marker="o", markersize=3.5, label=label)
+                axes.plot(epoch_numbers[:len(curve)], curve, style, marker="o", markersize=3.5, label=label)
         axes.set_title(title)
         axes.set_xlabel("epoch")
-        axes.set_xlim(0.5, n_epochs + 0.5)
+        axes.set_xlim(epoch_numbers[0] - 0.5, epoch_numbers[-1] + 0.5)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend()
@@ -288,7 +283,7 @@ def training_curves(history):
              for label, curve in (("training", curves["accuracy"]), ("validation", curves["val_accuracy"]))
              if curve is not None]
     if final:
-        figure.suptitle(f"After {n_epochs} epochs: " + ", ".join(final), fontsize=10)
+        figure.suptitle(f"After epoch {epoch_numbers[-1]}: " + ", ".join(final), fontsize=10)
     return figure
 
 
@@ -298,7 +293,7 @@ def confusion_matrix(model, dataset):
     class_names = _class_names(model, class_names)
     n_classes = len(class_names)
     predictions = np.asarray(model.predict(images))
-    matrix = confusion_counts(labels, predictions, n_classes)
+    matrix = metrics.confusion_matrix(labels, predictions, n_classes)
     accuracy = _per_class_accuracy(matrix)
 
     longest = max(len(name) for name in class_names)
