@@ -103,9 +103,9 @@ BAD_FILES = {
     "truncated wide payload": (idx_header(0x0E, (2,)) + bytes(15), "truncated IDX payload"),
     "trailing garbage": (idx_header(0x08, (2, 3)) + bytes(6) + b"junk", "4 unexpected bytes"),
     # 2**32-1 to the 4th power bytes: far beyond memory; must fail without allocating it.
-    "huge dims": (idx_header(0x0E, (2**32 - 1,) * 4) + bytes(16), "truncated IDX payload"),
+    "huge dims": (idx_header(0x0E, (2**32 - 1,) * 4) + bytes(16), "overflow"),
     # The product of these sizes wraps to 0 in 32-bit and in 64-bit arithmetic.
-    "dims product overflows": (idx_header(0x08, (2**16,) * 4) + bytes(3), "truncated IDX payload"),
+    "dims product overflows": (idx_header(0x08, (2**16,) * 4) + bytes(3), "overflow"),
     "product does not match payload": (idx_header(0x0C, (3,)) + bytes(16), "4 unexpected bytes"),
 }
 
@@ -190,3 +190,14 @@ def test_arbitrary_bytes_decode_consistently_or_raise_data_error(contents):
     except DataError:
         return
     assert encode_idx(decoded) == contents  # a file that decodes is exactly what it says
+
+
+@pytest.mark.parametrize("contents", [
+    # Found by hypothesis: a zero dim makes the payload empty while the others are huge.
+    b"\x00\x00\x08\x04\x00\x00\x00\x00\x00\x00\x00\x02\xac\x00\x00\x00_A}\x06",
+    # More dimensions than NumPy arrays can have, all of size 1.
+    b"\x00\x00\x08\x41" + b"\x00\x00\x00\x01" * 0x41 + b"\x07",
+])
+def test_shapes_numpy_cannot_hold_raise_data_error(contents):
+    with pytest.raises(DataError, match="<bytes>"):
+        decode_idx(contents)

@@ -38,6 +38,8 @@ _CODE_BY_KIND_AND_SIZE = {
 GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_READ_CHUNK_BYTES = 1 << 20
 _LARGEST_DIMENSION = 2**32 - 1
+# NumPy 2 arrays have at most 64 dimensions, NumPy 1 at most 32.
+_MAX_NUMPY_DIMENSIONS = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
 
 
 def read_idx(path):
@@ -131,8 +133,15 @@ def _parse_header(read, source):
             f"{source}: truncated IDX header: {number_of_dimensions} dimensions declared, "
             f"only {len(dimension_bytes)} of their {4 * number_of_dimensions} bytes present")
     shape = struct.unpack(f">{number_of_dimensions}I", dimension_bytes)
+    if number_of_dimensions > _MAX_NUMPY_DIMENSIONS:
+        raise DataError(f"{source}: {number_of_dimensions} dimensions declared; NumPy arrays "
+                        f"hold at most {_MAX_NUMPY_DIMENSIONS}")
     # Python integers do not overflow: the product is exact however large the dims are.
     payload_size = math.prod(shape) * dtype.itemsize
+    # A zero among the dims makes the payload empty, but the other dims must still describe
+    # an array NumPy can index: their product must fit in a signed 64-bit size.
+    if math.prod(size for size in shape if size) * dtype.itemsize >= 2**63:
+        raise DataError(f"{source}: IDX dims {shape} overflow: their product is too large for any array")
     return dtype, shape, 4 + 4 * number_of_dimensions, payload_size
 
 
