@@ -177,7 +177,7 @@ def format_confusion_matrix(matrix, class_names=None):
                 + f"  {last:>8}").rstrip()
 
     lines = [line(corner, [str(k) for k in range(n_classes)], "accuracy")]
-    for label, row, row_accuracy in zip(row_labels, matrix, accuracy):
+    for label, row, row_accuracy in zip(row_labels, matrix, accuracy, strict=True):
         shown = "-" if np.isnan(row_accuracy) else f"{100 * row_accuracy:.1f}%"
         lines.append(line(label, [str(int(count)) for count in row], shown))
     total = int(matrix.sum())
@@ -231,7 +231,7 @@ def prediction_grid(model, dataset, n=36, only_errors=False, columns=None):
         axes.text(0.5, 0.5, "no misclassified images", ha="center", va="center", fontsize=11)
         return figure
 
-    for cell, (index, predicted) in enumerate(zip(chosen, predictions)):
+    for cell, (index, predicted) in enumerate(zip(chosen, predictions, strict=True)):
         axes = figure.add_subplot(rows, columns, cell + 1)
         axes.imshow(images[index].reshape(side, side), cmap="gray_r", vmin=0, vmax=255,
                     interpolation="nearest")

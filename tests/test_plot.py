@@ -11,9 +11,9 @@ from nncore import plot
 from nncore.data.dataset import Dataset
 from nncore.model import MLP
 
-matplotlib = pytest.importorskip("matplotlib")
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
+# matplotlib is in the [dev] extra; without it only the figures' ImportError could be tested.
+FigureCanvasAgg = pytest.importorskip("matplotlib.backends.backend_agg").FigureCanvasAgg
+to_hex = pytest.importorskip("matplotlib.colors").to_hex
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Sneaker")
 
@@ -105,7 +105,7 @@ def test_prediction_grid_titles_are_green_when_right_and_red_with_the_truth_when
     assert isinstance(figure.canvas, FigureCanvasAgg)
     assert len(figure.axes) == 12
     wrong = 0
-    for axes, predicted, true in zip(figure.axes, predictions, test.labels[:12]):
+    for axes, predicted, true in zip(figure.axes, predictions, test.labels[:12], strict=True):
         if predicted == true:
             assert axes.get_title() == f"pred {CLASS_NAMES[predicted]}"
             assert title_color(axes) == plot.RIGHT_COLOR
@@ -134,7 +134,7 @@ def test_prediction_grid_of_errors_shows_only_misclassified_images(trained):
 
     assert len(figure.axes) == len(wrong)
     assert all(title_color(axes) == plot.WRONG_COLOR for axes in figure.axes)
-    for axes, index in zip(figure.axes, wrong):
+    for axes, index in zip(figure.axes, wrong, strict=True):
         assert axes.get_title().endswith(f"true {CLASS_NAMES[test.labels[index]]}")
     assert f"{len(wrong)} misclassified images of tiny test" in figure.get_suptitle()
 
@@ -204,7 +204,7 @@ def test_confusion_matrix_annotates_every_nonzero_count_and_each_class_accuracy(
     model, _, test = trained
     predictions = model.predict(test.images)
     expected = np.zeros((3, 3), int)
-    for true, predicted in zip(test.labels, predictions):
+    for true, predicted in zip(test.labels, predictions, strict=True):
         expected[true, predicted] += 1
 
     figure = plot.confusion_matrix(model, test)
