@@ -510,3 +510,54 @@ def adam_update(floating[::1] params, const floating[::1] grad, floating[::1] m,
     opt.eps = eps
     opt.weight_decay = weight_decay
     _apply_update(&opt, &params[0], &grad[0], &m[0], &v[0], params.shape[0], step_number)
+
+
+# ---------------------------------------------------------------- measuring
+
+def gemm_floor_seconds(const floating[::1] params, layer_sizes, Py_ssize_t n_samples, Py_ssize_t batch_size):
+    """Seconds that the gemm calls of one training epoch take alone (benchmarks/epoch_quick.py).
+
+    The same calls in the same order as train_epoch (forward per layer; dW per layer; dX for all
+    but the first), on workspaces of the same shapes, with nothing in between: an epoch's floor.
+    """
+    cdef Layout net
+    cdef Py_ssize_t start, rows, l, fan_in, fan_out
+    cdef floating[::1] grad, inputs, acts, delta
+    cdef double began, ended
+    cdef Py_ssize_t chunk = max(1, min(DEFAULT_CHUNK_ROWS, batch_size, n_samples))
+    tables, acts_size, delta_size = _layout_tables(layer_sizes, chunk)
+    _fill_layout(&net, tables, len(layer_sizes) - 1, chunk)
+    dtype = np.asarray(params).dtype
+    grad = np.zeros(params.shape[0], dtype=dtype)
+    inputs = np.full(chunk * net.sizes[0], 0.5, dtype=dtype)
+    acts = np.full(acts_size, 0.5, dtype=dtype)
+    delta = np.full(delta_size, 0.5, dtype=dtype)
+    with nogil:
+        began = nncore_seconds()
+        start = 0
+        while start < n_samples:
+            rows = min(chunk, n_samples - start)
+            forward_chunk_gemms_only(&net, &params[0], &inputs[0], rows, &acts[0])
+            for l in range(net.n_layers - 1, -1, -1):
+                fan_in = net.sizes[l]
+                fan_out = net.sizes[l + 1]
+                _blas.gemm(c'n', c't', <int> fan_out, <int> fan_in, <int> rows, 1, &acts[0] + net.act_offsets[l],
+                           <int> fan_out, &inputs[0] if l == 0 else &acts[0] + net.act_offsets[l - 1],
+                           <int> fan_in, 0, &grad[0] + net.w_offsets[l], <int> fan_out)
+                if l > 0:
+                    _blas.gemm(c't', c'n', <int> fan_in, <int> rows, <int> fan_out, 1, &params[0] + net.w_offsets[l],
+                               <int> fan_out, &acts[0] + net.act_offsets[l], <int> fan_out, 0, &delta[0], <int> fan_in)
+            start += rows
+        ended = nncore_seconds()
+    return ended - began
+
+
+cdef void forward_chunk_gemms_only(const Layout* net, const floating* params, const floating* inputs,
+                                   Py_ssize_t rows, floating* acts) noexcept nogil:
+    cdef Py_ssize_t l
+    cdef const floating* A = inputs
+    for l in range(net.n_layers):
+        _blas.gemm(c'n', c'n', <int> net.sizes[l + 1], <int> rows, <int> net.sizes[l], 1,
+                   params + net.w_offsets[l], <int> net.sizes[l + 1], A, <int> net.sizes[l], 0,
+                   acts + net.act_offsets[l], <int> net.sizes[l + 1])
+        A = acts + net.act_offsets[l]

@@ -1,0 +1,229 @@
+"""Each fused kernel of the compiled core against its NumPy definition in numpy_backend.
+
+Tolerances: the kernels follow the reference's operation order, so float64 agrees to a few
+ulps (rtol 1e-13) and float32 to a few float32 ulps (rtol 1e-6); only the order of the
+k-term sums inside the softmax differs. Extreme logits (+-1e4, equal rows) are where a naive
+softmax overflows or returns NaN; both implementations must stay finite and exact there.
+"""
+import numpy as np
+import pytest
+
+from nncore.backends import cython_backend as cb
+from nncore.backends import numpy_backend as nb
+
+DTYPES = [np.float32, np.float64]
+RTOL = {np.float32: 1e-6, np.float64: 1e-13}
+ATOL = {np.float32: 1e-7, np.float64: 1e-15}
+
+
+def close(actual, expected, dtype, scale=1.0):
+    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=ATOL[dtype] * scale)
+
+
+def close_dlogits(actual, expected, dtype, m):
+    # p - 1 for p near 1 cancels: its absolute error is a few ulps of 1.0, divided by m.
+    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=4 * np.finfo(dtype).eps / m)
+
+
+def extreme_logits(dtype, k=10):
+    """Rows where exp(z) overflows or all entries tie."""
+    rows = [np.full(k, 1e4), np.full(k, -1e4), np.zeros(k), np.full(k, 3.0),
+            np.r_[1e4, np.zeros(k - 1)], np.r_[np.zeros(k - 1), 1e4], np.r_[-1e4, np.full(k - 1, 1e4)],
+            np.linspace(-1e4, 1e4, k)]
+    return np.array(rows, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_relu_forward_matches_reference(dtype):
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((33, 17)).astype(dtype)
+    b = rng.standard_normal(17).astype(dtype)
+    expected = nb.bias_relu_forward(Z.copy(), b)
+    actual = Z.copy()
+    cb.bias_relu_forward(actual, b)
+    np.testing.assert_array_equal(actual, expected)
+
+
+def test_bias_relu_forward_keeps_nan_so_divergence_is_seen():
+    Z = np.array([[np.nan, -1.0, 2.0]])
+    cb.bias_relu_forward(Z, np.zeros(3))
+    assert np.isnan(Z[0, 0]) and Z[0, 1] == 0 and Z[0, 2] == 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 7, 40])
+def test_softmax_cross_entropy_matches_reference(dtype, m):
+    rng = np.random.default_rng(m)
+    logits = (rng.standard_normal((40, 10)) * 5).astype(dtype)
+    y = rng.integers(0, 10, 40)
+    losses, dlogits, predictions = cb.softmax_cross_entropy(logits, y, m)
+    ref_losses, ref_dlogits, _ = nb.cross_entropy_forward_backward(logits, y, m)
+    assert losses.dtype == dlogits.dtype == dtype
+    close(losses, ref_losses, dtype)
+    close_dlogits(dlogits, ref_dlogits, dtype, m)
+    np.testing.assert_array_equal(predictions, logits.argmax(axis=1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_cross_entropy_is_stable_for_extreme_logits(dtype):
+    logits = extreme_logits(dtype)
+    k = logits.shape[1]
+    y = np.array([0, 3, 5, 9, 0, 0, 4, 9])
+    losses, dlogits, predictions = cb.softmax_cross_entropy(logits, y, 4)
+    ref_losses, ref_dlogits, _ = nb.cross_entropy_forward_backward(logits, y, 4)
+    assert np.all(np.isfinite(losses)) and np.all(np.isfinite(dlogits))
+    close(losses, ref_losses, dtype, scale=1e4)
+    close_dlogits(dlogits, ref_dlogits, dtype, 4)
+    # Exact values: tied rows give log(k) and (1/k - onehot)/m; a 1e4 margin gives 0 or 1e4.
+    # log(sum_exp) + max - z_y rounds once at the size of max: an ulp of 1e4 (1e-3 in float32).
+    ulp = float(np.spacing(dtype(1e4)))
+    for row in range(4):
+        assert losses[row] == pytest.approx(np.log(k), abs=ulp)
+        expected = np.full(k, 1.0 / k)
+        expected[y[row]] -= 1
+        np.testing.assert_allclose(dlogits[row], expected / 4, rtol=1e-6)
+    assert losses[4] == 0 and losses[5] == pytest.approx(1e4, rel=1e-6)
+    assert losses[6] == pytest.approx(np.log(9), abs=ulp)  # label 4 shares the maximum with 8 others
+    np.testing.assert_array_equal(predictions, [0, 0, 0, 0, 0, 9, 1, 9])  # first maximum on ties
+
+
+def test_softmax_cross_entropy_of_a_nine_way_tie_at_the_top():
+    logits = np.r_[-1e4, np.full(9, 1e4)][None, :]
+    losses, _, _ = cb.softmax_cross_entropy(logits, [4], 1)
+    assert losses[0] == pytest.approx(np.log(9), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 40])
+def test_mse_matches_reference(dtype, m):
+    rng = np.random.default_rng(10 + m)
+    logits = (rng.standard_normal((40, 10)) * 3).astype(dtype)
+    y = rng.integers(0, 10, 40)
+    losses, dlogits, predictions = cb.mse(logits, y, m)
+    ref_losses, ref_dlogits, _ = nb.mse_forward_backward(logits, y, m)
+    close(losses, ref_losses, dtype)
+    close_dlogits(dlogits, ref_dlogits, dtype, m)
+    np.testing.assert_array_equal(predictions, logits.argmax(axis=1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mse_is_stable_for_extreme_logits(dtype):
+    logits = extreme_logits(dtype)
+    y = np.array([0, 3, 5, 9, 0, 0, 4, 9])
+    losses, dlogits, _ = cb.mse(logits, y, 8)
+    ref_losses, ref_dlogits, _ = nb.mse_forward_backward(logits, y, 8)
+    assert np.all(np.isfinite(losses)) and np.all(np.isfinite(dlogits))
+    close(losses, ref_losses, dtype)
+    close_dlogits(dlogits, ref_dlogits, dtype, 8)
+    k = logits.shape[1]
+    assert losses[0] == pytest.approx((1 - 1 / k) ** 2 + (k - 1) / k ** 2, rel=1e-6)  # uniform p
+    assert losses[4] == 0 and losses[5] == pytest.approx(2.0)                        # one-hot p
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_matches_reference_and_is_stable(dtype):
+    rng = np.random.default_rng(3)
+    logits = np.vstack([(rng.standard_normal((20, 10)) * 4).astype(dtype), extreme_logits(dtype)])
+    probs = logits.copy()
+    cb.softmax(probs)
+    close(probs, nb.softmax(logits), dtype)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=RTOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_backward_masks_in_place_and_sums_the_bias_gradient(dtype):
+    rng = np.random.default_rng(4)
+    A = np.maximum(rng.standard_normal((25, 13)), 0).astype(dtype)
+    dA = rng.standard_normal((25, 13)).astype(dtype)
+    expected = nb.relu_backward(dA.copy(), A)
+    actual, db = dA.copy(), np.zeros(13, dtype)
+    cb.relu_backward(actual, A, db)
+    np.testing.assert_array_equal(actual, expected)
+    close(db, expected.sum(axis=0), dtype, scale=10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_grad_is_the_column_sum_added_in(dtype):
+    rng = np.random.default_rng(5)
+    dZ = rng.standard_normal((30, 7)).astype(dtype)
+    db = np.ones(7, dtype)
+    cb.bias_grad(dZ, db)
+    close(db, 1 + dZ.sum(axis=0), dtype, scale=10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gather_scale_of_uint8_equals_reference_exactly(dtype):
+    rng = np.random.default_rng(6)
+    X = rng.integers(0, 256, (50, 31), dtype=np.uint8)
+    rows = rng.permutation(50)[:17]
+    expected = nb.gather_scale(X, rows, dtype)
+    actual = cb.gather_scale(X, rows, dtype)
+    assert actual.dtype == dtype
+    np.testing.assert_array_equal(actual, expected)
+    assert cb.gather_scale(X, [3], dtype)[0, X[3].argmax()] == dtype(X[3].max()) * dtype(1 / 255)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gather_of_float_inputs_is_a_plain_copy(dtype):
+    X = np.random.default_rng(7).standard_normal((20, 9)).astype(dtype)
+    rows = [5, 0, 19, 5]
+    np.testing.assert_array_equal(cb.gather_scale(X, rows, dtype), X[rows])
+
+
+def test_gather_rejects_rows_out_of_range():
+    with pytest.raises(IndexError):
+        cb.gather_scale(np.zeros((3, 2), np.uint8), [3], np.float32)
+
+
+SGD_CASES = [dict(lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0),
+             dict(lr=0.05, momentum=0.0, nesterov=False, weight_decay=1e-2),
+             dict(lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.0),
+             dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)]
+
+
+def _update_tolerance(dtype):
+    # The update (new - old) is compared, not the parameters: it is what the kernel computes.
+    return dict(rtol={np.float32: 2e-6, np.float64: 1e-14}[dtype], atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", SGD_CASES)
+def test_sgd_update_matches_reference_over_three_steps(dtype, case):
+    rng = np.random.default_rng(8)
+    params = rng.standard_normal(1001).astype(dtype)
+    ref_params, velocity, ref_velocity = params.copy(), np.zeros_like(params), np.zeros_like(params)
+    for _ in range(3):
+        grad = rng.standard_normal(1001).astype(dtype)
+        before = params.copy()
+        cb.sgd_update(params, grad, velocity, **case)
+        nb.sgd_update(ref_params, grad, ref_velocity, **case)
+        np.testing.assert_allclose(params - before, ref_params - before, **_update_tolerance(dtype))
+        np.testing.assert_allclose(velocity, ref_velocity, **_update_tolerance(dtype))
+        params = ref_params.copy()
+        velocity = ref_velocity.copy()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_adam_update_matches_reference_with_bias_correction(dtype, weight_decay):
+    rng = np.random.default_rng(9)
+    params = rng.standard_normal(999).astype(dtype)
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    ref_params, ref_m, ref_v = params.copy(), m.copy(), v.copy()
+    for step in (1, 2, 3, 50):
+        grad = rng.standard_normal(999).astype(dtype)
+        before = params.copy()
+        cb.adam_update(params, grad, m, v, step, 1e-3, 0.9, 0.999, 1e-8, weight_decay)
+        nb.adam_update(ref_params, grad, ref_m, ref_v, step, 1e-3, 0.9, 0.999, 1e-8, weight_decay)
+        np.testing.assert_allclose(params - before, ref_params - before, **_update_tolerance(dtype))
+        np.testing.assert_allclose(m, ref_m, **_update_tolerance(dtype))
+        np.testing.assert_allclose(v, ref_v, **_update_tolerance(dtype))
+        params, m, v = ref_params.copy(), ref_m.copy(), ref_v.copy()
+
+
+def test_adam_first_step_moves_every_parameter_by_lr():
+    # With bias correction, step 1 is lr * g / (|g| + eps): the sign of g times lr.
+    params = np.zeros(4)
+    grad = np.array([3.0, -0.5, 1e-3, -7.0])
+    cb.adam_update(params, grad, np.zeros(4), np.zeros(4), 1, 0.01, 0.9, 0.999, 1e-12, 0.0)
+    np.testing.assert_allclose(params, -0.01 * np.sign(grad), rtol=1e-8)
