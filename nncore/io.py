@@ -26,6 +26,7 @@ import math
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,10 @@ ACTIVATIONS = ("relu",)
 DTYPES = ("float32", "float64")
 KINDS = ("model", "checkpoint")
 OPTIMIZER_BUFFERS = {"sgd": ("velocity",), "adam": ("m", "v")}
+# What zipfile raises on a damaged or crafted archive: besides BadZipFile, NotImplementedError
+# (unknown compression method or zip version), RuntimeError (encrypted member), zlib.error.
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError,
+               zlib.error)
 
 
 # ---------------------------------------------------------------- writing
@@ -136,7 +141,7 @@ class _Reader:
             raise ModelFileError(f"{self.path}: is a directory, not a model file")
         try:
             self.archive = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError) as error:
+        except _ZIP_ERRORS as error:
             self.fail(f"not an nncore model file (not a valid .npz archive: {error})")
         self.members = {info.filename: info for info in self.archive.infolist()}
         return self
@@ -144,11 +149,18 @@ class _Reader:
     def close(self):
         self.archive.close()
 
+    def check_stored(self, name, info):
+        # nncore writes stored (uncompressed) members: a compressed one could be a zip bomb,
+        # an encrypted one cannot be read.
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            self.fail(f"array {name!r} is compressed or encrypted; nncore writes it uncompressed")
+
     def read_member(self, name, shape, dtype):
         """The array stored as ``name``.npy, which must have exactly ``shape`` and ``dtype``."""
         info = self.members.get(f"{name}.npy")
         if info is None:
             self.fail(f"missing array {name!r}")
+        self.check_stored(name, info)
         expected_bytes = math.prod(shape) * np.dtype(dtype).itemsize
         try:
             with self.archive.open(info) as stream:
@@ -169,7 +181,7 @@ class _Reader:
                 data = stream.read(expected_bytes)
         except ModelFileError:
             raise
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        except _ZIP_ERRORS as error:
             self.fail(f"array {name!r} is corrupt ({error})")
         if len(data) != expected_bytes:
             self.fail(f"array {name!r} is truncated ({len(data)} of {expected_bytes} bytes)")
@@ -181,13 +193,14 @@ class _Reader:
             self.fail("not an nncore model file (no header)")
         if info.file_size > MAX_HEADER_BYTES + 256:
             self.fail(f"header is too large ({info.file_size} bytes)")
+        self.check_stored("header", info)
         try:
             with self.archive.open(info) as stream:
                 version = np.lib.format.read_magic(stream)
                 reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                           else np.lib.format.read_array_header_2_0)
                 shape, _, dtype = reader(stream)
-        except (ValueError, OSError, zipfile.BadZipFile) as error:
+        except _ZIP_ERRORS as error:
             self.fail(f"header is corrupt ({error})")
         if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_HEADER_BYTES:
             self.fail("header is not a JSON byte string")
@@ -266,7 +279,8 @@ def load_checkpoint(path):
             reader.fail("is a model file, not a checkpoint")
         n = count_parameters(layer_sizes)
         optimizer = header.get("optimizer")
-        if (not isinstance(optimizer, dict) or optimizer.get("kind") not in OPTIMIZER_BUFFERS
+        if (not isinstance(optimizer, dict) or not isinstance(optimizer.get("kind"), str)
+                or optimizer.get("kind") not in OPTIMIZER_BUFFERS
                 or not isinstance(optimizer.get("hyperparameters"), dict)
                 or not isinstance(optimizer.get("step"), int)):
             reader.fail("invalid optimizer state in the header")
