@@ -258,13 +258,16 @@ def training_curves(history):
         raise ValueError("history has no 'loss', 'accuracy', 'val_loss' or 'val_accuracy' values")
     n_epochs = max(lengths)
     # A run resumed from a checkpoint counts its epochs from where the model had got to.
-    epoch_numbers = np.asarray(values.get("epoch") or np.arange(1, n_epochs + 1))
-
-    from matplotlib.ticker import MaxNLocator, PercentFormatter
+    epoch_numbers = values.get("epoch")
+    if epoch_numbers is None or len(epoch_numbers) == 0:
+        epoch_numbers = np.arange(1, n_epochs + 1)
+    epoch_numbers = np.asarray(epoch_numbers)
 
     figure = _new_figure(figsize=(9, 3.6), layout="constrained")
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
     loss_axes, accuracy_axes = figure.subplots(1, 2)
-    panels = ((loss_axes, "loss", "Loss (cross-entropy)"), (accuracy_axes, "accuracy", "Accuracy"))
+    panels = ((loss_axes, "loss", "Loss"), (accuracy_axes, "accuracy", "Accuracy"))
     for axes, key, title in panels:
         for prefix, label, style in (("", "training", "-"), ("val_", "validation", "--")):
             curve = curves[prefix + key]
@@ -298,9 +301,9 @@ def confusion_matrix(model, dataset):
 
     longest = max(len(name) for name in class_names)
     size = 0.5 * n_classes + 1.6 + 0.06 * longest
+    figure = _new_figure(figsize=(size + 2.4, size), layout="constrained")
     from matplotlib.ticker import MaxNLocator
 
-    figure = _new_figure(figsize=(size + 2.4, size), layout="constrained")
     matrix_axes, accuracy_axes = figure.subplots(
         1, 2, gridspec_kw={"width_ratios": [n_classes, 3.0]}, sharey=True)
 
