@@ -32,6 +32,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+# Loaded now, before any threadpool_limits: a BLAS loaded inside the limit would escape it.
+import scipy.linalg.blas as scipy_blas
+import scipy.linalg.cython_blas  # noqa: F401 - SciPy's BLAS, the library the compiled core calls
 
 from .backends._common import count_parameters
 from .optim import SGD
@@ -128,9 +131,8 @@ class GemmTimer:
     """
 
     def __init__(self, dtype):
-        from scipy.linalg import blas
         self.dtype = np.dtype(dtype)
-        self.gemm = blas.sgemm if self.dtype == np.float32 else blas.dgemm
+        self.gemm = scipy_blas.sgemm if self.dtype == np.float32 else scipy_blas.dgemm
         self._operands = {}
         self.call_overhead = 0.0
         self.call_overhead = self._loop_seconds(GemmCall("probe", 0, "n", "n", 1, 1, 1), min_seconds=0.002)
@@ -302,15 +304,25 @@ class TorchInference:
 
 
 class FloorCandidate:
-    """The gemm floor as one more round-robin entry, so it is measured under the same drift."""
+    """The gemm floor as one more round-robin entry, so it is measured under the same drift.
 
-    def __init__(self, timer, layer_sizes, n_samples, batch_size):
+    Besides the per-shape sum (``GemmTimer.epoch_floor``), it times the compiled core's own
+    ``gemm_floor_seconds`` when there is one: the epoch's gemm calls issued back to back from C,
+    in the core's order and chunking (batches above its chunk size run as 1024-row pieces).
+    """
+
+    def __init__(self, timer, layer_sizes, n_samples, batch_size, core=None):
         self.timer, self.args = timer, (layer_sizes, n_samples, batch_size)
-        self.by_kind = []
+        self.by_kind, self.sequence = [], []
+        self.core_floor = getattr(core, "gemm_floor_seconds", None)
+        self.params = he_init(layer_sizes, timer.dtype) if self.core_floor else None
 
     def measure(self):
         seconds, by_kind = self.timer.epoch_floor(*self.args)
         self.by_kind.append(by_kind)
+        if self.core_floor is not None:
+            layer_sizes, n_samples, batch_size = self.args
+            self.sequence.append(self.core_floor(self.params, layer_sizes, n_samples, batch_size or n_samples))
         return seconds
 
 
@@ -319,19 +331,23 @@ def time_round_robin(runners, repeats, warm_up_rows, budget_seconds, floor=None)
 
     Rounds stop early (never before two, when one fits the budget) once ``budget_seconds``
     is spent, so slow cells get fewer repeats. Returns ({name: median seconds},
-    {name: [seconds...]}, floor median or None, rounds done).
+    {name: [seconds...], "cpu_seconds": {name: median process CPU seconds}}, floor median or None,
+    rounds done). CPU seconds include busy-waiting BLAS/OpenMP threads; at 1 thread they are a
+    cross-check that does not count time the process spent descheduled on a busy machine.
     """
     for runner in runners.values():
         runner.warm_up(warm_up_rows)
     samples = {name: [] for name in runners}
+    cpu_samples = {name: [] for name in runners}
     floors = []
     spent, rounds = 0.0, 0
     while rounds < repeats:
         round_start = time.perf_counter()
         for name, runner in runners.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             runner.run()
             samples[name].append(time.perf_counter() - start)
+            cpu_samples[name].append(time.process_time() - cpu_start)
         if floor is not None:
             floors.append(floor.measure())
         rounds += 1
@@ -342,6 +358,7 @@ def time_round_robin(runners, repeats, warm_up_rows, budget_seconds, floor=None)
         if rounds == 1 and round_seconds * 2 > budget_seconds * 1.5:
             break
     medians = {name: statistics.median(values) for name, values in samples.items()}
+    samples["cpu_seconds"] = {name: statistics.median(values) for name, values in cpu_samples.items()}
     return medians, samples, (statistics.median(floors) if floors else None), rounds
 
 
@@ -378,6 +395,15 @@ def compiled_backend():
     if not hasattr(module, "train_epoch"):
         return None, "nncore.backends.cython_backend has no train_epoch"
     return module, None
+
+
+def core_module():
+    """nncore._core when it imports, else None."""
+    try:
+        from . import _core
+    except ImportError:
+        return None
+    return _core
 
 
 def import_torch(wanted):
@@ -496,7 +522,7 @@ def run_training_cell(cell, threads, X, y, compiled, torch, timers, peaks, plan,
     runners["numpy"] = BackendTrainer(numpy_backend, layer_sizes, dtype, X, y, batch_size)
     if torch is not None:
         runners["torch"] = TorchTrainer(torch, layer_sizes, dtype, X, y, batch_size, threads)
-    floor = FloorCandidate(timers[dtype], layer_sizes, n, batch_size)
+    floor = FloorCandidate(timers[dtype], layer_sizes, n, batch_size, core_module())
     warm_rows = min(n, max(4096, 2 * (batch_size or 0)))
     medians, samples, floor_s, rounds = time_round_robin(runners, plan.repeats, warm_rows, plan.cell_budget, floor)
     flops = epoch_flops(layer_sizes, n, batch_size)
@@ -507,11 +533,12 @@ def run_training_cell(cell, threads, X, y, compiled, torch, timers, peaks, plan,
         "network": label(layer_sizes), "batch_size": batch_label(batch_size), "dtype": dtype, "threads": threads,
         "n_samples": n, "n_batches": sum(batch_sizes_of_epoch(n, batch_size).values()),
         "epoch_gflop": flops / 1e9, "rounds": rounds,
-        "seconds": medians, "all_seconds": samples,
+        "seconds": medians, "cpu_seconds": samples.pop("cpu_seconds"), "all_seconds": samples,
         "samples_per_s": {name: n / seconds for name, seconds in medians.items()},
         "numpy_over_compiled": ratio(medians.get("numpy"), compiled_s),
         "torch_over_compiled": ratio(medians.get("torch"), compiled_s),
         "gemm_floor_s": floor_s, "gemm_floor_by_kind_s": by_kind,
+        "core_gemm_sequence_s": statistics.median(floor.sequence) if floor.sequence else None,
         "compiled_over_gemm_floor": ratio(compiled_s, floor_s),
         "flop_floor_s": flops / (peak * 1e9),
         "compiled_over_flop_floor": ratio(compiled_s, flops / (peak * 1e9)),
@@ -535,7 +562,7 @@ def run_inference_cell(cell, threads, X, compiled, torch, plan):
     n = len(X)
     return {
         "network": label(layer_sizes), "dtype": dtype, "threads": threads, "batch_size": INFERENCE_BATCH,
-        "n_samples": n, "rounds": rounds, "seconds": medians,
+        "n_samples": n, "rounds": rounds, "seconds": medians, "cpu_seconds": samples.pop("cpu_seconds"),
         "images_per_s": {name: n / seconds for name, seconds in medians.items()},
         "gflops": {name: forward_flops(layer_sizes, n) / seconds / 1e9 for name, seconds in medians.items()},
         "numpy_over_compiled": ratio(medians.get("numpy"), medians.get("compiled")),
