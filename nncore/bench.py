@@ -326,17 +326,26 @@ class FloorCandidate:
         return seconds
 
 
-def time_round_robin(runners, repeats, warm_up_rows, budget_seconds, floor=None):
+def time_round_robin(runners, repeats, warm_up_rows, budget_seconds, floor=None, n_rows=N_SAMPLES,
+                     max_epoch_seconds=math.inf):
     """Warm each runner up, then time them in turn for up to ``repeats`` rounds; medians.
 
-    Rounds stop early (never before two, when one fits the budget) once ``budget_seconds``
+    A runner whose warm-up (on ``warm_up_rows`` of ``n_rows``) predicts more than
+    ``max_epoch_seconds`` per epoch is left out of the cell (say, PyTorch's OpenMP threads on
+    a machine whose other processes hold the cores). Rounds stop early (never before two, when one fits the budget) once ``budget_seconds``
     is spent, so slow cells get fewer repeats. Returns ({name: median seconds},
     {name: [seconds...], "cpu_seconds": {name: median process CPU seconds}}, floor median or None,
     rounds done). CPU seconds include busy-waiting BLAS/OpenMP threads; at 1 thread they are a
     cross-check that does not count time the process spent descheduled on a busy machine.
     """
-    for runner in runners.values():
+    skipped = {}
+    for name, runner in list(runners.items()):
+        start = time.perf_counter()
         runner.warm_up(warm_up_rows)
+        estimate = (time.perf_counter() - start) * n_rows / max(warm_up_rows, 1)
+        if estimate > max_epoch_seconds:
+            skipped[name] = f"skipped: warm-up predicts {estimate:.0f} s per epoch (limit {max_epoch_seconds:.0f} s)"
+            del runners[name]
     samples = {name: [] for name in runners}
     cpu_samples = {name: [] for name in runners}
     floors = []
@@ -359,6 +368,7 @@ def time_round_robin(runners, repeats, warm_up_rows, budget_seconds, floor=None)
             break
     medians = {name: statistics.median(values) for name, values in samples.items()}
     samples["cpu_seconds"] = {name: statistics.median(values) for name, values in cpu_samples.items()}
+    samples["skipped"] = skipped
     return medians, samples, (statistics.median(floors) if floors else None), rounds
 
 
@@ -453,6 +463,7 @@ class Plan:
     repeats: int
     cell_budget: float
     mode: str
+    max_epoch_seconds: float = 60.0
     extra: dict = field(default_factory=dict)
 
 
@@ -495,7 +506,8 @@ def make_plan(args):
     else:
         configured = configured_threads()
         threads = [configured] if args.quick else sorted({1, configured})
-    return Plan(cells, threads, inference, repeats, args.cell_budget or budget, mode)
+    return Plan(cells, threads, inference, repeats, args.cell_budget or budget, mode,
+                args.max_epoch_seconds or (20.0 if args.quick else 60.0))
 
 
 def label(layer_sizes):
@@ -524,7 +536,8 @@ def run_training_cell(cell, threads, X, y, compiled, torch, timers, peaks, plan,
         runners["torch"] = TorchTrainer(torch, layer_sizes, dtype, X, y, batch_size, threads)
     floor = FloorCandidate(timers[dtype], layer_sizes, n, batch_size, core_module())
     warm_rows = min(n, max(4096, 2 * (batch_size or 0)))
-    medians, samples, floor_s, rounds = time_round_robin(runners, plan.repeats, warm_rows, plan.cell_budget, floor)
+    medians, samples, floor_s, rounds = time_round_robin(runners, plan.repeats, warm_rows, plan.cell_budget, floor,
+                                                         n, plan.max_epoch_seconds)
     flops = epoch_flops(layer_sizes, n, batch_size)
     peak = peaks["sgemm"]
     compiled_s = medians.get("compiled")
@@ -533,7 +546,8 @@ def run_training_cell(cell, threads, X, y, compiled, torch, timers, peaks, plan,
         "network": label(layer_sizes), "batch_size": batch_label(batch_size), "dtype": dtype, "threads": threads,
         "n_samples": n, "n_batches": sum(batch_sizes_of_epoch(n, batch_size).values()),
         "epoch_gflop": flops / 1e9, "rounds": rounds,
-        "seconds": medians, "cpu_seconds": samples.pop("cpu_seconds"), "all_seconds": samples,
+        "seconds": medians, "cpu_seconds": samples.pop("cpu_seconds"), "skipped": samples.pop("skipped"),
+        "all_seconds": samples,
         "samples_per_s": {name: n / seconds for name, seconds in medians.items()},
         "numpy_over_compiled": ratio(medians.get("numpy"), compiled_s),
         "torch_over_compiled": ratio(medians.get("torch"), compiled_s),
@@ -558,11 +572,13 @@ def run_inference_cell(cell, threads, X, compiled, torch, plan):
     runners["numpy"] = BackendInference(numpy_backend, layer_sizes, dtype, X, INFERENCE_BATCH)
     if torch is not None:
         runners["torch"] = TorchInference(torch, layer_sizes, dtype, X, INFERENCE_BATCH, threads)
-    medians, samples, _, rounds = time_round_robin(runners, plan.repeats, min(len(X), 4096), plan.cell_budget)
+    medians, samples, _, rounds = time_round_robin(runners, plan.repeats, min(len(X), 4096), plan.cell_budget,
+                                                   None, len(X), plan.max_epoch_seconds)
     n = len(X)
     return {
         "network": label(layer_sizes), "dtype": dtype, "threads": threads, "batch_size": INFERENCE_BATCH,
         "n_samples": n, "rounds": rounds, "seconds": medians, "cpu_seconds": samples.pop("cpu_seconds"),
+        "skipped": samples.pop("skipped"),
         "images_per_s": {name: n / seconds for name, seconds in medians.items()},
         "gflops": {name: forward_flops(layer_sizes, n) / seconds / 1e9 for name, seconds in medians.items()},
         "numpy_over_compiled": ratio(medians.get("numpy"), medians.get("compiled")),
@@ -684,7 +700,12 @@ def markdown_report(result):
              f"PyTorch {result['torch_version'] or 'not installed'}, Python {env['python']}",
              f"- data: {result['data']}",
              f"- training: SGD lr={result['learning_rate']}, cross-entropy; one epoch over all samples, "
-             "median of interleaved rounds after a warm-up", ""]
+             "median of interleaved rounds after a warm-up",
+             "- gemm floor: the epoch's matrix products (forward X.W, dW = A^T.dZ per layer, dX = dZ.W^T past the "
+             "first layer, one call per batch, last partial batch included) at this machine's measured rate per "
+             "shape through SciPy's BLAS, wrapper overhead removed; core gemm-only: the same products issued "
+             "back to back from C by `nncore._core.gemm_floor_seconds` (batches above 1024 rows in 1024-row "
+             "chunks, as the core runs them)", ""]
     if env.get("kernel_note"):
         lines += [f"> {env['kernel_note']}", ""]
     for note in result["notes"][1:]:
@@ -694,9 +715,9 @@ def markdown_report(result):
                   f"Peak reference: sgemm {PEAK_SIZE}² {peak['sgemm']:.1f} GFLOP/s, dgemm {peak['dgemm']:.1f} GFLOP/s.",
                   "",
                   "| network | batch | dtype | compiled s/epoch | compiled samples/s | NumPy s/epoch | NumPy / compiled "
-                  "| PyTorch s/epoch | PyTorch / compiled | gemm floor s | compiled / gemm floor | compiled GFLOP/s "
-                  "| % of sgemm peak | rounds |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| PyTorch s/epoch | PyTorch / compiled | gemm floor s | compiled / gemm floor | core gemm-only s "
+                  "| compiled GFLOP/s | % of sgemm peak | rounds |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in result["train"]:
             if str(row["threads"]) != threads:
                 continue
@@ -707,8 +728,12 @@ def markdown_report(result):
                 f"| {fmt(sps.get('compiled'), ',.0f')} | {fmt(s.get('numpy'), '.4f')} "
                 f"| {fmt(row['numpy_over_compiled'], '.2f')} | {fmt(s.get('torch'), '.4f')} "
                 f"| {fmt(row['torch_over_compiled'], '.2f')} | {fmt(row['gemm_floor_s'], '.4f')} "
-                f"| {fmt(row['compiled_over_gemm_floor'], '.2f')} | {fmt(row['compiled_gflops'], '.1f')} "
+                f"| {fmt(row['compiled_over_gemm_floor'], '.2f')} | {fmt(row.get('core_gemm_sequence_s'), '.4f')} "
+                f"| {fmt(row['compiled_gflops'], '.1f')} "
                 f"| {fmt(None if fraction is None else 100 * fraction, '.0f')} | {row['rounds']} |")
+        for row in result["train"]:
+            for name, why in (row.get("skipped") or {}).items() if str(row["threads"]) == threads else ():
+                lines.append(f"\n> {row['network']} batch {row['batch_size']} {row['dtype']}: {name} {why}")
         inference = [row for row in result["inference"] if str(row["threads"]) == threads]
         if inference:
             lines += ["", f"### Inference (forward only, batch {INFERENCE_BATCH}), {threads} thread(s)", "",
@@ -719,6 +744,20 @@ def markdown_report(result):
                 lines.append(f"| {row['network']} | {row['dtype']} | {fmt(ips.get('compiled'), ',.0f')} "
                              f"| {fmt(ips.get('numpy'), ',.0f')} | {fmt(ips.get('torch'), ',.0f')} "
                              f"| {fmt(row['numpy_over_compiled'], '.2f')} | {fmt(row['torch_over_compiled'], '.2f')} |")
+        lines.append("")
+    single = [row for row in result["train"] if row["threads"] == 1 and row.get("cpu_seconds")]
+    if single:
+        lines += ["## CPU-time cross-check, 1 thread", "",
+                  "Process CPU seconds per epoch: unlike wall time, they do not count time spent waiting for a "
+                  "core that other processes hold, so on a busy machine these ratios are the steadier ones.", "",
+                  "| network | batch | dtype | compiled CPU s | NumPy CPU s | PyTorch CPU s | NumPy / compiled "
+                  "| PyTorch / compiled |", "|---|---|---|---|---|---|---|---|"]
+        for row in single:
+            cpu = row["cpu_seconds"]
+            lines.append(f"| {row['network']} | {row['batch_size']} | {row['dtype']} | {fmt(cpu.get('compiled'), '.4f')} "
+                         f"| {fmt(cpu.get('numpy'), '.4f')} | {fmt(cpu.get('torch'), '.4f')} "
+                         f"| {fmt(ratio(cpu.get('numpy'), cpu.get('compiled')), '.2f')} "
+                         f"| {fmt(ratio(cpu.get('torch'), cpu.get('compiled')), '.2f')} |")
         lines.append("")
     compare = result.get("blas_compare")
     if compare:
@@ -807,6 +846,8 @@ def build_parser():
                         help="BLAS thread counts, comma-separated (default: 1 and the configured count)")
     parser.add_argument("--repeats", type=int, help="timed rounds per cell (default 3; slow cells get fewer)")
     parser.add_argument("--cell-budget", type=float, help="seconds of rounds per cell before it stops early")
+    parser.add_argument("--max-epoch-seconds", type=float,
+                        help="leave out a candidate whose warm-up predicts a slower epoch (default 60; quick 20)")
     parser.add_argument("--data", choices=("auto", "mnist", "random"), default="auto",
                         help="auto: MNIST if it loads, else random uint8 pixels of the same shape")
     parser.add_argument("--samples", type=int, default=N_SAMPLES, help="training samples per epoch (default 60000)")
