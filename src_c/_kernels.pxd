@@ -10,6 +10,22 @@ from cython cimport floating
 from libc.math cimport exp, expf, log, logf, sqrt, sqrtf
 from libc.string cimport memcpy, memset
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define nncore_prefetch(address) __builtin_prefetch(address)
+    #else
+    #define nncore_prefetch(address) ((void)0)
+    #endif
+    """
+    void nncore_prefetch(const void* address) noexcept nogil
+
+cdef enum:
+    # Rows ahead whose cache lines the gather requests before it needs them: shuffled rows of
+    # a 47 MB image array miss every cache level; waiting on them took 60% of the gather, and
+    # prefetching 2 rows ahead made a 784-10-10 epoch ~18% faster (1, 2, 4 rows measured).
+    PREFETCH_ROWS = 2
+
 
 cdef inline floating exp_(floating x) noexcept nogil:
     if floating is float:
@@ -41,11 +57,16 @@ cdef inline void gather_scale_uint8(floating* out,                     # OUT (co
                                     Py_ssize_t first, Py_ssize_t count,
                                     floating scale) noexcept nogil:
     """out[i] = X[indices[first + i]] * scale (X[first + i] when indices is NULL), uint8 -> float."""
-    cdef Py_ssize_t i, j, row
+    cdef Py_ssize_t i, j, row, line
     cdef const unsigned char* source
+    cdef const unsigned char* upcoming
     cdef floating* target
     for i in range(count):
         row = indices[first + i] if indices != NULL else first + i
+        if indices != NULL and i + PREFETCH_ROWS < count:
+            upcoming = X + indices[first + i + PREFETCH_ROWS] * n_features
+            for line in range(0, n_features, 64):    # one request per 64-byte cache line
+                nncore_prefetch(upcoming + line)
         source = X + row * n_features
         target = out + i * n_features
         for j in range(n_features):
@@ -190,7 +211,10 @@ cdef inline void relu_backward_bias_grad(floating* dA,                 # IN dA /
                                          floating* db) noexcept nogil: # IN/OUT (n,), or NULL
     """dZ = dA * 1[A > 0] in place, and db += column sums of dZ in the same pass (when db is given).
 
-    Multiplying by the mask (not selecting) matches numpy's dA *= (A > 0), NaN * 0 included.
+    Written as a select, which compiles to a branch-free vector blend (a multiply by the
+    mask compiled to an unpredictable branch and took 5% of an epoch). It differs from
+    numpy's dA *= (A > 0) only for a non-finite dA where A <= 0, which needs a non-finite
+    forward pass: that batch's loss is not finite and its gradient is never applied.
     """
     cdef Py_ssize_t i, j
     cdef floating* d
@@ -199,7 +223,7 @@ cdef inline void relu_backward_bias_grad(floating* dA,                 # IN dA /
         d = dA + i * n
         a = A + i * n
         for j in range(n):
-            d[j] = d[j] * (<floating> (a[j] > 0))
+            d[j] = d[j] if a[j] > 0 else 0
         if db != NULL:
             for j in range(n):
                 db[j] = db[j] + d[j]
