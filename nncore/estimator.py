@@ -1,0 +1,328 @@
+"""MLPClassifier: nncore's MLP as a scikit-learn-compatible estimator, without importing scikit-learn.
+
+It follows scikit-learn's estimator conventions (``get_params``/``set_params``, parameters
+only stored by ``__init__`` and validated in ``fit``, fitted attributes ending in ``_``,
+``classes_`` for any label values, ``n_features_in_``, ``feature_names_in_`` for DataFrames)
+so that ``sklearn.utils.estimator_checks`` passes. Where scikit-learn defines a warning or
+exception class the checks look for (``NotFittedError``, ``DataConversionWarning``), the
+class is taken from scikit-learn if it has already been imported, else a local stand-in
+with the same name and bases is used: importing nncore never imports scikit-learn.
+
+Input: uint8 arrays are pixel intensities, scaled by 1/255 as everywhere in nncore; other
+numbers are used as they are (converted to ``dtype``).
+"""
+import sys
+import warnings
+
+import numpy as np
+
+from .model import MLP, thread_limit
+from .optim import SGD, Adam
+from .train import EarlyStopping
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The estimator was used before ``fit`` (scikit-learn's class when it is loaded)."""
+
+
+class DataConversionWarning(UserWarning):
+    """Input data was converted (scikit-learn's class when it is loaded)."""
+
+
+def _sklearn_class(module, name, fallback):
+    loaded = sys.modules.get(module)
+    return getattr(loaded, name, fallback) if loaded is not None else fallback
+
+
+def _not_fitted(estimator):
+    error = _sklearn_class("sklearn.exceptions", "NotFittedError", NotFittedError)
+    return error(f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with appropriate "
+                 "arguments before using this estimator.")
+
+
+def _feature_names(X):
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    if len(names) and all(isinstance(name, str) for name in names):
+        return names
+    return None
+
+
+def _as_array(X, dtype, name="X"):
+    """X as a 2-D C-contiguous array: uint8 kept, everything else ``dtype``; finite; not sparse."""
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError("sparse input is not supported by MLPClassifier; convert it with X.toarray()")
+    if X is None:
+        raise ValueError(f"{name} is None: expected an array-like")
+    if not isinstance(X, np.ndarray):
+        X = np.asarray(X)
+    if X.dtype.kind == "c":
+        raise ValueError("Complex data not supported")
+    if X.dtype.kind == "O":
+        X = X.astype(np.float64)  # float() raises the TypeError a non-number deserves
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {X.ndim}D array instead. Reshape your data, "
+                         "e.g. X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample")
+    if X.shape[0] == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+    if X.shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
+    if X.dtype == np.uint8:
+        return np.ascontiguousarray(X)
+    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
+        raise ValueError(f"Input {name} contains NaN or infinity")
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _as_target(y):
+    if y is None:
+        raise ValueError("MLPClassifier requires y to be passed, but the target y is None")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        warning = _sklearn_class("sklearn.exceptions", "DataConversionWarning", DataConversionWarning)
+        warnings.warn("A column-vector y was passed when a 1d array was expected. Please change the shape "
+                      "of y to (n_samples, ), for example using ravel().", warning, stacklevel=3)
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity")
+        if not np.all(y == np.round(y)):
+            raise ValueError("Unknown label type: continuous. MLPClassifier takes class labels, not "
+                             "continuous targets")
+    if y.dtype.kind == "O":
+        kinds = {type(v) for v in y}
+        if len(kinds) > 1:
+            raise TypeError(f"labels mix types {sorted(k.__name__ for k in kinds)}")
+    return y
+
+
+class MLPClassifier:
+    """A scikit-learn-compatible classifier trained by nncore's compiled core.
+
+    ``hidden_layer_sizes`` are the hidden widths (the input and output sizes come from the
+    data). ``solver`` is "adam" or "sgd" (with ``momentum``, ``nesterovs_momentum``),
+    ``learning_rate_init`` its learning rate, ``alpha`` the L2 weight decay,
+    ``learning_rate`` "constant", "step" or "cosine". ``max_iter`` is the number of epochs;
+    as in scikit-learn, training stops earlier when the training loss has not improved by
+    ``tol`` for ``n_iter_no_change`` epochs, or, with ``early_stopping``, when the accuracy on
+    a held-out ``validation_fraction`` has not (the best parameters are then kept).
+    ``batch_size`` None means full batch. ``warm_start`` makes ``fit`` continue from the
+    current parameters; ``partial_fit`` runs one epoch.
+    """
+
+    def __init__(self, hidden_layer_sizes=(128,), activation="relu", solver="adam", alpha=0.0, batch_size=128,
+                 learning_rate_init=1e-3, learning_rate="constant", max_iter=200, momentum=0.9,
+                 nesterovs_momentum=False, loss="cross_entropy", tol=1e-4, n_iter_no_change=10,
+                 early_stopping=False, validation_fraction=0.1, init="he", dtype="float32", random_state=None,
+                 warm_start=False, backend="cython", n_threads=None, verbose=0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.loss = loss
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.init = init
+        self.dtype = dtype
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.backend = backend
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+    # ------------------------------------------------------------ scikit-learn protocol
+
+    @classmethod
+    def _get_param_names(cls):
+        import inspect
+        return sorted(name for name in inspect.signature(cls.__init__).parameters if name != "self")
+
+    def get_params(self, deep=True):
+        """The constructor parameters as a dict."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters; returns self."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"Invalid parameter {name!r} for estimator {type(self).__name__}. "
+                                 f"Valid parameters are: {valid!r}.")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = type(self)().get_params()
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if not (isinstance(v, type(defaults[k])) and _equal(v, defaults[k]))]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "model_")
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(multi_class=True, multi_label=False),
+                    input_tags=InputTags(two_d_array=True, allow_nan=False, sparse=False))
+
+    # ------------------------------------------------------------ training
+
+    def _seed(self):
+        state = self.random_state
+        if state is None:
+            return None
+        if isinstance(state, (int, np.integer)) and not isinstance(state, bool):
+            return int(state) % (2**32)
+        if isinstance(state, np.random.RandomState):
+            return int(state.randint(0, 2**31 - 1))
+        if isinstance(state, np.random.Generator):
+            return int(state.integers(0, 2**31 - 1))
+        raise ValueError(f"random_state must be None, an int, a RandomState or a Generator, got {state!r}")
+
+    def _optimizer(self):
+        if self.solver == "adam":
+            return Adam(lr=self.learning_rate_init, weight_decay=self.alpha)
+        if self.solver == "sgd":
+            return SGD(lr=self.learning_rate_init, momentum=self.momentum,
+                       nesterov=bool(self.nesterovs_momentum) and self.momentum > 0, weight_decay=self.alpha)
+        raise ValueError(f"solver must be 'adam' or 'sgd', got {self.solver!r}")
+
+    def _hidden(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, (int, np.integer)) else list(sizes)
+        if any(isinstance(s, bool) or int(s) != s or s < 1 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
+        return [int(s) for s in sizes]
+
+    def _check_features(self, X, fitting):
+        names = _feature_names(X)
+        if fitting:
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is None and names is not None:
+            warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without feature names",
+                          UserWarning, stacklevel=3)
+        elif fitted is not None and names is None:
+            warnings.warn(f"X does not have valid feature names, but {type(self).__name__} was fitted with "
+                          "feature names", UserWarning, stacklevel=3)
+        elif fitted is not None and (len(fitted) != len(names) or np.any(fitted != names)):
+            raise ValueError("The feature names should match those that were passed during fit.")
+
+    def _X(self, X, fitting=False):
+        self._check_features(X, fitting)
+        X = _as_array(X, np.dtype(self.dtype) if self.dtype in ("float32", "float64") else np.float32)
+        if not fitting and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        return X
+
+    def _fit(self, X, y, epochs, classes=None, incremental=False):
+        if self.activation != "relu":
+            raise ValueError(f"activation must be 'relu', got {self.activation!r}")
+        for name in ("max_iter", "n_iter_no_change"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        y = _as_target(y)
+        fresh = not (incremental or self.warm_start) or not hasattr(self, "model_")
+        X = self._X(X, fitting=fresh) if fresh else self._X(X)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
+        if fresh:
+            self.classes_ = np.unique(classes if classes is not None else y)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(f"y holds labels {unknown.tolist()} not in classes_ {self.classes_.tolist()}")
+        encoded = np.searchsorted(self.classes_, y).astype(np.int32)
+        if fresh:
+            self.n_features_in_ = X.shape[1]
+            self.model_ = MLP([X.shape[1], *self._hidden(), max(len(self.classes_), 1)],
+                              activation=self.activation, dtype=self.dtype, init=self.init, seed=self._seed())
+            self.model_.optimizer = self._optimizer()
+            self.n_iter_, self.loss_curve_ = 0, []
+        stopping = None
+        if not incremental:
+            if self.early_stopping:
+                stopping = EarlyStopping("val_accuracy", patience=self.n_iter_no_change, min_delta=self.tol)
+            else:
+                stopping = EarlyStopping("loss", patience=self.n_iter_no_change, min_delta=self.tol,
+                                         restore_best_weights=False)
+        split = self.validation_fraction if (self.early_stopping and not incremental) else None
+        history = self.model_.fit(
+            X, encoded, epochs=epochs, batch_size=self.batch_size, loss=self.loss, backend=self.backend,
+            validation_split=split, early_stopping=stopping, verbose=self.verbose,
+            lr_schedule=None if self.learning_rate == "constant" else self.learning_rate,
+            n_threads=self.n_threads)
+        self.history_ = history
+        self.n_iter_ += len(history)
+        self.loss_curve_ = list(self.loss_curve_) + list(history.loss)
+        self.loss_ = history.loss[-1] if len(history) else float("nan")
+        if history.has_validation:
+            self.validation_scores_ = list(history.val_accuracy)
+            self.best_validation_score_ = max(history.val_accuracy)
+        return self
+
+    def fit(self, X, y):
+        """Train (from scratch unless ``warm_start``) for up to ``max_iter`` epochs; returns self."""
+        return self._fit(X, y, epochs=self.max_iter)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch on X, y; the first call needs ``classes`` (every label the model will see)."""
+        if not hasattr(self, "model_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            return self._fit(X, y, epochs=1, classes=np.asarray(classes), incremental=True)
+        if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"classes {np.unique(classes).tolist()} differ from the first call's "
+                             f"{self.classes_.tolist()}")
+        return self._fit(X, y, epochs=1, incremental=True)
+
+    # ------------------------------------------------------------ prediction
+
+    def predict_proba(self, X):
+        """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
+        if not hasattr(self, "model_"):
+            raise _not_fitted(self)
+        X = self._X(X)
+        with thread_limit(self.n_threads):
+            return self.model_.predict_proba(X, backend=self.backend)
+
+    def predict_log_proba(self, X):
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """The most probable label of each sample, from ``classes_``."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy (weighted by ``sample_weight`` if given)."""
+        y = _as_target(y)
+        return float(np.average(self.predict(X) == y, weights=sample_weight))
+
+
+def _equal(a, b):
+    try:
+        return bool(a == b)
+    except (ValueError, TypeError):
+        return a is b
