@@ -17,9 +17,9 @@ import numpy as np
 EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 DATASETS = ("mnist", "fashion-mnist")
 
-#: ``nncore train``'s defaults: 784-256-128-10, Adam 1e-3 with cosine decay, batch 128, 10 epochs.
+#: ``nncore train``'s defaults: 784-256-128-10, Adam 2e-3 with cosine decay, batch 128, 10 epochs.
 DEFAULTS = {"hidden": [256, 128], "epochs": 10, "batch_size": 128, "optimizer": "adam",
-            "lr": {"adam": 1e-3, "sgd": 0.05}, "momentum": 0.9, "schedule": "cosine",
+            "lr": {"adam": 2e-3, "sgd": 0.05}, "momentum": 0.9, "schedule": "cosine",
             "validation_split": 0.1, "seed": 0}
 
 
@@ -112,7 +112,7 @@ def build_parser():
                        help="samples per update; 'full' for full-batch gradient descent (default: %(default)s)")
     train.add_argument("--optimizer", choices=("adam", "sgd"), default=DEFAULTS["optimizer"], help="(default: %(default)s)")
     train.add_argument("--lr", type=_non_negative_float,
-                       help="learning rate (default: 0.001 for adam, 0.05 for sgd)")
+                       help="learning rate (default: 0.002 for adam, 0.05 for sgd)")
     train.add_argument("--momentum", type=_fraction, default=DEFAULTS["momentum"], help="SGD momentum (default: %(default)s)")
     train.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD)")
     train.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="L2 weight decay")

@@ -1,0 +1,26 @@
+"""The seed projects' classic: 784-10-10, ReLU then softmax, full-batch gradient descent.
+
+Every iteration is one gradient step on all 60,000 training images (batch_size=None).
+The seed projects report 93.5% train / 92.9% test accuracy after 5,000 iterations.
+Measured with nncore (see the README for the machine): --iterations 5000 --lr 0.5
+reaches FIGURES_GD.
+
+    python examples/mnist_784_10_10_gd.py [--iterations 5000] [--lr 0.5]
+"""
+import argparse
+
+import nncore
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--iterations", type=int, default=5000)
+parser.add_argument("--lr", type=float, default=0.5)
+parser.add_argument("--backend", default="cython")
+args = parser.parse_args()
+
+train, test = nncore.load_mnist("train"), nncore.load_mnist("test")
+model = nncore.MLP([784, 10, 10], init="he", seed=0)
+history = model.fit(train, epochs=args.iterations, batch_size=None, optimizer=nncore.SGD(lr=args.lr),
+                    loss="cross_entropy", backend=args.backend)
+print(f"784-10-10 full-batch GD, {args.iterations} iterations at lr {args.lr}: "
+      f"train {model.evaluate(train, backend=args.backend).accuracy:.2%}, "
+      f"test {model.evaluate(test, backend=args.backend).accuracy:.2%}, {sum(history.seconds):.1f} s")

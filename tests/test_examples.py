@@ -1,0 +1,61 @@
+"""Every script in examples/ runs end to end (on tiny stand-in data, with few iterations)."""
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nncore
+
+from test_cli import tiny_images
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def tiny_dataset(split, *args, **kwargs):
+    images, labels = tiny_images(300 if split == "train" else 100, 0 if split == "train" else 1)
+    return nncore.Dataset(images.reshape(len(images), -1), labels, [str(d) for d in range(10)], name=split)
+
+
+@pytest.fixture
+def run_example(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(nncore, "load_mnist", tiny_dataset)
+    monkeypatch.setattr(nncore, "load_fashion_mnist", tiny_dataset)
+    monkeypatch.chdir(tmp_path)
+
+    def run(name, *argv):
+        monkeypatch.setattr(sys, "argv", [name, *map(str, argv), "--backend", "numpy"])
+        runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+        return capsys.readouterr().out.splitlines()
+
+    return run
+
+
+@pytest.mark.parametrize("name, argv, final", [
+    ("mnist_784_10_10_gd.py", ["--iterations", 50], "784-10-10 full-batch GD, 50 iterations"),
+    ("mnist_784_10_10_mse.py", ["--iterations", 50], "784-10-10 MSE full-batch GD, 50 iterations"),
+    ("mnist_minibatch_nll.py", ["--epochs", 2, "--hidden", 16], "784-16-10 NLL, batch 64, 2 epochs"),
+    ("mnist_deep_he.py", ["--epochs", 2], "784-512-256-128-10 He/Adam"),
+    ("fashion_mnist.py", ["--epochs", 2], "Fashion-MNIST 784-256-128-10, 2 epochs"),
+])
+def test_example_runs_and_reports_its_accuracy(run_example, name, argv, final):
+    lines = run_example(name, *argv)
+    assert lines[-1].startswith(final) and "test " in lines[-1]
+
+
+def test_kaggle_csv_example_reads_a_csv_with_a_header(run_example, tmp_path):
+    images, labels = tiny_images(200, 3)
+    rows = np.column_stack([labels, images.reshape(200, -1)])
+    header = "label," + ",".join(f"pixel{i}" for i in range(784))
+    np.savetxt(tmp_path / "train.csv", rows, fmt="%d", delimiter=",", header=header, comments="")
+    lines = run_example("kaggle_csv.py", tmp_path / "train.csv", "--epochs", 2)
+    assert lines[-1].startswith("CSV (180 training rows), 2 epochs: held-out accuracy")
+    assert nncore.load(tmp_path / "kaggle_csv_model.npz").layer_sizes == (784, 256, 128, 10)
+
+
+def test_every_training_example_is_tested():
+    # make_pictures.py belongs to the plots and is tested with them.
+    tested = {"mnist_784_10_10_gd.py", "mnist_784_10_10_mse.py", "mnist_minibatch_nll.py", "mnist_deep_he.py",
+              "fashion_mnist.py", "kaggle_csv.py"}
+    assert {path.name for path in EXAMPLES.glob("*.py")} - {"make_pictures.py"} == tested
