@@ -134,8 +134,10 @@ class GemmTimer:
         self.dtype = np.dtype(dtype)
         self.gemm = scipy_blas.sgemm if self.dtype == np.float32 else scipy_blas.dgemm
         self._operands = {}
-        self.call_overhead = 0.0
-        self.call_overhead = self._loop_seconds(GemmCall("probe", 0, "n", "n", 1, 1, 1), min_seconds=0.002)
+        self.call_overhead = self.call_overhead_cpu = 0.0
+        self.call_overhead, self.call_overhead_cpu = self._loop_timing(GemmCall("probe", 0, "n", "n", 1, 1, 1),
+                                                                       min_seconds=0.002)
+        self.last_cpu_seconds = None
 
     def _arrays(self, call):
         key = _operand_key(call)
@@ -149,8 +151,12 @@ class GemmTimer:
             self._operands[key] = (a, b, c, int(call.trans_a == "t"), int(call.trans_b == "t"))
         return self._operands[key]
 
-    def _loop_seconds(self, call, min_seconds=0.004, loops=3):
-        """Median seconds per call, over ``loops`` timed loops of at least ``min_seconds`` each."""
+    def _loop_timing(self, call, min_seconds=0.004, loops=3):
+        """(wall, CPU) seconds per call: the fastest of ``loops`` timed loops of at least ``min_seconds``.
+
+        The fastest, not the median: this is a floor, and on a shared machine a loop that a
+        scheduler tick interrupted only adds time.
+        """
         a, b, c, ta, tb = self._arrays(call)
         gemm = self.gemm
         gemm(1.0, a, b, 0.0, c, ta, tb, 1)
@@ -158,23 +164,30 @@ class GemmTimer:
         gemm(1.0, a, b, 0.0, c, ta, tb, 1)
         single = time.perf_counter() - start
         n_calls = max(1, min(2000, int(min_seconds / max(single, 1e-7))))
-        per_call = []
+        wall, cpu = [], []
         for _ in range(loops):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(n_calls):
                 gemm(1.0, a, b, 0.0, c, ta, tb, 1)
-            per_call.append((time.perf_counter() - start) / n_calls)
-        return max(statistics.median(per_call) - self.call_overhead, 1e-9)
+            wall.append((time.perf_counter() - start) / n_calls)
+            cpu.append((time.process_time() - cpu_start) / n_calls)
+        return max(min(wall) - self.call_overhead, 1e-9), max(min(cpu) - self.call_overhead_cpu, 1e-9)
 
     def call_seconds(self, call):
         """Seconds one call of this shape takes, wrapper overhead removed."""
-        return self._loop_seconds(call)
+        return self._loop_timing(call)[0]
 
     def epoch_floor(self, layer_sizes, n_samples, batch_size):
-        """(seconds, {kind: seconds}): the epoch's products at this machine's measured rate per shape."""
-        by_kind = {}
+        """(seconds, {kind: seconds}): the epoch's products at this machine's measured rate per shape.
+
+        The CPU-time twin of the sum is left in ``last_cpu_seconds``.
+        """
+        by_kind, cpu = {}, 0.0
         for call, count in epoch_gemm_calls(layer_sizes, n_samples, batch_size):
-            by_kind[call.kind] = by_kind.get(call.kind, 0.0) + count * self.call_seconds(call)
+            wall_per_call, cpu_per_call = self._loop_timing(call)
+            by_kind[call.kind] = by_kind.get(call.kind, 0.0) + count * wall_per_call
+            cpu += count * cpu_per_call
+        self.last_cpu_seconds = cpu
         return sum(by_kind.values()), by_kind
 
     def peak_gflops(self, size=PEAK_SIZE, repeats=2):
@@ -313,13 +326,14 @@ class FloorCandidate:
 
     def __init__(self, timer, layer_sizes, n_samples, batch_size, core=None):
         self.timer, self.args = timer, (layer_sizes, n_samples, batch_size)
-        self.by_kind, self.sequence = [], []
+        self.by_kind, self.sequence, self.cpu = [], [], []
         self.core_floor = getattr(core, "gemm_floor_seconds", None)
         self.params = he_init(layer_sizes, timer.dtype) if self.core_floor else None
 
     def measure(self):
         seconds, by_kind = self.timer.epoch_floor(*self.args)
         self.by_kind.append(by_kind)
+        self.cpu.append(self.timer.last_cpu_seconds)
         if self.core_floor is not None:
             layer_sizes, n_samples, batch_size = self.args
             self.sequence.append(self.core_floor(self.params, layer_sizes, n_samples, batch_size or n_samples))
@@ -553,6 +567,7 @@ def run_training_cell(cell, threads, X, y, compiled, torch, timers, peaks, plan,
         "torch_over_compiled": ratio(medians.get("torch"), compiled_s),
         "gemm_floor_s": floor_s, "gemm_floor_by_kind_s": by_kind,
         "core_gemm_sequence_s": statistics.median(floor.sequence) if floor.sequence else None,
+        "gemm_floor_cpu_s": statistics.median(floor.cpu) if floor.cpu else None,
         "compiled_over_gemm_floor": ratio(compiled_s, floor_s),
         "flop_floor_s": flops / (peak * 1e9),
         "compiled_over_flop_floor": ratio(compiled_s, flops / (peak * 1e9)),
@@ -763,13 +778,16 @@ def markdown_report(result):
                   "Process CPU seconds per epoch: unlike wall time, they do not count time spent waiting for a "
                   "core that other processes hold, so on a busy machine these ratios are the steadier ones.", "",
                   "| network | batch | dtype | compiled CPU s | NumPy CPU s | PyTorch CPU s | NumPy / compiled "
-                  "| PyTorch / compiled |", "|---|---|---|---|---|---|---|---|"]
+                  "| PyTorch / compiled | gemm floor CPU s | compiled / gemm floor |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for row in single:
             cpu = row["cpu_seconds"]
             lines.append(f"| {row['network']} | {row['batch_size']} | {row['dtype']} | {fmt(cpu.get('compiled'), '.4f')} "
                          f"| {fmt(cpu.get('numpy'), '.4f')} | {fmt(cpu.get('torch'), '.4f')} "
                          f"| {fmt(ratio(cpu.get('numpy'), cpu.get('compiled')), '.2f')} "
-                         f"| {fmt(ratio(cpu.get('torch'), cpu.get('compiled')), '.2f')} |")
+                         f"| {fmt(ratio(cpu.get('torch'), cpu.get('compiled')), '.2f')} "
+                         f"| {fmt(row.get('gemm_floor_cpu_s'), '.4f')} "
+                         f"| {fmt(ratio(cpu.get('compiled'), row.get('gemm_floor_cpu_s')), '.2f')} |")
         lines.append("")
     compare = result.get("blas_compare")
     if compare:
