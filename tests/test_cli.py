@@ -201,3 +201,11 @@ def test_errors_from_a_real_process_have_no_traceback(tmp_path):
 def test_info_prints_the_report(capsys):
     code, out, _ = run(capsys, "info")
     assert code == 0 and out.startswith("nncore ")
+
+
+@pytest.mark.network
+def test_default_train_reaches_97_percent_on_real_mnist_in_2_epochs(capsys):
+    code, out, err = run(capsys, "train", "--epochs", 2, "--quiet")
+    assert code == 0, err
+    assert out.startswith("test accuracy ")
+    assert float(out.split()[2].rstrip("%")) >= 97.0, out
