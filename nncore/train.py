@@ -406,8 +406,14 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
                     training_state = {"seed": run_seed, "epoch_offset": epoch_offset,
                                       "epochs_done": run_epoch + 1, "base_lr": base_lr,
                                       "history": history.to_dict(), "settings": settings}
-                    save_checkpoint(checkpoint_path, model, optimizer, training_state,
-                                    stopper.best_params if stopper else None)
+                    best = stopper.best_params if stopper else None
+                    try:
+                        save_checkpoint(checkpoint_path, model, optimizer, training_state, best)
+                    except KeyboardInterrupt:
+                        # Ctrl-C broke off the write of a complete epoch: finish it, so the
+                        # checkpoint holds the epoch the history and the warning report.
+                        save_checkpoint(checkpoint_path, model, optimizer, training_state, best)
+                        raise
                 if verbose:
                     print(format_epoch(run_epoch + 1, epochs, logs), flush=True)
                 stop = stop_early
