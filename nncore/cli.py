@@ -373,7 +373,7 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except TrainingDiverged as error:
-        return _error(f"{error} (exit code {EXIT_DIVERGED})", EXIT_DIVERGED)
+        return _error(str(error), EXIT_DIVERGED)
     except KeyboardInterrupt:
         print("nncore: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
