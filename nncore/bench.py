@@ -854,13 +854,16 @@ def blas_compare(result, child_argv, log=print):
                      "configured_over_unset": ratio(configured, unset),
                      "unset_torch_over_compiled": other.get("torch_over_compiled")})
     child_blas = child["environment"]["scipy_blas"] or {}
+    builds = [(env.get("compiled_core") or {}).get("source_hash") for env in (result["environment"], child["environment"])]
+    rebuilt = (f" WARNING: the compiled core was rebuilt between the runs (source {builds[0][:12]} here, "
+               f"{builds[1][:12]} in the child): the comparison mixes two builds.") if all(builds) and builds[0] != builds[1] else ""
     peaks = {threads: {"configured": result["peaks"].get(threads, {}).get("sgemm"), "unset": peak["sgemm"]}
              for threads, peak in child["peaks"].items()}
     peak_text = "; ".join(f"{t} thread(s) sgemm {fmt(p['configured'], '.0f')} vs {fmt(p['unset'], '.0f')} GFLOP/s"
                           for t, p in peaks.items())
     note = (f"As configured: OPENBLAS_CORETYPE={coretype} ({(result['environment']['scipy_blas'] or {}).get('architecture')}"
             f" kernels). Child without it: {child_blas.get('architecture')} kernels. {peak_text}. "
-            "Across two processes absolute times drift (up to 1.5x here); compare the peaks and ratios.")
+            "Across two processes absolute times drift (up to 1.5x here); compare the peaks and ratios." + rebuilt)
     return {"note": note, "rows": rows, "peaks": peaks, "child_environment": child["environment"],
             "child_train": child["train"], "child_targets": child["targets"],
             "own_kernel_targets": evaluate_targets(result, own_kernels=child)}
