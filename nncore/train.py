@@ -334,15 +334,17 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     if checkpoint_path is not None:
         checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
 
-    restored = None
+    restored_best = None
     if resume and checkpoint_path.exists():
-        optimizer, restored, best_params = _restore(model, optimizer, checkpoint_path)
+        optimizer, restored, restored_best = _restore(model, optimizer, checkpoint_path)
         if stopper is not None:
-            stopper.best_params = best_params
+            stopper.best_params = restored_best
         run_seed, epoch_offset, start = restored["seed"], restored["epoch_offset"], restored["epochs_done"]
         history, base_lr = restored["history"], restored["base_lr"]
         if verbose:
             print(f"resuming from {checkpoint_path} after epoch {start}/{epochs}", flush=True)
+        if history.stopped_early:
+            start = max(start, epochs)  # the checkpointed run had finished: early stopping ended it
     else:
         if resume and verbose:
             print(f"no checkpoint in {checkpoint_dir}: starting from the current parameters", flush=True)
@@ -402,6 +404,7 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
                 history.append(global_epoch + 1, logs)
                 model.epochs_trained = global_epoch + 1
                 stop_early = stopper.update(history, model.params, monitor) if stopper else False
+                history.stopped_early = bool(stop_early)  # before the checkpoint, so resume knows
                 if checkpoint_path is not None:
                     training_state = {"seed": run_seed, "epoch_offset": epoch_offset,
                                       "epochs_done": run_epoch + 1, "base_lr": base_lr,
@@ -421,7 +424,6 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
                     if callback.on_epoch_end(global_epoch + 1, dict(logs, epoch=global_epoch + 1)):
                         stop = True
                 if stop:
-                    history.stopped_early = bool(stop_early)
                     break
         except KeyboardInterrupt:
             history.interrupted = True
@@ -432,8 +434,9 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
         finally:
             if schedule is not None:
                 optimizer.lr = base_lr
-    if history.stopped_early and stopper.restore_best_weights and stopper.best_params is not None:
-        model.params[:] = stopper.best_params
+    best = stopper.best_params if stopper is not None else restored_best
+    if history.stopped_early and best is not None and (stopper is None or stopper.restore_best_weights):
+        model.params[:] = best
         if verbose:
             print(f"early stopping: kept the parameters of epoch {history.best_epoch}", flush=True)
     for callback in callbacks:

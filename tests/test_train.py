@@ -241,3 +241,18 @@ def test_bad_fit_arguments_raise(kwargs, error):
     X, y = blobs(20)
     with pytest.raises(error):
         nncore.MLP([16, 4]).fit(X, y, **{"backend": "numpy", **kwargs})
+
+
+def test_resuming_a_run_that_stopped_early_does_not_train_further(tmp_path):
+    X, y = blobs(300)
+    rng = np.random.default_rng(1)
+    noise = (rng.normal(size=(100, 16)).astype(np.float32) * 3, rng.integers(0, 4, 100))
+    settings = dict(epochs=60, batch_size=16, validation_data=noise, backend="numpy",
+                    early_stopping=nncore.EarlyStopping(patience=2), checkpoint_dir=tmp_path)
+    model = nncore.MLP([16, 64, 4], seed=0)
+    history = model.fit(X, y, optimizer=nncore.Adam(lr=1e-2), **settings)
+    assert history.stopped_early
+    again = nncore.MLP([16, 64, 4], seed=5)
+    resumed = again.fit(X, y, resume=True, **settings)
+    assert resumed.epoch == history.epoch and resumed.stopped_early
+    assert np.array_equal(again.params, model.params)
