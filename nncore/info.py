@@ -29,6 +29,7 @@ REPORTED_FLAGS = ("sse4_2", "avx", "fma", "avx2", "avx512f", "avx512bw", "avx512
 def cpu_facts(cpuinfo_path="/proc/cpuinfo"):
     """CPU model, logical CPU counts, selected feature flags and the widest vector ISA."""
     model, flags = platform.processor() or platform.machine(), set()
+    ids = {}
     try:
         text = Path(cpuinfo_path).read_text(errors="replace")
     except OSError:
@@ -38,6 +39,8 @@ def cpu_facts(cpuinfo_path="/proc/cpuinfo"):
         key = key.strip()
         if key == "model name" and model in ("", platform.machine(), platform.processor()):
             model = value.strip()
+        elif key in ("vendor_id", "cpu family", "model") and key not in ids:
+            ids[key] = value.strip()
         elif key in ("flags", "Features") and not flags:
             flags = set(value.split())
     isa = ("avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "avx" if "avx" in flags
@@ -46,7 +49,8 @@ def cpu_facts(cpuinfo_path="/proc/cpuinfo"):
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count()
-    return {"model": model, "logical_cpus": os.cpu_count(), "usable_cpus": usable,
+    return {"model": model, "vendor": ids.get("vendor_id"), "family": ids.get("cpu family"),
+            "model_number": ids.get("model"), "logical_cpus": os.cpu_count(), "usable_cpus": usable,
             "flags": {flag: flag in flags for flag in REPORTED_FLAGS} if flags else {},
             "isa": isa}
 
@@ -167,15 +171,22 @@ def format_report(facts):
     for entry in facts["openmp_libraries"]:
         lines.append(f"OpenMP        {entry['internal_api']} {entry['version'] or ''}, {entry['num_threads']} "
                      f"thread(s): {entry['filepath']}")
+    if not facts["openmp_libraries"]:
+        lines.append("OpenMP        no OpenMP runtime loaded")
     cpu = facts["cpu"]
     flags = ", ".join(f"{flag}={'yes' if present else 'no'}" for flag, present in cpu["flags"].items()
                       if flag in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"))
-    lines += [f"CPU           {cpu['model']}, {cpu['logical_cpus']} logical CPUs ({cpu['usable_cpus']} usable)",
+    ident = f" ({cpu['vendor']} family {cpu['family']} model {cpu['model_number']})" if cpu.get("family") else ""
+    lines += [f"CPU           {cpu['model']}{ident}, {cpu['logical_cpus']} logical CPUs ({cpu['usable_cpus']} usable)",
               f"              {flags or 'flags unknown'}"]
     settings = ", ".join(f"{name}={value}" for name, value in facts["environment"].items() if value)
     lines.append(f"environment   {settings or 'no BLAS/OpenMP variables set'}")
+    blas = facts["scipy_blas"] or {}
     if facts["kernel_note"]:
         lines.append(f"NOTE          {facts['kernel_note']}")
+    elif blas.get("kernel_isa") and cpu.get("isa"):
+        lines.append(f"kernels       OpenBLAS {blas['architecture']} kernels use {ISA_NAMES[blas['kernel_isa']]}; "
+                     f"the CPU's widest is {ISA_NAMES[cpu['isa']]}")
     return "\n".join(lines)
 
 
