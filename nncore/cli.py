@@ -83,8 +83,15 @@ def _loss(text):
 
 # ---------------------------------------------------------------- the parser
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with command-line mistakes reported in one line (exit code 2)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nncore", description="Train and use MLPs on MNIST-class data (compiled core over BLAS).")
     from . import __version__
     parser.add_argument("--version", action="version", version=f"nncore {__version__}")

@@ -209,3 +209,13 @@ def test_default_train_reaches_97_percent_on_real_mnist_in_2_epochs(capsys):
     assert code == 0, err
     assert out.startswith("test accuracy ")
     assert float(out.split()[2].rstrip("%")) >= 97.0, out
+
+
+def test_a_bad_option_value_is_one_line_too(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["train", "--epochs", "-3"])
+    err = capsys.readouterr().err
+    assert caught.value.code == 2
+    assert err.strip().splitlines() == [
+        "nncore train: error: argument --epochs: expected a non-negative integer, got '-3' "
+        "(see `nncore train --help`)"]
