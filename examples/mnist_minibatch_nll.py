@@ -2,7 +2,8 @@
 
 The seed projects' second classic: one hidden layer (n=128 here), softmax + NLL, plain
 mini-batch SGD with momentum. Measured: 10 epochs, batch 64, lr 0.05, momentum 0.9 reach
-FIGURES_NLL.
+97.92% test accuracy
+(58 s on 1 thread of a busy 2-core machine).
 
     python examples/mnist_minibatch_nll.py [--hidden 128] [--epochs 10] [--batch-size 64]
 """
