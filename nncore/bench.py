@@ -373,6 +373,9 @@ def time_round_robin(runners, repeats, warm_up_rows, budget_seconds, floor=None,
             cpu_samples[name].append(time.process_time() - cpu_start)
         if floor is not None:
             floors.append(floor.measure())
+        for name in [name for name, values in samples.items() if name in runners and values[-1] > max_epoch_seconds]:
+            skipped[name] = f"timed once only: {samples[name][-1]:.0f} s per epoch (limit {max_epoch_seconds:.0f} s)"
+            del runners[name]
         rounds += 1
         round_seconds = time.perf_counter() - round_start
         spent += round_seconds
