@@ -204,7 +204,7 @@ def test_arbitrary_bytes_in_an_idx_file_read_correctly_or_raise_data_error(data)
 
 # ---------------------------------------------------------------- CSV
 
-CSV_CELL = re.compile(r"^\s*[+-]?\d+\s*$")
+CSV_CELL = re.compile(r"^[ \t]*[+-]?[0-9]+[ \t]*$")
 
 
 def strict_csv_reference(text):
@@ -319,6 +319,7 @@ def check_csv_outcome(data):
 @example((0, [("field", 40, "\x00")]))
 @example((2, [("field", 3, "#")]))            # a comment character inside a row
 @example((0, [("field", 785, "\r")]))         # a lone carriage return
+@example((0, [("insert", 0, b"\x1c")]))        # a control character Python's str.isspace() accepts
 def test_a_mutated_csv_file_reads_as_what_it_says_or_raises_data_error(case):
     seed_index, mutations = case
     data = apply_csv_mutations(CSV_SEEDS[seed_index], mutations)
