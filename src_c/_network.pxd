@@ -123,13 +123,17 @@ cdef inline void batch_gradient(const Layout* net, const floating* params,
                                 floating* inputs, floating* acts, floating* delta_a, floating* delta_b,
                                 double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
     """The gradient of the mean loss over one batch of m rows, chunk by chunk; adds its losses and hits."""
-    cdef Py_ssize_t l, start, rows, n_in = net.sizes[0]
+    cdef Py_ssize_t l, i, start, rows, n_in = net.sizes[0]
     cdef Py_ssize_t n_out = net.sizes[net.n_layers]
     for l in range(net.n_layers):
         memset(grad + net.b_offsets[l], 0, net.sizes[l + 1] * sizeof(floating))
     start = 0
     while start < m:
         rows = min(net.chunk_rows, m - start)
+        if indices != NULL:
+            # The shuffled labels are read after the forward gemms: ask for them now.
+            for i in range(rows):
+                k.nncore_prefetch(y + indices[first + start + i])
         if X_uint8 != NULL:
             k.gather_scale_uint8(inputs, X_uint8, n_in, indices, first + start, rows, scale)
         else:
