@@ -464,6 +464,9 @@ def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out):
     cdef const unsigned char[:, ::1] X_uint8
     cdef const floating[:, ::1] X_float
     cdef Py_ssize_t i
+    # X is a Python object: with boundscheck off, X.shape[1] of a 1-D array reads past the tuple.
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
     if out.shape[0] != indices.shape[0] or out.shape[1] != X.shape[1]:
         raise ValueError("out must be (len(indices), X.shape[1])")
     for i in range(indices.shape[0]):
