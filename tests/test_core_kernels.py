@@ -227,3 +227,10 @@ def test_adam_first_step_moves_every_parameter_by_lr():
     grad = np.array([3.0, -0.5, 1e-3, -7.0])
     cb.adam_update(params, grad, np.zeros(4), np.zeros(4), 1, 0.01, 0.9, 0.999, 1e-12, 0.0)
     np.testing.assert_allclose(params, -0.01 * np.sign(grad), rtol=1e-8)
+
+
+def test_gather_wrapper_rejects_one_dimensional_inputs():
+    # X is untyped in the wrapper: without this check X.shape[1] would read past the shape tuple.
+    from nncore import _core
+    with pytest.raises(ValueError, match="2-D"):
+        _core.gather_scale(np.zeros(5, np.uint8), np.zeros(1, np.intp), np.zeros((1, 5), np.float32))
