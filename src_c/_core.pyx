@@ -103,6 +103,37 @@ def _layout_tables(layer_sizes, Py_ssize_t chunk_rows):
     return tables, activations, chunk_rows * widest_hidden
 
 
+def _check_structure(Py_ssize_t n_params, layer_sizes, X, Py_ssize_t n_rows=-1, y=None, order=None,
+                     loss_kind=None):
+    """Shape checks that keep a direct call into this module from reading out of bounds.
+
+    cython_backend validates every argument (with nncore.backends._common) before calling in;
+    this only makes the extension's own entry points memory-safe: O(n) numpy, no kernel work.
+    """
+    sizes = [int(s) for s in layer_sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"layer_sizes must be >= 2 positive ints, got {sizes}")
+    if n_params != sum(a * b + b for a, b in zip(sizes[:len(sizes) - 1], sizes[1:])):
+        raise ValueError(f"params do not match layer sizes {sizes}")
+    if X is not None:
+        if X.ndim != 2 or X.shape[1] != sizes[0] or not X.flags.c_contiguous:
+            raise ValueError(f"X must be C-contiguous (n, {sizes[0]})")
+        if n_rows >= 0 and X.shape[0] != n_rows:
+            raise ValueError(f"X has {X.shape[0]} rows, expected {n_rows}")
+    if y is not None:
+        labels = np.asarray(y)
+        if X is not None and labels.shape[0] != X.shape[0]:
+            raise ValueError("y and X differ in length")
+        if labels.shape[0] and (labels.min() < 0 or labels.max() >= sizes[len(sizes) - 1]):
+            raise ValueError("labels out of range")
+    if order is not None:
+        rows = np.asarray(order)
+        if rows.shape[0] and (rows.min() < 0 or rows.max() >= X.shape[0]):
+            raise ValueError("order holds rows outside X")
+    if loss_kind is not None and loss_kind not in (LOSS_CROSS_ENTROPY, LOSS_MSE):
+        raise ValueError(f"unknown loss kind {loss_kind}")
+
+
 cdef void _fill_layout(Layout* net, const Py_ssize_t[::1] tables, Py_ssize_t n_layers,
                        Py_ssize_t chunk_rows) noexcept:
     cdef const Py_ssize_t* base = &tables[0]
@@ -205,6 +236,10 @@ def train_epoch(floating[::1] params, layer_sizes, X, const int[::1] y, const Py
     cdef const floating* X_float_ptr = NULL
     cdef floating scale = _input_scale(params[0])
     cdef floating[::1] grad, inputs, acts, delta_a, delta_b
+    _check_structure(params.shape[0], layer_sizes, X, -1, y, order, loss_kind)
+    if (state_a.shape[0] != params.shape[0] or state_b.shape[0] != params.shape[0]
+            or loss_total.shape[0] < 1 or progress.shape[0] < 4 or batch_size < 1 or chunk_rows < 1):
+        raise ValueError("state buffers, progress or sizes do not fit")
     if n_samples == 0:
         return
     tables, acts_size, delta_size = _layout_tables(layer_sizes, chunk)
@@ -287,6 +322,9 @@ def forward(const floating[::1] params, layer_sizes, X, floating[:, ::1] out,
     cdef floating[::1] inputs, acts
     cdef double unused_loss = 0
     cdef Py_ssize_t unused_correct = 0
+    _check_structure(params.shape[0], layer_sizes, X, n_samples)
+    if out.shape[1] != int(layer_sizes[len(layer_sizes) - 1]) or chunk_rows < 1:
+        raise ValueError("out must be (n_samples, n_outputs)")
     if n_samples == 0:
         return
     chunk, tables, inputs, acts = _inference_setup(layer_sizes, n_samples, chunk_rows, np.asarray(out).dtype)
@@ -314,6 +352,9 @@ def evaluate(const floating[::1] params, layer_sizes, X, const int[::1] y, int l
     cdef floating[::1] inputs, acts
     cdef double loss_sum = 0
     cdef Py_ssize_t n_correct = 0
+    _check_structure(params.shape[0], layer_sizes, X, n_samples, y, None, loss_kind)
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be >= 1")
     if n_samples == 0:
         return 0.0, 0
     chunk, tables, inputs, acts = _inference_setup(layer_sizes, n_samples, chunk_rows, np.asarray(params).dtype)
@@ -342,6 +383,9 @@ def loss_and_grad(const floating[::1] params, layer_sizes, X, const int[::1] y, 
     cdef floating[::1] inputs, acts, delta_a, delta_b
     cdef double loss_sum = 0
     cdef Py_ssize_t n_correct = 0
+    _check_structure(params.shape[0], layer_sizes, X, n_samples, y, None, loss_kind)
+    if grad.shape[0] != params.shape[0] or n_samples == 0 or chunk_rows < 1:
+        raise ValueError("grad must match params, and X must not be empty")
     chunk = max(1, min(chunk_rows, n_samples))
     tables, acts_size, delta_size = _layout_tables(layer_sizes, chunk)
     _fill_layout(&net, tables, len(layer_sizes) - 1, chunk)
@@ -465,6 +509,8 @@ def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out):
     cdef const floating[:, ::1] X_float
     cdef Py_ssize_t i
     # X is a Python object: with boundscheck off, X.shape[1] of a 1-D array reads past the tuple.
+    if not isinstance(X, np.ndarray):
+        raise TypeError(f"X must be a NumPy array, got {type(X).__name__}")
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
     if out.shape[0] != indices.shape[0] or out.shape[1] != X.shape[1]:
@@ -532,6 +578,7 @@ def gemm_floor_seconds(const floating[::1] params, layer_sizes, Py_ssize_t n_sam
     cdef floating[::1] grad, inputs, acts, delta
     cdef double began, ended
     cdef Py_ssize_t chunk = max(1, min(DEFAULT_CHUNK_ROWS, batch_size, n_samples))
+    _check_structure(params.shape[0], layer_sizes, None)
     tables, acts_size, delta_size = _layout_tables(layer_sizes, chunk)
     _fill_layout(&net, tables, len(layer_sizes) - 1, chunk)
     dtype = np.asarray(params).dtype
