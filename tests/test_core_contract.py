@@ -312,3 +312,29 @@ def test_layer_views_of_the_parameters_are_what_the_core_updates():
     W2[:] = [[1.0, 0.0], [0.0, 1.0]]
     probs = cb.forward(params, layer_sizes, np.ones((1, 3)))
     np.testing.assert_allclose(probs, [[0.5, 0.5]])
+
+
+def test_direct_calls_into_the_extension_with_wrong_shapes_raise_instead_of_reading_out_of_bounds():
+    from nncore import _core
+    layer_sizes = (20, 16, 5)
+    params, X, y = make_problem(layer_sizes, np.float64, "float")
+    y = y.astype(np.int32)
+    state = np.zeros_like(params)
+    order = np.arange(len(X), dtype=np.intp)
+    progress, total = np.zeros(4, np.intp), np.zeros(1)
+    def epoch(**change):
+        arguments = dict(params=params, layer_sizes=layer_sizes, X=X, y=y, order=order, batch_size=10,
+                         loss_kind=0, state_a=state, state_b=state, loss_total=total, progress=progress)
+        arguments.update(change)
+        _core.train_epoch(*arguments.values(), adam=False, lr=0.1)
+    for change in [dict(layer_sizes=(20, 5)), dict(X=X[:, :10].copy()), dict(y=y[:-1].copy()),
+                   dict(y=np.full_like(y, 5)), dict(order=order + 1), dict(loss_kind=7), dict(batch_size=0),
+                   dict(state_a=state[:-1].copy()), dict(progress=np.zeros(2, np.intp))]:
+        with pytest.raises(ValueError):
+            epoch(**change)
+    with pytest.raises(ValueError):
+        _core.forward(params, layer_sizes, X, np.empty((len(X), 4)))
+    with pytest.raises(ValueError):
+        _core.evaluate(params, (20, 16, 6), X, y, 0)
+    with pytest.raises(ValueError):
+        _core.loss_and_grad(params, layer_sizes, X[:0], y[:0], 0, np.empty_like(params))
