@@ -37,16 +37,20 @@ import nncore
 from nncore.backends import compiled_core_status
 from nncore.io import load_checkpoint, save_checkpoint
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 CORE_AVAILABLE, CORE_DETAIL = compiled_core_status()
 BACKENDS = [pytest.param("cython", marks=pytest.mark.skipif(not CORE_AVAILABLE, reason=CORE_DETAIL)), "numpy"]
 RSS_GROWTH_LIMIT_MB = 5
 PEAK_RSS_LIMIT_MB = 400
 
 
+# Children import the nncore this suite tests (the installed one in CI, the checkout when
+# installed editable), not whatever a relative path would find.
+TESTED_NNCORE_ROOT = str(Path(nncore.__file__).resolve().parent.parent)
+
+
 def subprocess_environment(**extra):
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])),
+        filter(None, [TESTED_NNCORE_ROOT, os.environ.get("PYTHONPATH")])),
         OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     environment.update(extra)
     return environment
