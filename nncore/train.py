@@ -333,6 +333,10 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
         raise ValueError("resume=True needs checkpoint_dir")
     if checkpoint_path is not None:
         checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        # A run killed mid-write (SIGKILL skips the cleanup) leaves its temporary file behind;
+        # without this they pile up, one partial checkpoint per kill.
+        for leftover in checkpoint_path.parent.glob(f".{CHECKPOINT_NAME}.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
     restored_best = None
     if resume and checkpoint_path.exists():
