@@ -234,6 +234,7 @@ def test_a_training_process_killed_at_random_moments_leaves_a_checkpoint_resume_
     history = resumed.fit(X, y, epochs=done + 2, batch_size=50, backend=backend, checkpoint_dir=checkpoint_dir,
                           resume=True, n_threads=1)
     assert history.epoch == list(range(1, done + 3))
+    assert sorted(p.name for p in checkpoint_dir.iterdir()) == ["checkpoint.npz"], "temporary files piled up"
     reference = nncore.MLP([64, 48, 10], seed=0)
     reference.fit(X, y, epochs=done + 2, batch_size=50, backend=backend, seed=11, n_threads=1)
     np.testing.assert_array_equal(resumed.params, reference.params)
