@@ -30,7 +30,8 @@ from nncore import DataError
 from nncore.data import decode_idx, encode_idx, read_csv, read_idx
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 REGRESSIONS = Path(__file__).parent / "regressions"
 SCALE = float(os.environ.get("NNCORE_FUZZ_SCALE", "1"))
@@ -338,7 +339,7 @@ def test_arbitrary_bytes_in_a_csv_file_read_correctly_or_raise_data_error(data):
 
 def test_a_valid_csv_seed_reads_back_exactly():
     for data in CSV_SEEDS:
-        images, labels = check_csv_outcome(data)
+        images, _ = check_csv_outcome(data)
         expected = strict_csv_reference(data)
         assert expected is not None and len(images) == len(expected[0])
 

@@ -22,7 +22,8 @@ import nncore
 from nncore.io import FORMAT_VERSION, load_checkpoint
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 SCALE = float(os.environ.get("NNCORE_FUZZ_SCALE", "1"))
 MUTATION_EXAMPLES = 600
@@ -36,6 +37,10 @@ def fuzz_settings(n):
 
 @contextlib.contextmanager
 def time_limit(seconds=10):
+    if not hasattr(signal, "setitimer"):
+        yield
+        return
+
     def expire(signum, frame):
         raise TimeoutError(f"loading took longer than {seconds} s")
 
@@ -155,7 +160,7 @@ def test_every_bit_of_the_central_directory_flipped_is_handled(kind):
 
 def test_every_truncation_of_a_checkpoint_is_refused():
     data = VALID["checkpoint"]
-    for length in list(range(0, 120)) + list(range(120, len(data), max(1, len(data) // 150))):
+    for length in list(range(120)) + list(range(120, len(data), max(1, len(data) // 150))):
         path = write(data[:length], "cut.npz")
         with pytest.raises(nncore.ModelFileError):
             load_checkpoint(path)
@@ -334,9 +339,8 @@ def test_a_zip_bomb_member_is_refused_without_inflating_it(tmp_path):
     write_deflated_archive(path, {"header.npy": _npy(np.frombuffer(json.dumps(header).encode(), np.uint8)),
                                   "params.npy": (npy_header, 4 * n - (4 * n) % (1 << 22))})
     assert path.stat().st_size < 2_000_000
-    with time_limit(20):
-        with pytest.raises(nncore.ModelFileError, match="compress|bomb|truncated|size"):
-            nncore.load(path)
+    with time_limit(20), pytest.raises(nncore.ModelFileError, match="compress|bomb|truncated|size"):
+        nncore.load(path)
 
 
 def test_a_header_member_that_inflates_past_its_limit_is_refused(tmp_path):
@@ -344,9 +348,8 @@ def test_a_header_member_that_inflates_past_its_limit_is_refused(tmp_path):
     np.lib.format.write_array_header_1_0(npy_header, {"descr": "|u1", "fortran_order": False, "shape": (64 << 20,)})
     path = tmp_path / "bomb.npz"
     write_deflated_archive(path, {"header.npy": (npy_header.getvalue(), 64 << 20)})
-    with time_limit(20):
-        with pytest.raises(nncore.ModelFileError, match="header"):
-            nncore.load(path)
+    with time_limit(20), pytest.raises(nncore.ModelFileError, match="header"):
+        nncore.load(path)
 
 
 def test_a_stored_member_with_a_lying_size_reads_only_what_the_header_declares(tmp_path):
@@ -407,7 +410,8 @@ def test_a_newer_format_version_says_upgrade(tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"\x00" * 1000, os.urandom(4096), b"PK\x05\x06" + bytes(18),
-                                     b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }"])
+                                     (b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, "
+                                      b"'shape': (3,), }")])
 def test_garbage_and_a_bare_npy_are_refused(tmp_path, content):
     path = tmp_path / "garbage.npz"
     path.write_bytes(content)
