@@ -184,7 +184,8 @@ def load_split(dataset, split, data_dir=None):
 
 def _read_local_split(dataset, split, directory):
     from .data import Dataset, read_csv, read_idx
-    from .data.fetch import DATASETS as SPECS, FILES_BY_SPLIT
+    from .data.fetch import DATASETS as SPECS
+    from .data.fetch import FILES_BY_SPLIT
 
     if not directory.is_dir():
         raise UserError(f"--data-dir {directory}: no such directory")

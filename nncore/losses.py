@@ -16,7 +16,7 @@ import numpy as np
 from .backends._common import LOSSES
 from .backends.numpy_backend import LOSS_KERNELS, softmax
 
-__all__ = ["LOSSES", "cross_entropy", "mse", "loss_per_sample", "softmax"]
+__all__ = ["LOSSES", "cross_entropy", "loss_per_sample", "mse", "softmax"]
 
 
 def loss_per_sample(name, logits, y):

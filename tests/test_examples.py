@@ -5,10 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli import tiny_images
 
 import nncore
-
-from test_cli import tiny_images
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -4,14 +4,13 @@ import sys
 
 import numpy as np
 import pytest
+from test_model import BACKENDS, blobs
 
 import nncore
 from nncore.estimator import MLPClassifier
 
-from test_model import BACKENDS, blobs
-
 sklearn = pytest.importorskip("sklearn")
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 #: Checks MLPClassifier is expected to fail, with the reason (listed in the README).
 EXPECTED_FAILED_CHECKS = {}

@@ -4,11 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from test_model import BACKENDS, blobs, blobs_uint8
 
 import nncore
 from nncore.train import CHECKPOINT_NAME, epoch_seed
-
-from test_model import BACKENDS, blobs, blobs_uint8
 
 
 class InterruptAfter(nncore.Callback):
@@ -139,8 +138,8 @@ def test_epoch_seeds_depend_on_seed_and_epoch_only():
                                        lambda: nncore.SGD(lr=0.05, momentum=0.9, nesterov=True)])
 def test_an_interrupted_run_resumed_ends_bit_identical_to_an_uninterrupted_one(tmp_path, backend, optimizer):
     X, y = blobs_uint8(300)
-    settings = dict(epochs=6, batch_size=32, backend=backend, validation_split=0.2, lr_schedule="cosine",
-                    early_stopping=nncore.EarlyStopping(patience=10))
+    settings = {"epochs": 6, "batch_size": 32, "backend": backend, "validation_split": 0.2,
+                "lr_schedule": "cosine", "early_stopping": nncore.EarlyStopping(patience=10)}
     straight = nncore.MLP([16, 12, 4], seed=7)
     expected = straight.fit(X, y, optimizer=optimizer(), **settings)
 
@@ -247,8 +246,8 @@ def test_resuming_a_run_that_stopped_early_does_not_train_further(tmp_path):
     X, y = blobs(300)
     rng = np.random.default_rng(1)
     noise = (rng.normal(size=(100, 16)).astype(np.float32) * 3, rng.integers(0, 4, 100))
-    settings = dict(epochs=60, batch_size=16, validation_data=noise, backend="numpy",
-                    early_stopping=nncore.EarlyStopping(patience=2), checkpoint_dir=tmp_path)
+    settings = {"epochs": 60, "batch_size": 16, "validation_data": noise, "backend": "numpy",
+                "early_stopping": nncore.EarlyStopping(patience=2), "checkpoint_dir": tmp_path}
     model = nncore.MLP([16, 64, 4], seed=0)
     history = model.fit(X, y, optimizer=nncore.Adam(lr=1e-2), **settings)
     assert history.stopped_early
