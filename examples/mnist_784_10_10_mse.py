@@ -2,10 +2,10 @@
 
 The same network and full-batch gradient descent as mnist_784_10_10_gd.py, with
 loss="mse": sum_k (softmax_k - onehot_k)^2. Its gradients are smaller than cross-entropy's
-for confident mistakes, so it takes a larger learning rate and learns more slowly.
-Xavier init, as in the cross-entropy script (He init at lr 2.0 lost hidden units and
-stopped at 87.3% train / 86.2% test). Measured: --iterations 5000 --lr 1.0 reaches
-FIGURES_MSE.
+for confident mistakes, so it takes a larger learning rate. Xavier init, as in the
+cross-entropy script (He init at lr 2.0 lost hidden units and stopped at 87.3% train /
+86.2% test). Measured: --iterations 5000 --lr 1.0 reaches 95.94% train / 94.22% test
+(584 s on 1 thread of a busy 2-core machine).
 
     python examples/mnist_784_10_10_mse.py [--iterations 5000] [--lr 1.0]
 """
