@@ -28,18 +28,44 @@ def confusion_matrix(y_true, y_pred, n_classes=None):
     return matrix
 
 
-def format_confusion_matrix(matrix, class_names=None):
-    """The matrix as aligned text: rows are true classes, columns predicted, with totals."""
+def per_class_accuracy(matrix):
+    """Diagonal over row sums; NaN for a class with no examples."""
     matrix = np.asarray(matrix)
-    n = matrix.shape[0]
-    names = [str(name) for name in (class_names if class_names is not None else range(n))]
-    short = [name[:8] for name in names]
-    width = max(max(len(str(int(matrix.max(initial=0)))), 1), max(len(s) for s in short)) + 1
-    label_width = max(len(s) for s in short) + 1
-    lines = [" " * label_width + " " + "".join(s.rjust(width) for s in short) + "  <- predicted",]
-    for i in range(n):
-        row = "".join(str(int(v)).rjust(width) for v in matrix[i])
-        total = int(matrix[i].sum())
-        correct = matrix[i, i] / total if total else float("nan")
-        lines.append(f"{short[i].rjust(label_width)} {row}   {correct:6.1%}")
+    totals = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(matrix) / np.maximum(totals, 1), np.nan)
+
+
+def format_confusion_matrix(matrix, class_names=None):
+    """The confusion matrix as aligned text: rows true classes, columns predicted, plus accuracy.
+
+    Columns are headed by class index to stay narrow; each row names its class in full, e.g.
+    ``9 Ankle boot``. The last column is the row's accuracy (recall); the last line the total.
+    Needs no matplotlib.
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"a confusion matrix is square, got shape {matrix.shape}")
+    n_classes = matrix.shape[0]
+    if class_names is None:
+        class_names = [str(k) for k in range(n_classes)]
+    if len(class_names) != n_classes:
+        raise ValueError(f"{len(class_names)} class names for a {n_classes}-class matrix")
+    row_labels = [name if str(name) == str(k) else f"{k} {name}" for k, name in enumerate(class_names)]
+    corner = "true \\ predicted"
+    label_width = max(len(corner), *(len(label) for label in row_labels))
+    cell_width = max(3, len(str(int(matrix.max()) if matrix.size else 0)), len(str(n_classes - 1)))
+    accuracy = per_class_accuracy(matrix)
+
+    def line(label, cells, last):
+        return (f"{label:<{label_width}}  " + " ".join(f"{cell:>{cell_width}}" for cell in cells)
+                + f"  {last:>8}").rstrip()
+
+    lines = [line(corner, [str(k) for k in range(n_classes)], "accuracy")]
+    for label, row, row_accuracy in zip(row_labels, matrix, accuracy, strict=True):
+        shown = "-" if np.isnan(row_accuracy) else f"{100 * row_accuracy:.1f}%"
+        lines.append(line(label, [str(int(count)) for count in row], shown))
+    total = int(matrix.sum())
+    overall = f"{100 * np.trace(matrix) / total:.2f}%" if total else "-"
+    lines.append(f"accuracy {overall} ({int(np.trace(matrix))} of {total})")
     return "\n".join(lines)

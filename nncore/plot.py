@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nncore import metrics
+from nncore.metrics import format_confusion_matrix  # noqa: F401  (re-exported: text needs no matplotlib)
 
 INSTALL_HINT = 'pip install "nncore[plot]"'
 
@@ -141,51 +142,6 @@ def _grid_shape(count, columns=None, target_ratio=2.0):
     return columns, math.ceil(count / columns)
 
 
-# ---------------------------------------------------------------- confusion counts and text
-
-def _per_class_accuracy(matrix):
-    """Diagonal over row sums; NaN for a class with no examples."""
-    matrix = np.asarray(matrix)
-    totals = matrix.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(totals > 0, np.diag(matrix) / np.maximum(totals, 1), np.nan)
-
-
-def format_confusion_matrix(matrix, class_names=None):
-    """The confusion matrix as aligned text: rows true classes, columns predicted, plus accuracy.
-
-    Columns are headed by class index to stay narrow; each row names its class in full, e.g.
-    ``9 Ankle boot``. The last column is the row's accuracy (recall); the last line the total.
-    Needs no matplotlib.
-    """
-    matrix = np.asarray(matrix)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"a confusion matrix is square, got shape {matrix.shape}")
-    n_classes = matrix.shape[0]
-    if class_names is None:
-        class_names = [str(k) for k in range(n_classes)]
-    if len(class_names) != n_classes:
-        raise ValueError(f"{len(class_names)} class names for a {n_classes}-class matrix")
-    row_labels = [name if str(name) == str(k) else f"{k} {name}" for k, name in enumerate(class_names)]
-    corner = "true \\ predicted"
-    label_width = max(len(corner), *(len(label) for label in row_labels))
-    cell_width = max(3, len(str(int(matrix.max()) if matrix.size else 0)), len(str(n_classes - 1)))
-    accuracy = _per_class_accuracy(matrix)
-
-    def line(label, cells, last):
-        return (f"{label:<{label_width}}  " + " ".join(f"{cell:>{cell_width}}" for cell in cells)
-                + f"  {last:>8}").rstrip()
-
-    lines = [line(corner, [str(k) for k in range(n_classes)], "accuracy")]
-    for label, row, row_accuracy in zip(row_labels, matrix, accuracy, strict=True):
-        shown = "-" if np.isnan(row_accuracy) else f"{100 * row_accuracy:.1f}%"
-        lines.append(line(label, [str(int(count)) for count in row], shown))
-    total = int(matrix.sum())
-    overall = f"{100 * np.trace(matrix) / total:.2f}%" if total else "-"
-    lines.append(f"accuracy {overall} ({int(np.trace(matrix))} of {total})")
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------- figures
 
 def prediction_grid(model, dataset, n=36, only_errors=False, columns=None):
@@ -297,7 +253,7 @@ def confusion_matrix(model, dataset):
     n_classes = len(class_names)
     predictions = np.asarray(model.predict(images))
     matrix = metrics.confusion_matrix(labels, predictions, n_classes)
-    accuracy = _per_class_accuracy(matrix)
+    accuracy = metrics.per_class_accuracy(matrix)
 
     longest = max(len(name) for name in class_names)
     size = 0.5 * n_classes + 1.6 + 0.06 * longest

@@ -83,7 +83,9 @@ def test_evaluate_prints_accuracy_loss_and_a_confusion_matrix(trained, data_dir,
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("mnist test: 100 images, accuracy ")
-    assert "predicted" in lines[1] and len(lines) == 2 + 10
+    # header, matrix header, 10 class rows, the overall-accuracy line
+    assert "predicted" in lines[1] and len(lines) == 2 + 10 + 1
+    assert lines[-1].startswith("accuracy ") and "of 100)" in lines[-1]
 
 
 def test_predict_on_dataset_indices_and_on_an_idx_file(trained, data_dir, tmp_path, capsys):
