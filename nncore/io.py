@@ -23,14 +23,13 @@ new one, never half of one.
 import io
 import json
 import math
-import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_open
 from .backends._common import count_parameters
 from .errors import ModelFileError
 
@@ -63,39 +62,12 @@ def write_npz_atomic(path, header, arrays):
     header = dict(header, arrays={name: {"shape": list(a.shape), "dtype": a.dtype.name}
                                   for name, a in arrays.items()})
     header_bytes = json.dumps(header, allow_nan=True).encode("utf-8")
-    directory = path.parent if str(path.parent) else Path(".")
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:
-                archive.writestr("header.npy", _npy_bytes(np.frombuffer(header_bytes, dtype=np.uint8)))
-                for name, array in arrays.items():
-                    archive.writestr(f"{name}.npy", _npy_bytes(array))
-            stream.flush()
-            # Without fsync, a crash just after the rename can leave an empty file in its place.
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        # BaseException: a Ctrl-C mid-write must not leave the temporary file behind.
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory):
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    # The temporary name matches the leftovers nncore.train removes (".checkpoint.npz.*.tmp").
+    with atomic_open(path, prefix=f".{path.name}.", suffix=".tmp") as stream:
+        with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr("header.npy", _npy_bytes(np.frombuffer(header_bytes, dtype=np.uint8)))
+            for name, array in arrays.items():
+                archive.writestr(f"{name}.npy", _npy_bytes(array))
 
 
 def model_header(model, kind="model"):

@@ -54,7 +54,7 @@ from typing import Mapping
 
 import numpy as np
 
-from nncore.data._atomic import TEMPORARY_PREFIX, atomic_write_bytes
+from nncore._atomic import TEMPORARY_PREFIX, atomic_write_bytes
 from nncore.data.csv import open_text, read_csv
 from nncore.data.dataset import Dataset
 from nncore.data.idx import decode_idx, encode_idx, read_idx

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nncore.data._atomic import atomic_write_bytes
+from nncore._atomic import atomic_write_bytes
 from nncore.errors import DataError
 
 #: IDX type code -> the big-endian NumPy dtype of the values as stored in the file.

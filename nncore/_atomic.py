@@ -2,11 +2,14 @@
 
 The data is written to a temporary file in the destination's own directory (so the final
 ``os.replace`` is a rename within one file system, which POSIX and Windows make atomic),
-flushed to disk, then renamed over the destination. A process killed mid-write leaves only
-a temporary file whose name starts with ``TEMPORARY_PREFIX``; the cache removes those
-while it holds its lock (see ``nncore.data.fetch``).
+flushed and fsynced, then renamed over the destination. A process killed mid-write leaves
+only its temporary file, named by the caller's prefix and suffix so that the caller can
+recognise and remove leftovers: the dataset cache removes ``TEMPORARY_PREFIX*`` while it
+holds its lock (``nncore.data.fetch``), training removes ``.checkpoint.npz.*.tmp`` when a
+run starts (``nncore.train``).
 """
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -16,21 +19,26 @@ from pathlib import Path
 TEMPORARY_PREFIX = ".nncore-partial-"
 
 
-def atomic_write_bytes(path, chunks):
-    """Write ``chunks`` (bytes-like objects, or one bytes-like object) to ``path`` atomically."""
+@contextlib.contextmanager
+def atomic_open(path, prefix=None, suffix=""):
+    """Open a binary stream whose contents replace ``path`` only when the block ends normally.
+
+    The temporary file is ``<prefix><random><suffix>`` beside ``path`` (prefix defaults to
+    ``TEMPORARY_PREFIX + path.name + "."``). On any exception, KeyboardInterrupt included,
+    it is removed and ``path`` is left as it was.
+    """
     path = Path(path)
-    if isinstance(chunks, (bytes, bytearray, memoryview)):
-        chunks = (chunks,)
-    file_descriptor, temporary_name = tempfile.mkstemp(
-        dir=path.parent, prefix=TEMPORARY_PREFIX + path.name + ".")
+    directory = path.parent if str(path.parent) else Path(".")
+    if prefix is None:
+        prefix = TEMPORARY_PREFIX + path.name + "."
+    file_descriptor, temporary_name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
     try:
         if hasattr(os, "fchmod"):
             # mkstemp makes the file private (0600); a cache may be shared, like any file
             # created with the usual umask.
             os.fchmod(file_descriptor, 0o644)
         with os.fdopen(file_descriptor, "wb") as stream:
-            for chunk in chunks:
-                stream.write(chunk)
+            yield stream
             stream.flush()
             # Without fsync a crash after the rename can leave a renamed but empty file.
             os.fsync(stream.fileno())
@@ -42,7 +50,16 @@ def atomic_write_bytes(path, chunks):
         except FileNotFoundError:
             pass
         raise
-    _fsync_directory(path.parent)
+    _fsync_directory(directory)
+
+
+def atomic_write_bytes(path, chunks):
+    """Write ``chunks`` (bytes-like objects, or one bytes-like object) to ``path`` atomically."""
+    if isinstance(chunks, (bytes, bytearray, memoryview)):
+        chunks = (chunks,)
+    with atomic_open(path) as stream:
+        for chunk in chunks:
+            stream.write(chunk)
 
 
 def _fsync_directory(directory):
