@@ -227,8 +227,11 @@ def train_epoch(params, layer_sizes, optimizer, X, y, batch_size=None, seed=0, l
     loss_sum, n_correct, n_batches = 0.0, 0, 0
     for start in range(0, len(X), batch_size):
         rows = order[start:start + batch_size]
-        losses, predictions = _batch_loss_and_grad(params, layer_sizes, gather_scale(X, rows, params.dtype),
-                                                   y[rows], loss, grad)
+        # A diverging batch overflows on its way to a non-finite loss; that is reported below
+        # (EpochResult.diverged_batch), so NumPy's overflow warnings would only repeat it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            losses, predictions = _batch_loss_and_grad(params, layer_sizes, gather_scale(X, rows, params.dtype),
+                                                       y[rows], loss, grad)
         batch_loss = float(losses.sum())
         if not np.isfinite(batch_loss):
             return EpochResult(loss_sum, n_correct, start, n_batches, n_batches + 1)
