@@ -73,9 +73,11 @@ def _as_array(X, dtype, name="X"):
         raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
     if X.dtype == np.uint8:
         return np.ascontiguousarray(X)
-    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
+    converted = np.ascontiguousarray(X, dtype=dtype)
+    # Checked after the conversion: a finite float64 such as 1e300 is inf in float32.
+    if not np.all(np.isfinite(converted)):
         raise ValueError(f"Input {name} contains NaN or infinity")
-    return np.ascontiguousarray(X, dtype=dtype)
+    return converted
 
 
 def _as_target(y):

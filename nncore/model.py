@@ -47,9 +47,16 @@ def as_inputs(X, n_features, dtype, name="X"):
         raise ValueError(f"{name} has {X.shape[1]} features, the model takes {n_features}")
     if X.dtype == np.uint8:
         return np.ascontiguousarray(X)
-    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or infinity")
-    return np.ascontiguousarray(X, dtype=dtype)
+    if X.dtype.kind in "iu":
+        # uint8 means pixels (scaled by 1/255); an int64 copy of the same pixels would not be
+        # scaled and would silently give other answers, so say which is meant.
+        raise TypeError(f"{name} has integer dtype {X.dtype}: pass uint8 for pixels 0..255 (scaled "
+                        f"by 1/255 in the kernels) or floats for values used as they are")
+    converted = np.ascontiguousarray(X, dtype=dtype)
+    # Checked after the conversion: a finite float64 such as 1e300 is inf in float32.
+    if not np.all(np.isfinite(converted)):
+        raise ValueError(f"{name} contains NaN or infinity (in {np.dtype(dtype).name})")
+    return converted
 
 
 def as_labels(y, n_samples, n_classes, name="y"):

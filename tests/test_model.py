@@ -210,3 +210,22 @@ def test_copy_is_independent():
     clone = model.copy()
     clone.params[:] = 0
     assert np.any(model.params != 0)
+
+
+def test_integer_inputs_other_than_uint8_are_refused_not_silently_left_unscaled():
+    model = nncore.MLP([4, 3], seed=0)
+    pixels = np.array([[0, 64, 128, 255]], dtype=np.uint8)
+    model.predict_proba(pixels)  # uint8: pixels, scaled by 1/255
+    with pytest.raises(TypeError, match="uint8 for pixels"):
+        model.predict_proba(pixels.astype(np.int64))  # e.g. np.array(list_of_pixels)
+
+
+def test_values_finite_in_float64_but_infinite_in_the_model_dtype_are_refused():
+    model = nncore.MLP([2, 3], dtype="float32", seed=0)
+    X = np.array([[1e300, 0.0], [0.0, 1.0]])  # finite float64, inf once float32
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        model.predict_proba(X)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        model.fit(X, np.array([0, 1]), epochs=1, backend="numpy")
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        nncore.MLPClassifier(hidden_layer_sizes=(3,), max_iter=1, backend="numpy").fit(X, np.array([0, 1]))
