@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import get_backend
+from .backends import DEFAULT_BACKEND, get_backend
 from .backends._common import LOSSES
 from .errors import ModelFileError, TrainingDiverged
 from .io import load_checkpoint, save_checkpoint
@@ -272,12 +272,12 @@ def format_epoch(run_epoch, epochs, logs):
 
 
 def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross_entropy",
-        validation_data=None, validation_split=None, backend="cython", callbacks=None,
+        validation_data=None, validation_split=None, backend=DEFAULT_BACKEND, callbacks=None,
         early_stopping=None, checkpoint_dir=None, resume=False, verbose=0, lr_schedule=None,
         seed=None, n_threads=None):
     """Train ``model`` for ``epochs`` epochs and return a ``History``.
 
-    - ``X``: (n, n_inputs) uint8 (scaled by 1/255 in the kernels) or numbers (converted to the
+    - ``X``: (n, n_inputs) uint8 (scaled by 1/255 in the kernels) or floats (converted to the
       model's dtype), or a Dataset with ``y`` omitted; ``y``: class indices 0..n_classes-1.
       NaN/inf inputs and labels out of range raise ValueError naming the argument.
     - ``batch_size``: samples per update; None means full-batch gradient descent.
