@@ -13,18 +13,17 @@ tests/regressions/ (every file there must read without any exception but ``DataE
 Example counts (per run, the default suite): ``FUZZ_EXAMPLES`` below, scaled by the
 environment variable ``NNCORE_FUZZ_SCALE`` (e.g. 10 for a long local fuzzing session).
 """
-import contextlib
 import gzip
 import io
 import os
 import re
-import signal
 import struct
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _time_limit import time_limit as _time_limit
 
 from nncore import DataError
 from nncore.data import decode_idx, encode_idx, read_csv, read_idx
@@ -46,23 +45,9 @@ def fuzz_settings(kind):
                     derandomize=False, database=None)
 
 
-@contextlib.contextmanager
 def time_limit(seconds=SECONDS_PER_READ):
     """Fail (instead of hanging the suite) when the body runs longer than ``seconds``."""
-    if not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def expire(signum, frame):
-        raise TimeoutError(f"a read took longer than {seconds} s: a hang")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    return _time_limit(seconds, what="a read")
 
 
 _WORK_DIRECTORY = tempfile.TemporaryDirectory(prefix="nncore-fuzz-")
