@@ -302,48 +302,11 @@ cdef void _inference(const Layout* net, const floating* params,
         start += rows
 
 
-cdef tuple _inference_setup(layer_sizes, Py_ssize_t n_samples, Py_ssize_t chunk_rows, dtype):
-    chunk = max(1, min(chunk_rows, n_samples))
-    tables, acts_size, _ = _layout_tables(layer_sizes, chunk)
-    inputs = np.empty(chunk * int(layer_sizes[0]), dtype=dtype)
-    acts = np.empty(acts_size, dtype=dtype)
-    return chunk, tables, inputs, acts
-
-
-def forward(const floating[::1] params, layer_sizes, X, floating[:, ::1] out,
-            Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
-    """Class probabilities of every row of X into ``out`` (n_samples, n_out), GIL released."""
-    cdef Py_ssize_t n_samples = out.shape[0]
-    cdef Layout net
-    cdef const unsigned char[:, ::1] X_uint8
-    cdef const floating[:, ::1] X_float
-    cdef const unsigned char* X_uint8_ptr = NULL
-    cdef const floating* X_float_ptr = NULL
-    cdef floating[::1] inputs, acts
-    cdef double unused_loss = 0
-    cdef Py_ssize_t unused_correct = 0
-    _check_structure(params.shape[0], layer_sizes, X, n_samples)
-    if out.shape[1] != int(layer_sizes[len(layer_sizes) - 1]) or chunk_rows < 1:
-        raise ValueError("out must be (n_samples, n_outputs)")
-    if n_samples == 0:
-        return
-    chunk, tables, inputs, acts = _inference_setup(layer_sizes, n_samples, chunk_rows, np.asarray(out).dtype)
-    _fill_layout(&net, tables, len(layer_sizes) - 1, chunk)
-    if X.dtype == np.uint8:
-        X_uint8 = X
-        X_uint8_ptr = &X_uint8[0, 0]
-    else:
-        X_float = X
-        X_float_ptr = &X_float[0, 0]
-    with nogil:
-        _inference(&net, &params[0], X_uint8_ptr, X_float_ptr, _input_scale(out[0, 0]), NULL, n_samples,
-                   LOSS_NONE, &inputs[0], &acts[0], &out[0, 0], &unused_loss, &unused_correct)
-
-
-def evaluate(const floating[::1] params, layer_sizes, X, const int[::1] y, int loss_kind,
-             Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
-    """(sum of per-sample losses, number of correct argmax predictions), GIL released."""
-    cdef Py_ssize_t n_samples = y.shape[0]
+cdef tuple _run_inference(const floating[::1] params, layer_sizes, X, const int* y, int loss_kind,
+                          floating* out, Py_ssize_t n_samples, Py_ssize_t chunk_rows):
+    """Workspaces for one call, then ``_inference`` with the GIL released: what ``forward``
+    (y NULL, LOSS_NONE, probabilities into ``out``) and ``evaluate`` (``out`` NULL) share.
+    The caller has checked the shapes; returns (loss sum, correct count)."""
     cdef Layout net
     cdef const unsigned char[:, ::1] X_uint8
     cdef const floating[:, ::1] X_float
@@ -352,13 +315,12 @@ def evaluate(const floating[::1] params, layer_sizes, X, const int[::1] y, int l
     cdef floating[::1] inputs, acts
     cdef double loss_sum = 0
     cdef Py_ssize_t n_correct = 0
-    _check_structure(params.shape[0], layer_sizes, X, n_samples, y, None, loss_kind)
-    if chunk_rows < 1:
-        raise ValueError("chunk_rows must be >= 1")
-    if n_samples == 0:
-        return 0.0, 0
-    chunk, tables, inputs, acts = _inference_setup(layer_sizes, n_samples, chunk_rows, np.asarray(params).dtype)
+    chunk = max(1, min(chunk_rows, n_samples))
+    tables, acts_size, _ = _layout_tables(layer_sizes, chunk)
     _fill_layout(&net, tables, len(layer_sizes) - 1, chunk)
+    dtype = np.asarray(params).dtype
+    inputs = np.empty(chunk * int(layer_sizes[0]), dtype=dtype)
+    acts = np.empty(acts_size, dtype=dtype)
     if X.dtype == np.uint8:
         X_uint8 = X
         X_uint8_ptr = &X_uint8[0, 0]
@@ -366,9 +328,33 @@ def evaluate(const floating[::1] params, layer_sizes, X, const int[::1] y, int l
         X_float = X
         X_float_ptr = &X_float[0, 0]
     with nogil:
-        _inference(&net, &params[0], X_uint8_ptr, X_float_ptr, _input_scale(params[0]), &y[0], n_samples,
-                   loss_kind, &inputs[0], &acts[0], NULL, &loss_sum, &n_correct)
+        _inference(&net, &params[0], X_uint8_ptr, X_float_ptr, _input_scale(params[0]), y, n_samples,
+                   loss_kind, &inputs[0], &acts[0], out, &loss_sum, &n_correct)
     return loss_sum, n_correct
+
+
+def forward(const floating[::1] params, layer_sizes, X, floating[:, ::1] out,
+            Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
+    """Class probabilities of every row of X into ``out`` (n_samples, n_out), GIL released."""
+    cdef Py_ssize_t n_samples = out.shape[0]
+    _check_structure(params.shape[0], layer_sizes, X, n_samples)
+    if out.shape[1] != int(layer_sizes[len(layer_sizes) - 1]) or chunk_rows < 1:
+        raise ValueError("out must be (n_samples, n_outputs)")
+    if n_samples == 0:
+        return
+    _run_inference(params, layer_sizes, X, NULL, LOSS_NONE, &out[0, 0], n_samples, chunk_rows)
+
+
+def evaluate(const floating[::1] params, layer_sizes, X, const int[::1] y, int loss_kind,
+             Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
+    """(sum of per-sample losses, number of correct argmax predictions), GIL released."""
+    cdef Py_ssize_t n_samples = y.shape[0]
+    _check_structure(params.shape[0], layer_sizes, X, n_samples, y, None, loss_kind)
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be >= 1")
+    if n_samples == 0:
+        return 0.0, 0
+    return _run_inference(params, layer_sizes, X, &y[0], loss_kind, <floating*> NULL, n_samples, chunk_rows)
 
 
 def loss_and_grad(const floating[::1] params, layer_sizes, X, const int[::1] y, int loss_kind,
