@@ -175,34 +175,13 @@ def build_parser():
 # ---------------------------------------------------------------- data
 
 def load_split(dataset, split, data_dir=None):
-    """The ``split`` of ``dataset``: from the verified cache, or read as-is from ``data_dir``."""
-    if data_dir is None:
-        from .data import load_dataset
-        return load_dataset(dataset, split, progress=True)
-    return _read_local_split(dataset, split, Path(data_dir))
+    """The ``split`` of ``dataset``: from the verified cache, or read as-is from ``data_dir``.
 
-
-def _read_local_split(dataset, split, directory):
-    from .data import Dataset, read_csv, read_idx
-    from .data.fetch import DATASETS as SPECS
-    from .data.fetch import FILES_BY_SPLIT
-
-    if not directory.is_dir():
-        raise UserError(f"--data-dir {directory}: no such directory")
-    spec = SPECS[dataset]
-    found = []
-    for name in FILES_BY_SPLIT[split]:
-        path = next((p for p in (directory / name, directory / f"{name}.gz") if p.is_file()), None)
-        found.append(path)
-    if all(found):
-        images, labels = read_idx(found[0]), read_idx(found[1])
-    else:
-        csv = next((directory / name for name in spec.csv_names[split] if (directory / name).is_file()), None)
-        if csv is None:
-            raise UserError(f"--data-dir {directory}: holds neither {FILES_BY_SPLIT[split][0]}[.gz] and "
-                            f"{FILES_BY_SPLIT[split][1]}[.gz] nor {' or '.join(spec.csv_names[split])}")
-        images, labels = read_csv(csv)
-    return Dataset(images.reshape(len(images), -1), labels, spec.class_names, name=f"{dataset}/{split}")
+    Either way the result's ``source``/``summary`` says where it came from; a split without
+    labels (Kaggle's test.csv) is an ``nncore.data.ImageSet``.
+    """
+    from .data import load_dataset
+    return load_dataset(dataset, split, data_dir=data_dir, progress=data_dir is None)
 
 
 def _load_model(path):
@@ -304,15 +283,8 @@ def command_predict(args):
     model = _load_model(args.model)
     labels, class_names = None, None
     if args.idx:
-        from .data import read_idx
-        if not Path(args.idx).is_file():
-            raise UserError(f"{args.idx}: no such file")
-        images = read_idx(args.idx)
-        if images.ndim < 2:
-            raise UserError(f"{args.idx}: holds a {images.ndim}-D array, not images")
-        images = images.reshape(len(images), -1)
-        if images.dtype != np.uint8 and images.dtype.kind != "f":
-            raise UserError(f"{args.idx}: images must be uint8 or float, got {images.dtype}")
+        from .data import read_images
+        images = read_images(args.idx).images
         indices = np.arange(len(images))
     else:
         dataset = load_split(args.dataset, args.split, args.data_dir)

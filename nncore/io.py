@@ -13,16 +13,23 @@ A file is an uncompressed zip of ``.npy`` members, as ``numpy.savez`` writes, ho
 
 Reading never unpickles and never trusts a size it has not checked: every member's ``.npy``
 header is parsed by hand, its dtype must be a plain float or uint8 (never object), and its
-shape must equal the one the header's layer sizes imply, before its bytes are read. Anything
-else raises ``ModelFileError`` naming the file and the problem.
+shape must equal the one the header's layer sizes imply, before its bytes are read. Only a
+regular file is opened (a FIFO or ``/dev/zero`` is refused, not read forever); the zip's
+central directory is bounded before ``zipfile`` parses it, a member name may appear only
+once (no "last one wins"), and the JSON header may name a key only once and nest only
+``MAX_HEADER_DEPTH`` deep. Anything else raises ``ModelFileError`` naming the file and the
+problem, in one line of bounded length.
 
 Writing goes to a temporary file in the destination's directory, is fsynced, then renamed
 over the destination (``os.replace``), so a reader (or a resumed run) sees the old file or the
 new one, never half of one.
 """
+import collections
 import io
 import json
 import math
+import os
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -30,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_open
+from ._reading import open_regular_file
 from .backends._common import count_parameters
 from .errors import ModelFileError
 
@@ -42,6 +50,15 @@ ACTIVATIONS = ("relu",)
 DTYPES = ("float32", "float64")
 KINDS = ("model", "checkpoint")
 OPTIMIZER_BUFFERS = {"sgd": ("velocity",), "adam": ("m", "v")}
+#: More members than any nncore file holds, and a central directory that could list them:
+#: zipfile parses the whole directory on open, so it is bounded before that.
+MAX_MEMBERS = 64
+MAX_CENTRAL_DIRECTORY_BYTES = 1 << 20
+#: The header's JSON nests 3-4 levels; deeper is crafted (and Python's parser recurses).
+MAX_HEADER_DEPTH = 32
+# Messages quote what the file says; this keeps a crafted field from making a 1 MB line.
+_MAX_PROBLEM_CHARACTERS = 400
+_LISTED_MEMBERS = 5
 # What zipfile raises on a damaged or crafted archive: besides BadZipFile, NotImplementedError
 # (unknown compression method or zip version), RuntimeError (encrypted member), zlib.error.
 _ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError,
@@ -104,22 +121,41 @@ class _Reader:
         self.path = Path(path)
 
     def fail(self, problem):
+        if len(problem) > _MAX_PROBLEM_CHARACTERS:
+            problem = problem[:_MAX_PROBLEM_CHARACTERS] + f"... ({len(problem)} characters)"
         raise ModelFileError(f"{self.path}: {problem}")
 
     def open(self):
-        if not self.path.exists():
-            raise ModelFileError(f"{self.path}: no such file")
-        if self.path.is_dir():
-            raise ModelFileError(f"{self.path}: is a directory, not a model file")
         try:
-            self.archive = zipfile.ZipFile(self.path)
+            self.stream = open_regular_file(self.path, ModelFileError)
+        except FileNotFoundError:
+            raise ModelFileError(f"{self.path}: no such file") from None
+        try:
+            _check_central_directory_size(self.stream, self)
+            self.archive = zipfile.ZipFile(self.stream)
+        except ModelFileError:
+            self.stream.close()
+            raise
         except _ZIP_ERRORS as error:
+            self.stream.close()
             self.fail(f"not an nncore model file (not a valid .npz archive: {error})")
-        self.members = {info.filename: info for info in self.archive.infolist()}
+        except BaseException:
+            self.stream.close()
+            raise
+        infos = self.archive.infolist()
+        self.members = {info.filename: info for info in infos}
+        if len(self.members) != len(infos):
+            self.close()
+            name, count = collections.Counter(info.filename for info in infos).most_common(1)[0]
+            self.fail(f"member {name!r} appears {count} times; a model file holds each array once")
+        if len(infos) > MAX_MEMBERS:
+            self.close()
+            self.fail(f"holds {len(infos)} members; an nncore file has at most {MAX_MEMBERS}")
         return self
 
     def close(self):
         self.archive.close()
+        self.stream.close()
 
     def check_stored(self, name, info):
         # nncore writes stored (uncompressed) members: a compressed one could be a zip bomb,
@@ -177,13 +213,87 @@ class _Reader:
         if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_HEADER_BYTES:
             self.fail("header is not a JSON byte string")
         raw = self.read_member("header", shape, np.uint8).tobytes()
-        try:
-            header = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            self.fail(f"header is not valid JSON ({error})")
+        header = self.parse_json(raw)
         if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
             self.fail("not an nncore model file (wrong format name)")
         return header
+
+
+    def parse_json(self, raw):
+        """The header's JSON: keys unique at every level, nesting bounded."""
+        try:
+            header = json.loads(raw.decode("utf-8"), object_pairs_hook=_object_with_unique_keys)
+        except RecursionError:
+            self.fail(f"header nests deeper than {MAX_HEADER_DEPTH} levels")
+        except _DuplicateKey as error:
+            self.fail(f"header names {error.args[0]!r} twice in one object; which one is meant?")
+        except ValueError as error:
+            # JSONDecodeError and UnicodeDecodeError are ValueErrors; so is an integer
+            # literal longer than Python converts (4,300 digits).
+            self.fail(f"header is not valid JSON ({error})")
+        if _nesting_depth(header) > MAX_HEADER_DEPTH:
+            self.fail(f"header nests deeper than {MAX_HEADER_DEPTH} levels")
+        return header
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_with_unique_keys(pairs):
+    keys = collections.Counter(key for key, _ in pairs)
+    if len(keys) != len(pairs):
+        raise _DuplicateKey(keys.most_common(1)[0][0])
+    return dict(pairs)
+
+
+def _nesting_depth(value):
+    """Levels of lists and objects in ``value``: 0 for a scalar, 2 for {"a": [1]}; no recursion."""
+    depth, containers = 0, [value] if isinstance(value, (dict, list)) else []
+    while containers:
+        depth += 1
+        children = [child for item in containers
+                    for child in (item.values() if isinstance(item, dict) else item)]
+        containers = [child for child in children if isinstance(child, (dict, list))]
+    return depth
+
+
+_END_RECORD = struct.Struct("<4s4H2LH")  # signature, disks, entries, directory size/offset, comment
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")  # signature, disk, offset of the zip64 end record, disks
+_ZIP64_END_RECORD = struct.Struct("<4sQ2H2L4Q")  # ..., entries, directory size, directory offset
+
+
+def _check_central_directory_size(stream, reader):
+    """Refuse a central directory larger than any nncore file's before zipfile reads it.
+
+    Finds the end record as zipfile does (at the very end, else the last one within the
+    comment-length window) and, for zip64 archives, the zip64 end record it points to.
+    Anything it cannot find is left to zipfile, which refuses it.
+    """
+    size = os.fstat(stream.fileno()).st_size
+    tail_size = min(size, _END_RECORD.size + 0xFFFF)
+    stream.seek(size - tail_size)
+    tail = stream.read(tail_size)
+    position = len(tail) - _END_RECORD.size
+    if position < 0:
+        return
+    if tail[position:position + 4] != b"PK\x05\x06":
+        position = tail.rfind(b"PK\x05\x06")
+        if position < 0 or position + _END_RECORD.size > len(tail):
+            return
+    entries, directory_size = _END_RECORD.unpack_from(tail, position)[4:6]
+    locator_position = position - _ZIP64_LOCATOR.size
+    if (entries == 0xFFFF or directory_size == 0xFFFFFFFF) and locator_position >= 0:
+        signature, _, zip64_offset, _ = _ZIP64_LOCATOR.unpack_from(tail, locator_position)
+        if signature == b"PK\x06\x07" and zip64_offset + _ZIP64_END_RECORD.size <= size:
+            stream.seek(zip64_offset)
+            record = stream.read(_ZIP64_END_RECORD.size)
+            if record[:4] == b"PK\x06\x06":
+                entries, directory_size = _ZIP64_END_RECORD.unpack(record)[7:9]
+    if entries > MAX_MEMBERS or directory_size > MAX_CENTRAL_DIRECTORY_BYTES:
+        reader.fail(f"its zip directory lists {entries} members in {directory_size} bytes; "
+                    f"an nncore file has at most {MAX_MEMBERS} members")
+    stream.seek(0)
 
 
 def _check_header(reader, header):
@@ -215,7 +325,9 @@ def _check_header(reader, header):
 def _known_members(reader, allowed):
     unknown = sorted(set(reader.members) - {f"{name}.npy" for name in allowed})
     if unknown:
-        reader.fail(f"unexpected members {unknown}")
+        listed = ", ".join(repr(name[:80]) for name in unknown[:_LISTED_MEMBERS])
+        more = f" and {len(unknown) - _LISTED_MEMBERS} more" if len(unknown) > _LISTED_MEMBERS else ""
+        reader.fail(f"unexpected members {listed}{more}")
 
 
 def load(path):
