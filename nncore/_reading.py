@@ -35,19 +35,26 @@ def open_regular_file(path, error):
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         descriptor = os.open(path, flags)
-    except IsADirectoryError:  # Windows cannot open a directory at all
-        raise error(f"{path}: is a directory, not a regular file") from None
+    except (FileNotFoundError, PermissionError):
+        raise
+    except OSError:
+        # A socket cannot be opened at all (ENXIO), nor a directory on Windows: say what it is.
+        _refuse_irregular(path, os.stat(path).st_mode, error)
+        raise
     try:
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((text for test, text in _KIND_BY_TEST if test(mode)), "is not a regular file")
-            raise error(f"{path}: {kind}, not a regular file")
+        _refuse_irregular(path, os.fstat(descriptor).st_mode, error)
         if hasattr(os, "set_blocking"):
             os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "rb")
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def _refuse_irregular(path, mode, error):
+    if not stat.S_ISREG(mode):
+        kind = next((text for test, text in _KIND_BY_TEST if test(mode)), "is not a regular file")
+        raise error(f"{path}: {kind}, not a regular file")
 
 
 def allocate(n_bytes, error, what):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _time_limit import run_limited
 from _time_limit import time_limit as _time_limit
 
 from nncore import DataError
@@ -400,3 +401,89 @@ def test_every_csv_file_in_the_regression_corpus_reads_or_raises_data_error(path
 
 def test_the_regression_corpus_is_there():
     assert len(corpus("*.idx") + corpus("*.idx.gz")) >= 5 and len(corpus("*.csv")) >= 3
+
+
+# ---------------------------------------------------------------- exhaustion and hangs (issue 11 item 5)
+
+READ_AND_REPORT = """
+import sys
+from nncore.data import read_csv, read_idx, read_images
+from nncore.errors import DataError
+read = {"read_idx": read_idx, "read_csv": read_csv, "read_images": read_images}[sys.argv[1]]
+try:
+    read(sys.argv[2])
+except DataError as error:
+    print("DataError:", error)
+"""
+
+needs_rlimit = pytest.mark.skipif(not hasattr(os, "fork") or os.uname().sysname != "Linux",
+                                  reason="RLIMIT_AS as a memory cap is Linux behaviour")
+
+
+@needs_rlimit
+def test_a_gzip_idx_declaring_4_gb_from_4_mb_is_refused_without_decompressing_it(tmp_path):
+    # 64 gzip members of 64 MiB of zeros each: a valid 4.3 MB file holding an honest 4 GiB.
+    header = b"\x00\x00\x08\x03" + struct.pack(">3I", 65536, 256, 256)
+    block = gzip.compress(bytes(64 << 20), compresslevel=9, mtime=0)
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(header, mtime=0) + block * 64)
+    assert path.stat().st_size < 5_000_000
+    done = run_limited(READ_AND_REPORT, "read_idx", path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "decompression bomb" in done.stdout and "4.3 GB" in done.stdout and str(path) in done.stdout
+
+
+@needs_rlimit
+def test_a_raw_idx_too_large_for_memory_is_a_data_error_not_a_memory_error(tmp_path):
+    # A sparse 3 GB file whose header declares exactly its size: a genuine, unaffordable file.
+    path = tmp_path / "huge-idx1-ubyte"
+    with open(path, "wb") as stream:
+        stream.write(b"\x00\x00\x08\x01" + struct.pack(">I", 3 << 30))
+        stream.truncate(8 + (3 << 30))
+    done = run_limited(READ_AND_REPORT, "read_idx", path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"DataError: {path}: 3.2 GB does not fit in memory" in done.stdout
+
+
+def test_a_highly_compressible_but_plausible_gzip_idx_is_still_read(tmp_path):
+    labels = np.zeros(60_000, dtype=np.uint8)  # one class only: compresses ~600x, but only 60 kB
+    path = tmp_path / "labels.gz"
+    path.write_bytes(gzip.compress(encode_idx(labels)))
+    np.testing.assert_array_equal(read_idx(path), labels)
+
+
+@pytest.mark.parametrize("reader", ["read_idx", "read_csv", "read_images"])
+@pytest.mark.parametrize("kind", ["a directory", "a FIFO"])
+def test_a_fifo_or_directory_given_as_a_data_file_is_refused_at_once(tmp_path, reader, kind):
+    from nncore.data import read_images
+    read = {"read_idx": read_idx, "read_csv": read_csv, "read_images": read_images}[reader]
+    path = tmp_path / "data.csv"
+    if kind == "a FIFO":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        os.mkfifo(path)  # opening it for reading would wait for a writer: interruptible by SIGALRM
+    else:
+        path.mkdir()
+    with time_limit(), pytest.raises(DataError, match=f"{path}: is {kind}"):
+        read(path)
+
+
+@needs_rlimit
+@pytest.mark.parametrize("reader", ["read_idx", "read_csv", "read_images"])
+def test_a_device_that_never_ends_is_refused_not_read(reader):
+    # /dev/zero read to its end fills the memory inside one C call: run it in a capped child.
+    done = run_limited(READ_AND_REPORT, reader, "/dev/zero", seconds=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "DataError: /dev/zero: is a character device, not a regular file"
+
+
+def test_a_fifo_in_the_dataset_cache_is_refused_instead_of_blocking(tmp_path):
+    from nncore.data import load_dataset
+    from nncore.data.fetch import IDX_FILE_NAMES, MNIST_CLASS_NAMES, DatasetSpec
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    spec = DatasetSpec("tiny", MNIST_CLASS_NAMES, {name: "0" * 64 for name in IDX_FILE_NAMES}, ())
+    (tmp_path / "tiny").mkdir()
+    os.mkfifo(tmp_path / "tiny" / IDX_FILE_NAMES[0])
+    with time_limit(), pytest.raises(DataError, match="is a FIFO"):
+        load_dataset(spec, "train", cache_dir=tmp_path)
