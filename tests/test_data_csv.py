@@ -264,3 +264,11 @@ def test_write_submission_refuses_what_is_not_one_class_per_image(tmp_path, pred
     with pytest.raises(ValueError, match="1-D array of integer classes"):
         write_submission(tmp_path / "s.csv", predictions)
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_header_of_column_numbers_is_a_header_not_a_row_of_pixels(tmp_path):
+    images, _ = labeled_table()
+    path = write_csv(tmp_path, [",".join(map(str, range(784)))] + [",".join(map(str, row)) for row in images])
+    read_images, read_labels = read_csv(path)
+    assert read_labels is None
+    np.testing.assert_array_equal(read_images, images)

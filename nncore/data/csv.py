@@ -11,7 +11,8 @@ Which column holds the label is read from the header when there is one, never as
 - no header: one column more than pixels means the label comes first (the "mnist in csv"
   layout, ``label,p1..p784``); exactly as many columns as pixels means unlabeled images.
 
-A first row is a header when it names a ``label`` column or holds no integer at all. The
+A first row is a header when it names a ``label`` column, holds no integer at all, or numbers
+the columns past 255 (``0,1,...,783``, as pandas writes integer column names). The
 result says which column was used (``CsvImages.layout``). Cells are integers 0..255; a UTF-8
 byte-order mark, UTF-16 text, Windows line endings, blank lines and quoted numbers are
 accepted. Every line is read with a length limit, so a file without line breaks cannot
@@ -168,12 +169,17 @@ def _bounded_lines(stream, limit, name):
 
 
 def _header_cells(line):
-    """The column names if ``line`` is a header (it names a label column or holds no integer)."""
+    """The column names if ``line`` is a header: it names a label column, holds no integer,
+    or numbers its columns 0..N-1 or 1..N (pandas writes integer column names that way)."""
     cells = [cell.strip().strip('"').strip() for cell in line.rstrip("\r\n").split(",")]
     if any(cell.lower() == LABEL_COLUMN_NAME for cell in cells):
         return cells
-    if not any(_INTEGER_CELL.fullmatch(cell) for cell in cells):
+    integers = [int(cell) for cell in cells if _INTEGER_CELL.fullmatch(cell)]
+    if not integers:
         return cells
+    if len(integers) == len(cells) > _MAXIMUM_PIXEL_VALUE + 1 and integers in (
+            list(range(len(cells))), list(range(1, len(cells) + 1))):
+        return cells  # a data row cannot count past 255
     return None
 
 
