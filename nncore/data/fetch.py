@@ -60,8 +60,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
-
 from nncore._atomic import TEMPORARY_PREFIX, atomic_write_bytes
 from nncore._reading import allocate, open_regular_file
 from nncore.data import local
@@ -443,7 +441,7 @@ def _read_verified(path, expected_sha256):
             if _sha256_of_stream(stream) != expected_sha256:
                 return None
             stream.seek(0)
-        # np.empty, unlike bytearray, does not zero 47 MB only to overwrite them.
+        # Uninitialised, unlike a bytearray: 47 MB are not zeroed only to be overwritten.
         contents = allocate(size, DataError, path)
         if stream.readinto(contents) != size:
             return None  # replaced while being read: as good as damaged
