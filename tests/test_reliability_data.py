@@ -8,7 +8,9 @@ array the bytes describe or ``nncore.DataError``: never another exception, a han
 The plain round-trip and arbitrary-header cases live in tests/test_data_idx.py; this module
 adds the mutation fuzzing, read_csv, reading through files (the path ``read_idx`` takes for
 real data, not only ``decode_idx``), and the replay of the regression corpus in
-tests/regressions/ (every file there must read without any exception but ``DataError``).
+tests/regressions/ (every file there must read without any exception but ``DataError``),
+and the exhaustion and hang cases: a gzip bomb, a file larger than memory, FIFOs, directories
+and ``/dev/zero`` (run in capped child processes where no signal could interrupt the read).
 
 Example counts (per run, the default suite): ``FUZZ_EXAMPLES`` below, scaled by the
 environment variable ``NNCORE_FUZZ_SCALE`` (e.g. 10 for a long local fuzzing session).

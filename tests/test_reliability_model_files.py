@@ -4,7 +4,9 @@ tests/test_io.py pins the format and a list of crafted files; this module tries 
 Hypothesis mutates valid model and checkpoint files byte by byte and field by field (every
 outcome is a correct model or ``ModelFileError``), pickle payloads hidden in every member
 must not execute, zip bombs and compressed members are refused before they are inflated,
-and a damaged checkpoint makes ``fit(resume=True)`` fail with ``ModelFileError``.
+and a damaged checkpoint makes ``fit(resume=True)`` fail with ``ModelFileError``. Duplicated
+members and JSON keys, deep nesting, oversized zip directories and messages, FIFOs and
+``/dev/zero`` are refused too (``/dev/zero`` in a capped child process).
 """
 import io
 import json

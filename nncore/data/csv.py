@@ -61,6 +61,9 @@ class CsvImages(tuple):
         contents.layout = layout
         return contents
 
+    def __reduce__(self):
+        return CsvImages, (self[0], self[1], self.label_column, self.layout)
+
     @property
     def images(self):
         return self[0]

@@ -26,12 +26,13 @@ class ImageSet:
     """
 
     labeled = False
+    _float_images_allowed = True
 
     def __init__(self, images, class_names=(), name="images", source=None):
         self.name = str(name)
         self.source = None if source is None else str(source)
         self.class_names = tuple(str(class_name) for class_name in class_names)
-        self.images = _checked_images(images, self.name, allow_float=True)
+        self.images = _checked_images(images, self.name, self._float_images_allowed)
 
     @property
     def n_features(self):
@@ -65,12 +66,10 @@ class Dataset(ImageSet):
     """
 
     labeled = True
+    _float_images_allowed = False
 
     def __init__(self, images, labels, class_names, name="dataset", source=None):
-        self.name = str(name)
-        self.source = None if source is None else str(source)
-        self.class_names = tuple(str(class_name) for class_name in class_names)
-        self.images = _checked_images(images, self.name)
+        super().__init__(images, class_names, name, source)
         self.labels = _checked_labels(labels, len(self.images), len(self.class_names), self.name)
 
     @property

@@ -163,7 +163,7 @@ class _Folder:
     """A directory's entries by lower-cased name, listed once."""
 
     def __init__(self, directory):
-        self.path = Path(directory)
+        self.path = Path(directory).expanduser()
         if not self.path.exists():
             raise DataError(f"{self.path}: no such directory")
         if not self.path.is_dir():
