@@ -86,19 +86,19 @@ def _input_nodes(onnx, model, input_dtype):
 def _layer_nodes(onnx, model, activations, first_input):
     """(nodes, initializers): Gemm + activation per hidden layer, Gemm + Softmax at the end."""
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    ops = [ONNX_ACTIVATIONS[name] for name in activations] + ["Softmax"]
     nodes, initializers, current = [], [], first_input
-    for index, (W, b) in enumerate(model.layers, start=1):
-        weight, bias, logits = f"layer{index}.weight", f"layer{index}.bias", f"layer{index}.linear"
+    for index, ((W, b), op) in enumerate(zip(model.layers, ops), start=1):
+        weight, bias, linear = f"layer{index}.weight", f"layer{index}.bias", f"layer{index}.linear"
         initializers += [numpy_helper.from_array(np.ascontiguousarray(W), weight),
                          numpy_helper.from_array(np.ascontiguousarray(b), bias)]
-        nodes.append(helper.make_node("Gemm", [current, weight, bias], [logits], name=f"layer{index}_gemm"))
-        current = logits
-        if index == len(model.layers):
-            nodes.append(helper.make_node("Softmax", [current], [OUTPUT_NAME], axis=1, name="softmax"))
-        elif ONNX_ACTIVATIONS[activations[index - 1]] is not None:
-            op = ONNX_ACTIVATIONS[activations[index - 1]]
-            current = f"layer{index}.{activations[index - 1]}"
-            nodes.append(helper.make_node(op, [logits], [current], name=f"layer{index}_{op.lower()}"))
+        nodes.append(helper.make_node("Gemm", [current, weight, bias], [linear], name=f"layer{index}_gemm"))
+        current = linear
+        if op is None:  # identity
+            continue
+        current = OUTPUT_NAME if op == "Softmax" else f"layer{index}.{op.lower()}"
+        attributes = {"axis": 1} if op == "Softmax" else {}
+        nodes.append(helper.make_node(op, [linear], [current], name=f"layer{index}_{op.lower()}", **attributes))
     return nodes, initializers
 
 
