@@ -107,6 +107,16 @@ def test_a_list_of_per_layer_activations_is_exported_layer_by_layer():
 
 
 @needs_onnxruntime
+def test_a_fitted_classifier_exports_through_its_model():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 6)).astype(np.float32)
+    y = np.where(X[:, 0] > 0, "yes", "no")
+    classifier = nncore.MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
+    data = onnx_export.build_onnx_model(classifier.model_, "float").SerializeToString()
+    np.testing.assert_allclose(run_onnxruntime(data, X), classifier.predict_proba(X), rtol=0, atol=1e-5)
+
+
+@needs_onnxruntime
 def test_the_batch_dimension_is_dynamic_and_a_model_without_hidden_layers_exports():
     model, _ = make_model("relu", "float32", layer_sizes=(30, 5))
     data = onnx_export.build_onnx_model(model).SerializeToString()
