@@ -174,12 +174,14 @@ def build_parser():
 
 
 def _add_export_parser(commands):
+    from .onnx_export import INPUT_DTYPES  # onnx itself is imported only when exporting
+
     export = commands.add_parser(
         "export", help="write a model as an ONNX graph (needs nncore[onnx])",
         description="Write a saved model as an ONNX graph (opset 13): Gemm + activation per layer, Softmax.")
     export.add_argument("model", metavar="MODEL", help="a model file written by `nncore train --save`")
     export.add_argument("--onnx", metavar="PATH", required=True, help="where to write the .onnx file")
-    export.add_argument("--input", choices=("uint8", "float"), default="uint8", help=(
+    export.add_argument("--input", choices=INPUT_DTYPES, default="uint8", help=(
         "uint8: the graph takes pixels 0..255 and scales them by 1/255; float: it takes values of the "
         "model's dtype as they are (default: %(default)s)"))
 
