@@ -169,7 +169,21 @@ def build_parser():
     commands.add_parser("info", help="versions, compiled core, BLAS library and threads",
                         description="Report versions, the compiled core, the BLAS library and thread counts.")
     commands.add_parser("bench", help="benchmark the backends (see `nncore bench --help`)", add_help=False)
+    _add_export_parser(commands)
     return parser
+
+
+def _add_export_parser(commands):
+    from .onnx_export import INPUT_DTYPES  # onnx itself is imported only when exporting
+
+    export = commands.add_parser(
+        "export", help="write a model as an ONNX graph (needs nncore[onnx])",
+        description="Write a saved model as an ONNX graph (opset 13): Gemm + activation per layer, Softmax.")
+    export.add_argument("model", metavar="MODEL", help="a model file written by `nncore train --save`")
+    export.add_argument("--onnx", metavar="PATH", required=True, help="where to write the .onnx file")
+    export.add_argument("--input", choices=INPUT_DTYPES, default="uint8", help=(
+        "uint8: the graph takes pixels 0..255 and scales them by 1/255; float: it takes values of the "
+        "model's dtype as they are (default: %(default)s)"))
 
 
 # ---------------------------------------------------------------- data
@@ -307,6 +321,19 @@ def command_predict(args):
     return 0
 
 
+def command_export(args):
+    from .onnx_export import OPSET, hidden_activations, to_onnx
+
+    model = _load_model(args.model)
+    to_onnx(model, args.onnx, input_dtype=args.input)
+    takes = "uint8 pixels (scaled by 1/255 in the graph)" if args.input == "uint8" else \
+        f"{model.dtype.name} values (as they are)"
+    print(f"wrote {args.onnx}: {'-'.join(map(str, model.layer_sizes))} "
+          f"({', '.join(hidden_activations(model)) or 'no hidden layers'}), {model.dtype.name}, "
+          f"input {takes}, ONNX opset {OPSET}")
+    return 0
+
+
 def command_fetch(args):
     from .data import fetch_dataset
     directory = fetch_dataset(args.dataset, data_dir=args.data_dir, progress=not args.quiet)
@@ -334,7 +361,7 @@ def command_bench(argv):
 
 
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
-            "fetch": command_fetch, "info": command_info}
+            "fetch": command_fetch, "info": command_info, "export": command_export}
 
 
 def _error(message, code=EXIT_ERROR):

@@ -194,6 +194,11 @@ class MLP:
         from .io import save_model
         save_model(self, path)
 
+    def to_onnx(self, path, input_dtype="uint8"):
+        """Write the model to ``path`` as an ONNX graph; see ``nncore.onnx_export`` (needs ``nncore[onnx]``)."""
+        from .onnx_export import to_onnx
+        return to_onnx(self, path, input_dtype)
+
     def copy(self):
         """An independent copy of the architecture and parameters (no optimizer, no history)."""
         clone = MLP(self.layer_sizes, self.activation, self.dtype.name, self.init, self.seed)
