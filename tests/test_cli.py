@@ -142,10 +142,10 @@ def test_divergence_exits_with_its_own_code(data_dir, capsys):
 
 
 def test_ctrl_c_during_training_exits_130_keeping_the_checkpoint(data_dir, tmp_path, capsys, monkeypatch):
-    from nncore.backends import numpy_backend
+    from nncore.backends.numpy_backend import NumpyBackend
 
     calls = []
-    original = numpy_backend.train_epoch
+    original = NumpyBackend.train_epoch
 
     def interrupted_on_second_epoch(*args, **kwargs):
         calls.append(1)
@@ -153,7 +153,7 @@ def test_ctrl_c_during_training_exits_130_keeping_the_checkpoint(data_dir, tmp_p
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(numpy_backend, "train_epoch", interrupted_on_second_epoch)
+    monkeypatch.setattr(NumpyBackend, "train_epoch", interrupted_on_second_epoch)
     code, out, err = run(capsys, "train", "--data-dir", data_dir, "--backend", "numpy", "--hidden", 8,
                          "--epochs", 5, "--checkpoint-dir", tmp_path)
     assert code == EXIT_INTERRUPTED == 130

@@ -7,7 +7,8 @@ import pytest
 from test_model import BACKENDS, blobs, blobs_uint8
 
 import nncore
-from nncore.train import CHECKPOINT_NAME, epoch_seed
+from nncore.callbacks import CHECKPOINT_NAME
+from nncore.train import epoch_seed
 
 
 class InterruptAfter(nncore.Callback):
