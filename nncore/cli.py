@@ -247,9 +247,11 @@ def command_train(args):
     test_set = load_split(args.dataset, "test", args.data_dir)
     layer_sizes = [train_set.n_features, *args.hidden, train_set.n_classes]
     model = MLP(layer_sizes, activation=args.activation, dtype=args.dtype, init=args.init, seed=args.seed)
-    lr = args.lr if args.lr is not None else DEFAULTS["lr"].get(args.optimizer)
     options = {"momentum": args.momentum, "nesterov": args.nesterov, "weight_decay": args.weight_decay}
-    optimizer = make_optimizer(args.optimizer, **options, **({} if lr is None else {"lr": lr}))
+    lr = args.lr if args.lr is not None else DEFAULTS["lr"].get(args.optimizer)
+    if lr is not None:  # else the kind's own default
+        options["lr"] = lr
+    optimizer = make_optimizer(args.optimizer, **options)
     batch = "full batch" if args.batch_size is None else f"batch {args.batch_size}"
     n_val = round(args.validation_split * len(train_set))
     hidden = f"{args.activation} hidden layers, " if args.hidden else ""

@@ -260,7 +260,7 @@ class MLPClassifier:
             self.n_iter_, self.loss_curve_ = 0, []
         network = self.model_.network
         encoded = inputs.labels(np.searchsorted(self.classes_, y), len(X), network.n_classes)
-        data = inputs.Samples(X, encoded, network.n_inputs, network.dtype, network.n_classes)
+        data = inputs.Samples.checked_for(network, X, encoded)
         stopping = None
         if not incremental:
             if self.early_stopping:
@@ -304,10 +304,8 @@ class MLPClassifier:
         """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
         if not hasattr(self, "model_"):
             raise _not_fitted(self)
-        X = self._X(X)
-        network = self.model_.network
-        return self.model_.predict_proba(inputs.Samples(X, None, network.n_inputs, network.dtype, None),
-                                         backend=self.backend, n_threads=self.n_threads)
+        samples = inputs.Samples.checked_for(self.model_.network, self._X(X))
+        return self.model_.predict_proba(samples, backend=self.backend, n_threads=self.n_threads)
 
     def predict_log_proba(self, X):
         with np.errstate(divide="ignore"):

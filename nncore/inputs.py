@@ -79,6 +79,11 @@ class Samples:
     dtype: np.dtype
     n_classes: "int | None"
 
+    @classmethod
+    def checked_for(cls, network, X, y=None):
+        """Arrays that already passed ``features`` (and ``labels``) for ``network``, as Samples."""
+        return cls(X, y, network.n_inputs, network.dtype, None if y is None else network.n_classes)
+
     def __len__(self):
         return len(self.X)
 
@@ -169,10 +174,7 @@ def samples(X, y, network, purpose, name="X", labels_name="y", with_labels=True,
     if with_labels and y is None:
         raise TypeError(f"{purpose} needs labels y (or a Dataset as X)")
     X = features(X, network.n_inputs, network.dtype, name, min_samples, wording)
-    if not with_labels:
-        return Samples(X, None, network.n_inputs, network.dtype, None)
-    return Samples(X, labels(y, len(X), network.n_classes, labels_name), network.n_inputs, network.dtype,
-                   network.n_classes)
+    return Samples.checked_for(network, X, labels(y, len(X), network.n_classes, labels_name) if with_labels else None)
 
 
 def validation_samples(validation_data, network):

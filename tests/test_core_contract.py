@@ -7,11 +7,11 @@ different orders (~1e-7 relative), which can flip an argmax between two logits t
 that precision, or a ReLU whose input is within that distance of 0. Every hidden-layer
 activation (scikit-learn's four) is held to the same tolerances.
 """
+import _thread
 import inspect
 import threading
 import time
 import tracemalloc
-import _thread
 
 import numpy as np
 import pytest
@@ -23,7 +23,6 @@ from nncore.activations import ACTIVATIONS
 from nncore.backends.base import Backend, epoch_order
 from nncore.backends.cython_backend import CythonBackend
 from nncore.backends.numpy_backend import NumpyBackend, apply_update, gather_scale
-from nncore.losses import get_loss
 from nncore.network import Network
 from nncore.optim import SGD, Adam
 

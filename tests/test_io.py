@@ -62,8 +62,8 @@ def test_per_layer_activations_are_stored_and_loaded(tmp_path, activation):
 
 def test_version_1_files_which_are_all_relu_still_load(tmp_path):
     params = np.random.default_rng(0).standard_normal(5 * 4 + 4 + 4 * 3 + 3).astype(np.float32)
-    header = {"format": "nncore", "format_version": 1, "kind": "model", "layer_sizes": [5, 4, 3],
-              "activation": "relu", "dtype": "float32", "arrays": {"params": {"shape": [len(params)], "dtype": "float32"}}}
+    header = {"format": "nncore", "format_version": 1, "kind": "model", "layer_sizes": [5, 4, 3], "activation": "relu",
+              "dtype": "float32", "arrays": {"params": {"shape": [len(params)], "dtype": "float32"}}}
     write_archive(tmp_path / "v1.npz", header, {"params": _npy(params)})
     loaded = nncore.load(tmp_path / "v1.npz")
     assert loaded.network.activation_names == ("relu",) and np.array_equal(loaded.params, params)

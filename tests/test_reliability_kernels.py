@@ -31,8 +31,7 @@ import pytest
 import nncore
 from nncore import SGD, Adam, TrainingDiverged, inputs, optim
 from nncore.activations import ACTIVATIONS
-from nncore.backends import compiled_core_status, get_backend
-from nncore.backends import numpy_backend
+from nncore.backends import compiled_core_status, get_backend, numpy_backend
 from nncore.losses import get_loss, softmax_forward
 
 AVAILABLE, DETAIL = compiled_core_status()

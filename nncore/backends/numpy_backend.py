@@ -16,7 +16,6 @@ import numpy as np
 from ..losses import softmax_forward
 from .base import Backend, EpochResult, epoch_order, input_scale
 
-
 # ---------------------------------------------------------------- the ops, twins of the kernels
 
 def bias_activation_forward(Z, b, activation):
