@@ -192,6 +192,7 @@ class ModelCheckpoint(Callback):
             optimizer = OPTIMIZERS[state["kind"]]()
         try:
             optimizer.load_state_dict(state)
+            optimizer.ensure_state(self.model.network.n_params, self.model.network.dtype)
         except (TypeError, ValueError) as error:
             raise ModelFileError(f"{path}: invalid optimizer state ({error})") from None
         training = checkpoint["header"]["training"]

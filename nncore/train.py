@@ -112,6 +112,7 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     backend = get_backend(backend)
     callbacks = _callbacks(lr_schedule, early_stopping, checkpoint_dir, resume, verbose, callbacks)
     chosen = _optimizer(model, optimizer)
+    chosen.ensure_state(model.network.n_params, model.network.dtype)
     run = TrainingRun(model, chosen, optimizer is not None, epochs, _run_seed(model, seed), model.epochs_trained,
                       chosen.lr, {"batch_size": batch_size, "loss": loss.name, "epochs": epochs,
                                   "backend": backend.name, "validation_split": validation_split}, bool(verbose))
@@ -121,7 +122,6 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     if validation_split:
         data, validation = _split(data, validation_split, run.seed)
     run.has_validation = validation is not None
-    run.optimizer.ensure_state(model.network.n_params, model.network.dtype)
     model.optimizer, model.loss, model.history = run.optimizer, loss.name, run.history
     model.epochs_trained = run.epoch_offset + run.start
     with inputs.thread_limit(n_threads):
