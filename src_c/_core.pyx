@@ -133,10 +133,13 @@ cdef class _Plan:
         self.net.act_offsets = &offsets[0]
         self.net.chunk_rows = chunk_rows
 
-    def workspaces(self, dtype):
-        """(inputs, activations, delta_a, delta_b): what a call's chunks are computed in, made once per call."""
-        return (np.empty(self.net.chunk_rows * self.net.sizes[0], dtype=dtype), np.empty(self.acts_size, dtype=dtype),
-                np.empty(self.delta_size, dtype=dtype), np.empty(self.delta_size, dtype=dtype))
+    def workspaces(self, dtype, bint backward=True):
+        """(inputs, activations[, delta_a, delta_b]): what a call's chunks are computed in, made once per call;
+        the deltas only for a backward pass."""
+        forward = (np.empty(self.net.chunk_rows * self.net.sizes[0], dtype=dtype), np.empty(self.acts_size, dtype=dtype))
+        if not backward:
+            return forward
+        return forward + (np.empty(self.delta_size, dtype=dtype), np.empty(self.delta_size, dtype=dtype))
 
     @property
     def n_inputs(self):
@@ -317,7 +320,7 @@ cdef tuple _run_inference(_Plan plan, const floating[::1] params, _Rows source, 
     cdef floating[::1] inputs, acts
     cdef double loss_sum = 0
     cdef Py_ssize_t n_correct = 0
-    inputs, acts, _, _ = plan.workspaces(np.asarray(params).dtype)
+    inputs, acts = plan.workspaces(np.asarray(params).dtype, backward=False)
     cdef const Layout* net = &plan.net
     cdef const unsigned char* pixels = _pixels(source)
     cdef const floating* floats = _floats(source, params[0])
