@@ -19,7 +19,9 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from nncore import _core
-from nncore.backends import cython_backend, numpy_backend
+from nncore.backends import get_backend
+from nncore.losses import get_loss
+from nncore.network import Network
 from nncore.optim import SGD
 
 N_SAMPLES, N_FEATURES = 60_000, 784
@@ -36,12 +38,7 @@ def make_data(real):
 
 
 def init_params(layer_sizes, dtype, seed=0):
-    rng = np.random.default_rng(seed)
-    chunks = []
-    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
-        chunks.append(rng.standard_normal(fan_in * fan_out) * np.sqrt(2.0 / fan_in))
-        chunks.append(np.zeros(fan_out))
-    return np.concatenate(chunks).astype(dtype)
+    return Network(layer_sizes, dtype=dtype).initial_params(seed, ("he",) * (len(layer_sizes) - 1))
 
 
 def gemm_floor(layer_sizes, batch_size, n_samples, dtype):
@@ -50,10 +47,12 @@ def gemm_floor(layer_sizes, batch_size, n_samples, dtype):
 
 
 def time_epoch(backend, layer_sizes, X, y, batch_size, dtype, seed):
-    params = init_params(layer_sizes, dtype)
+    network, params = Network(layer_sizes, dtype=dtype), init_params(layer_sizes, dtype)
     optimizer = SGD(lr=0.01)
+    optimizer.ensure_state(network.n_params, network.dtype)
+    labels = np.ascontiguousarray(y, dtype=np.int32)
     start = time.perf_counter()
-    backend.train_epoch(params, layer_sizes, optimizer, X, y, batch_size=batch_size, seed=seed)
+    backend.train_epoch(network, params, optimizer, X, labels, batch_size, seed, get_loss("cross_entropy"))
     return time.perf_counter() - start
 
 
@@ -64,6 +63,7 @@ def main():
     parser.add_argument("--real", action="store_true", help="MNIST from the data cache")
     args = parser.parse_args()
     X, y = make_data(args.real)
+    cython_backend, numpy_backend = get_backend("cython"), get_backend("numpy")
     blas = [(i["internal_api"], i["version"], i.get("architecture"), i["num_threads"]) for i in threadpool_info()]
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}  BLAS: {blas}")
     configs = [((784, 128, 10), 128, np.float32), ((784, 10, 10), 32, np.float32)]

@@ -36,7 +36,8 @@ import numpy as np
 import scipy.linalg.blas as scipy_blas
 import scipy.linalg.cython_blas  # noqa: F401 - SciPy's BLAS, the library the compiled core calls
 
-from .backends._common import count_parameters
+from .losses import get_loss
+from .network import Network
 from .optim import SGD
 
 DEFAULT_OUT = Path("benchmarks") / "results"
@@ -213,33 +214,28 @@ class GemmTimer:
 
 def he_init(layer_sizes, dtype, seed=0):
     """A flat parameter buffer with He-normal weights and zero biases."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
-        parts.append(rng.standard_normal(fan_in * fan_out) * math.sqrt(2.0 / fan_in))
-        parts.append(np.zeros(fan_out))
-    params = np.concatenate(parts).astype(dtype)
-    assert params.shape[0] == count_parameters(layer_sizes)
-    return params
+    return Network(layer_sizes, dtype=dtype).initial_params(seed, ("he",) * (len(layer_sizes) - 1))
 
 
 class BackendTrainer:
     """One epoch of an nncore backend (``train_epoch``), with its own parameters and optimizer."""
 
     def __init__(self, backend, layer_sizes, dtype, X, y, batch_size):
-        self.backend, self.layer_sizes, self.X, self.y, self.batch_size = backend, layer_sizes, X, y, batch_size
+        self.backend, self.network, self.X = backend, Network(layer_sizes, dtype=dtype), X
+        self.y, self.batch_size = np.ascontiguousarray(y, dtype=np.int32), batch_size
         self.params = he_init(layer_sizes, dtype)
         self.optimizer = SGD(lr=LEARNING_RATE)
+        self.optimizer.ensure_state(self.network.n_params, self.network.dtype)
         self.epoch = 0
 
     def run(self, X=None, y=None):
         X = self.X if X is None else X
         y = self.y if y is None else y
-        result = self.backend.train_epoch(self.params, self.layer_sizes, self.optimizer, X, y,
-                                          self.batch_size, self.epoch, "cross_entropy")
+        result = self.backend.train_epoch(self.network, self.params, self.optimizer, X, y,
+                                          self.batch_size or len(X), self.epoch, get_loss("cross_entropy"))
         self.epoch += 1
         if result.diverged_batch is not None:
-            raise RuntimeError(f"{self.backend.NAME} diverged at batch {result.diverged_batch}: timing is void")
+            raise RuntimeError(f"{self.backend.name} diverged at batch {result.diverged_batch}: timing is void")
         return result
 
     def warm_up(self, n_rows):
@@ -250,11 +246,11 @@ class BackendInference:
     """Forward-only probabilities over X with an nncore backend."""
 
     def __init__(self, backend, layer_sizes, dtype, X, batch_size):
-        self.backend, self.layer_sizes, self.X, self.batch_size = backend, layer_sizes, X, batch_size
+        self.backend, self.network, self.X, self.batch_size = backend, Network(layer_sizes, dtype=dtype), X, batch_size
         self.params = he_init(layer_sizes, dtype)
 
     def run(self, X=None):
-        return self.backend.forward(self.params, self.layer_sizes, self.X if X is None else X, self.batch_size)
+        return self.backend.forward(self.network, self.params, self.X if X is None else X, self.batch_size)
 
     def warm_up(self, n_rows):
         self.run(self.X[:n_rows])
@@ -424,8 +420,6 @@ def compiled_backend():
         module = get_backend("cython")
     except Exception as error:  # noqa: BLE001
         return None, f"{type(error).__name__}: {error}"
-    if not hasattr(module, "train_epoch"):
-        return None, "nncore.backends.cython_backend has no train_epoch"
     return module, None
 
 
@@ -548,7 +542,8 @@ def ratio(numerator, denominator):
 
 def run_training_cell(cell, threads, X, y, compiled, torch, timers, peaks, plan, log):
     layer_sizes, batch_size, dtype = cell
-    from .backends import numpy_backend
+    from .backends import get_backend
+    numpy_backend = get_backend("numpy")
     n = len(X)
     runners = {}
     if compiled is not None:
@@ -593,7 +588,8 @@ def run_training_cell(cell, threads, X, y, compiled, torch, timers, peaks, plan,
 
 def run_inference_cell(cell, threads, X, compiled, torch, plan):
     layer_sizes, dtype = cell
-    from .backends import numpy_backend
+    from .backends import get_backend
+    numpy_backend = get_backend("numpy")
     runners = {}
     if compiled is not None:
         runners["compiled"] = BackendInference(compiled, layer_sizes, dtype, X, INFERENCE_BATCH)

@@ -4,10 +4,11 @@ A file is an uncompressed zip of ``.npy`` members, as ``numpy.savez`` writes, ho
 
 - ``header.npy``: the UTF-8 bytes of a JSON object (uint8, at most ``MAX_HEADER_BYTES``):
   ``format`` ("nncore"), ``format_version``, ``kind`` ("model" or "checkpoint"),
-  ``layer_sizes``, ``activation``, ``dtype``, ``arrays`` (each member's shape and dtype), and
+  ``layer_sizes``, ``activations`` (one name per hidden layer; version 1 files have
+  ``activation``: "relu" instead), ``dtype``, ``arrays`` (each member's shape and dtype), and
   for checkpoints the training state (optimizer kind, hyperparameters and step count, epoch
   counters, seed, base learning rate, the history so far);
-- ``params.npy``: the flat parameter buffer (see ``nncore.backends._common``);
+- ``params.npy``: the flat parameter buffer (see ``nncore.network``);
 - in checkpoints, ``optimizer.<name>.npy`` for each optimizer state buffer and optionally
   ``best_params.npy`` (early stopping's best weights).
 
@@ -38,18 +39,20 @@ import numpy as np
 
 from ._atomic import atomic_open
 from ._reading import open_regular_file
-from .backends._common import count_parameters
+from .activations import ACTIVATIONS
 from .errors import ModelFileError
+from .network import Network
+from .optim import OPTIMIZERS
 
 FORMAT_NAME = "nncore"
-FORMAT_VERSION = 1
+#: 2 stores each hidden layer's activation; 1 (all ReLU) is still read.
+FORMAT_VERSION = 2
 MAX_HEADER_BYTES = 1 << 20
 #: Models larger than this are refused on load (4 GB of float64), whatever the header says.
 MAX_PARAMETERS = 1 << 29
-ACTIVATIONS = ("relu",)
 DTYPES = ("float32", "float64")
 KINDS = ("model", "checkpoint")
-OPTIMIZER_BUFFERS = {"sgd": ("velocity",), "adam": ("m", "v")}
+OPTIMIZER_BUFFERS = {kind: cls.buffer_names for kind, cls in OPTIMIZERS.items()}
 #: More members than any nncore file holds, and a central directory that could list them:
 #: zipfile parses the whole directory on open, so it is bounded before that.
 MAX_MEMBERS = 64
@@ -79,7 +82,7 @@ def write_npz_atomic(path, header, arrays):
     header = dict(header, arrays={name: {"shape": list(a.shape), "dtype": a.dtype.name}
                                   for name, a in arrays.items()})
     header_bytes = json.dumps(header, allow_nan=True).encode("utf-8")
-    # The temporary name matches the leftovers nncore.train removes (".checkpoint.npz.*.tmp").
+    # The temporary name matches the leftovers ModelCheckpoint removes (".checkpoint.npz.*.tmp").
     with atomic_open(path, prefix=f".{path.name}.", suffix=".tmp") as stream:
         with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr("header.npy", _npy_bytes(np.frombuffer(header_bytes, dtype=np.uint8)))
@@ -87,21 +90,21 @@ def write_npz_atomic(path, header, arrays):
                 archive.writestr(f"{name}.npy", _npy_bytes(array))
 
 
-def model_header(model, kind="model"):
+def network_header(network, kind="model"):
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind,
-            "layer_sizes": list(model.layer_sizes), "activation": model.activation,
-            "dtype": model.dtype.name}
+            "layer_sizes": list(network.layer_sizes), "activations": list(network.activation_names),
+            "dtype": network.dtype.name}
 
 
 def save_model(model, path):
-    """Save ``model``'s architecture and parameters to ``path`` (written exactly there, atomically)."""
-    write_npz_atomic(path, model_header(model), {"params": model.params})
+    """Save ``model``'s network and parameters to ``path`` (written exactly there, atomically)."""
+    write_npz_atomic(path, network_header(model.network), {"params": model.params})
 
 
 def save_checkpoint(path, model, optimizer, training_state, best_params=None):
     """Save parameters, optimizer state and ``training_state`` (a JSON-able dict) to ``path``."""
     state = optimizer.state_dict()
-    header = model_header(model, kind="checkpoint")
+    header = network_header(model.network, kind="checkpoint")
     header["optimizer"] = {"kind": state["kind"], "step": state["step"],
                            "hyperparameters": state["hyperparameters"]}
     header["training"] = training_state
@@ -297,7 +300,7 @@ def _check_central_directory_size(stream, reader):
 
 
 def _check_header(reader, header):
-    """Validate the architecture fields; return (layer_sizes, activation, dtype, kind)."""
+    """Validate the architecture fields; return (Network, kind)."""
     version = header.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         reader.fail(f"invalid format_version {version!r}")
@@ -312,14 +315,23 @@ def _check_header(reader, header):
             or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_PARAMETERS
                        for s in sizes)):
         reader.fail(f"invalid layer_sizes {sizes!r}")
-    if count_parameters(sizes) > MAX_PARAMETERS:
-        reader.fail(f"layer_sizes {sizes} declare {count_parameters(sizes)} parameters, "
-                    f"more than the {MAX_PARAMETERS} nncore loads")
-    if header.get("activation") not in ACTIVATIONS:
-        reader.fail(f"unsupported activation {header.get('activation')!r}")
+    if version == 1:
+        if header.get("activation") != "relu":
+            reader.fail(f"unsupported activation {header.get('activation')!r}")
+        activations = ["relu"] * (len(sizes) - 2)
+    else:
+        activations = header.get("activations")
+        if (not isinstance(activations, list) or len(activations) != len(sizes) - 2
+                or not all(isinstance(name, str) and name in ACTIVATIONS for name in activations)):
+            reader.fail(f"invalid activations {activations!r} for {len(sizes) - 2} hidden layers "
+                        f"(each one of {tuple(ACTIVATIONS)})")
     if header.get("dtype") not in DTYPES:
         reader.fail(f"unsupported dtype {header.get('dtype')!r}")
-    return tuple(sizes), header["activation"], np.dtype(header["dtype"]), kind
+    network = Network(sizes, activations, header["dtype"])
+    if network.n_params > MAX_PARAMETERS:
+        reader.fail(f"layer_sizes {sizes} declare {network.n_params} parameters, "
+                    f"more than the {MAX_PARAMETERS} nncore loads")
+    return network, kind
 
 
 def _known_members(reader, allowed):
@@ -330,38 +342,35 @@ def _known_members(reader, allowed):
         reader.fail(f"unexpected members {listed}{more}")
 
 
-def load(path):
-    """Load a model (or the model inside a checkpoint) saved by ``MLP.save``; return an ``MLP``.
+def read_model(path):
+    """(Network, params) of a model file (or of the model inside a checkpoint) saved by ``MLP.save``.
 
     Raises ``ModelFileError`` if the file is missing, corrupt, crafted or from a newer nncore.
+    ``nncore.load`` builds the ``MLP``.
     """
-    from .model import MLP
-
     reader = _Reader(path).open()
     try:
         header = reader.header()
-        layer_sizes, activation, dtype, kind = _check_header(reader, header)
+        network, kind = _check_header(reader, header)
         if kind == "model":
             _known_members(reader, {"header", "params"})
-        params = reader.read_member("params", (count_parameters(layer_sizes),), dtype)
+        params = reader.read_member("params", (network.n_params,), network.dtype)
     finally:
         reader.close()
     if not np.all(np.isfinite(params)):
         raise ModelFileError(f"{path}: parameters contain NaN or infinity")
-    model = MLP(layer_sizes, activation=activation, dtype=dtype.name, seed=0)
-    model.params[:] = params
-    return model
+    return network, params
 
 
 def load_checkpoint(path):
-    """Read a checkpoint: a dict with ``header``, ``params``, ``optimizer_state`` and ``best_params``."""
+    """Read a checkpoint: a dict with ``header``, ``network``, ``params``, ``optimizer_state`` and ``best_params``."""
     reader = _Reader(path).open()
     try:
         header = reader.header()
-        layer_sizes, _, dtype, kind = _check_header(reader, header)
+        network, kind = _check_header(reader, header)
         if kind != "checkpoint":
             reader.fail("is a model file, not a checkpoint")
-        n = count_parameters(layer_sizes)
+        n, dtype = network.n_params, network.dtype
         optimizer = header.get("optimizer")
         if (not isinstance(optimizer, dict) or not isinstance(optimizer.get("kind"), str)
                 or optimizer.get("kind") not in OPTIMIZER_BUFFERS
@@ -384,4 +393,5 @@ def load_checkpoint(path):
         reader.close()
     optimizer_state = {"kind": optimizer["kind"], "step": optimizer["step"],
                        "hyperparameters": optimizer["hyperparameters"], "buffers": buffers}
-    return {"header": header, "params": params, "optimizer_state": optimizer_state, "best_params": best}
+    return {"header": header, "network": network, "params": params, "optimizer_state": optimizer_state,
+            "best_params": best}

@@ -24,14 +24,13 @@ import json
 import numpy as np
 
 from ._atomic import atomic_write_bytes
-from .backends._common import input_scale
+from .activations import ACTIVATIONS
+from .backends.base import input_scale
 
 OPSET = 13
 IR_VERSION = 7  # the IR version of ONNX 1.8, which introduced opset 13
 INPUT_DTYPES = ("uint8", "float")
 INPUT_NAME, OUTPUT_NAME = "input", "probabilities"
-#: Hidden-layer activations by their scikit-learn names -> the ONNX op (None: no op at all).
-ONNX_ACTIVATIONS = {"identity": None, "logistic": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
 #: A protobuf message cannot exceed 2 GiB; the parameters are stored inside the graph.
 MAX_PARAMETER_BYTES = 2**31 - 2**24
 
@@ -46,21 +45,8 @@ def import_onnx():
 
 
 def hidden_activations(model):
-    """The activation of each hidden layer, by name.
-
-    ``model.activation`` is one name for every hidden layer or a sequence of names, one per
-    hidden layer; both come back as a list.
-    """
-    n_hidden = len(model.layer_sizes) - 2
-    activation = model.activation
-    names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
-    if len(names) != n_hidden:
-        raise ValueError(f"the model has {n_hidden} hidden layers but {len(names)} activations: {names!r}")
-    for layer, name in enumerate(names, start=1):
-        if name not in ONNX_ACTIVATIONS:
-            raise ValueError(f"hidden layer {layer} has activation {name!r}, which has no ONNX "
-                             f"counterpart here; known: {', '.join(ONNX_ACTIVATIONS)}")
-    return names
+    """The activation of each hidden layer, by name (the model's network description)."""
+    return list(model.network.activation_names)
 
 
 def _tensor_type(onnx, dtype):
@@ -86,7 +72,7 @@ def _input_nodes(onnx, model, input_dtype):
 def _layer_nodes(onnx, model, activations, first_input):
     """(nodes, initializers): Gemm + activation per hidden layer, Gemm + Softmax at the end."""
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
-    ops = [ONNX_ACTIVATIONS[name] for name in activations] + ["Softmax"]
+    ops = [ACTIVATIONS[name].onnx_op for name in activations] + ["Softmax"]
     nodes, initializers, current = [], [], first_input
     for index, ((W, b), op) in enumerate(zip(model.layers, ops), start=1):
         weight, bias, linear = f"layer{index}.weight", f"layer{index}.bias", f"layer{index}.linear"

@@ -14,7 +14,8 @@ from scipy.special import expit
 
 import nncore
 from nncore import onnx_export
-from nncore.backends._common import input_scale
+from nncore.activations import ACTIVATIONS
+from nncore.backends.base import input_scale
 from nncore.cli import main
 
 needs_onnx = pytest.mark.skipif(find_spec("onnx") is None,
@@ -40,20 +41,12 @@ def reference_proba(model, X):
 
 
 def make_model(activation, dtype, layer_sizes=(30, 17, 9, 5), seed=0):
-    """A model with random weights and biases computing ``activation`` in its hidden layers.
-
-    Where the model class does not take the activation yet, it is set on the attribute the
-    exporter reads; ``supported`` says whether predict_proba computes it too.
-    """
-    try:
-        model, supported = nncore.MLP(layer_sizes, activation=activation, dtype=dtype, seed=seed), True
-    except ValueError:
-        model, supported = nncore.MLP(layer_sizes, dtype=dtype, seed=seed), False
-        model.activation = activation
+    """A model with random weights and nonzero random biases computing ``activation`` in its hidden layers."""
+    model = nncore.MLP(layer_sizes, activation=activation, dtype=dtype, seed=seed)
     rng = np.random.default_rng(seed + 1)
     for _, b in model.layers:
         b[...] = rng.normal(scale=0.5, size=b.shape)  # nonzero biases: a wrong bias would show
-    return model, supported
+    return model
 
 
 def inputs(model, input_dtype, n=64, seed=2):
@@ -71,33 +64,30 @@ def run_onnxruntime(path_or_bytes, X):
 @needs_onnxruntime
 @pytest.mark.parametrize("input_dtype", onnx_export.INPUT_DTYPES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("activation", sorted(onnx_export.ONNX_ACTIVATIONS))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_onnxruntime_gives_the_models_probabilities(activation, dtype, input_dtype, tmp_path):
-    model, supported = make_model(activation, dtype)
+    model = make_model(activation, dtype)
     X = inputs(model, input_dtype)
     model.to_onnx(tmp_path / "model.onnx", input_dtype=input_dtype)
     got = run_onnxruntime(str(tmp_path / "model.onnx"), X)
     assert got.dtype == model.dtype and got.shape == (len(X), model.n_classes)
-    expected = reference_proba(model, X)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE[dtype])
-    if supported:  # the compiled core, once it computes this activation
-        np.testing.assert_allclose(got, model.predict_proba(X), rtol=0, atol=TOLERANCE[dtype])
+    np.testing.assert_allclose(got, reference_proba(model, X), rtol=0, atol=TOLERANCE[dtype])
+    np.testing.assert_allclose(got, model.predict_proba(X), rtol=0, atol=TOLERANCE[dtype])
 
 
 @needs_onnxruntime
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_the_reference_forward_pass_is_the_compiled_cores(dtype):
-    # Guards the reference the other activations are checked against: for ReLU both exist.
-    model, supported = make_model("relu", dtype)
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_the_reference_forward_pass_is_the_compiled_cores(activation, dtype):
+    # Guards the reference the graphs are checked against (scikit-learn's definitions).
+    model = make_model(activation, dtype)
     X = inputs(model, "uint8")
-    assert supported
     np.testing.assert_allclose(reference_proba(model, X), model.predict_proba(X), rtol=0, atol=TOLERANCE[dtype])
 
 
 @needs_onnxruntime
 def test_a_list_of_per_layer_activations_is_exported_layer_by_layer():
-    model, _ = make_model("relu", "float64", layer_sizes=(12, 8, 7, 6, 3))
-    model.activation = ["tanh", "identity", "logistic"]
+    model = make_model(["tanh", "identity", "logistic"], "float64", layer_sizes=(12, 8, 7, 6, 3))
     X = inputs(model, "uint8")
     proto = onnx_export.build_onnx_model(model)
     assert [node.op_type for node in proto.graph.node] == [
@@ -118,7 +108,7 @@ def test_a_fitted_classifier_exports_through_its_model():
 
 @needs_onnxruntime
 def test_the_batch_dimension_is_dynamic_and_a_model_without_hidden_layers_exports():
-    model, _ = make_model("relu", "float32", layer_sizes=(30, 5))
+    model = make_model("relu", "float32", layer_sizes=(30, 5))
     data = onnx_export.build_onnx_model(model).SerializeToString()
     for n in (1, 3, 1000):
         X = inputs(model, "uint8", n=n)
@@ -129,7 +119,7 @@ def test_the_batch_dimension_is_dynamic_and_a_model_without_hidden_layers_export
 @pytest.mark.parametrize("input_dtype, element_type", [("uint8", "UINT8"), ("float", "DOUBLE")])
 def test_the_graph_is_standard_opset_13_with_a_named_input_convention(input_dtype, element_type):
     import onnx
-    model, _ = make_model("relu", "float64")
+    model = make_model("relu", "float64")
     proto = onnx_export.build_onnx_model(model, input_dtype)
     onnx.checker.check_model(proto, full_check=True)
     assert [(o.domain, o.version) for o in proto.opset_import] == [("", 13)] and proto.ir_version == 7
@@ -144,7 +134,7 @@ def test_the_graph_is_standard_opset_13_with_a_named_input_convention(input_dtyp
 
 @needs_onnx
 def test_metadata_describes_the_model_and_its_data():
-    model, _ = make_model("tanh", "float32")
+    model = make_model("tanh", "float32")
     model.dataset_name, model.class_names = "fashion-mnist", ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"]
     metadata = {p.key: p.value for p in onnx_export.build_onnx_model(model, "float").metadata_props}
     assert json.loads(metadata["layer_sizes"]) == [30, 17, 9, 5]
@@ -152,28 +142,13 @@ def test_metadata_describes_the_model_and_its_data():
     assert metadata["dtype"] == "float32" and metadata["output_activation"] == "softmax"
     assert metadata["input"].startswith("float32 values used as they are")
     assert metadata["dataset"] == "fashion-mnist" and json.loads(metadata["class_names"])[1] == "Trouser"
-    plain, _ = make_model("relu", "float32")
+    plain = make_model("relu", "float32")
     assert {"dataset", "class_names"}.isdisjoint(p.key for p in onnx_export.build_onnx_model(plain).metadata_props)
 
 
 @needs_onnx
-@pytest.mark.parametrize("activation, message", [
-    ("softplus", "hidden layer 1 has activation 'softplus'"),
-    (["relu"], "the model has 2 hidden layers but 1 activations"),
-])
-def test_an_activation_without_an_onnx_op_is_refused_and_an_existing_file_is_kept(activation, message, tmp_path):
-    model, _ = make_model("relu", "float32")
-    model.activation = activation
-    (tmp_path / "model.onnx").write_bytes(b"the previous export")
-    with pytest.raises(ValueError, match=message):
-        model.to_onnx(tmp_path / "model.onnx")
-    assert (tmp_path / "model.onnx").read_bytes() == b"the previous export"
-    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
-
-
-@needs_onnx
 def test_bad_arguments_are_refused(monkeypatch, tmp_path):
-    model, _ = make_model("relu", "float32")
+    model = make_model("relu", "float32")
     with pytest.raises(ValueError, match="input_dtype must be one of"):
         model.to_onnx(tmp_path / "model.onnx", input_dtype="int8")
     monkeypatch.setattr(onnx_export, "MAX_PARAMETER_BYTES", model.params.nbytes - 1)
@@ -184,7 +159,7 @@ def test_bad_arguments_are_refused(monkeypatch, tmp_path):
 
 def test_without_onnx_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
-    model, _ = make_model("relu", "float32")
+    model = make_model("relu", "float32")
     with pytest.raises(ImportError, match=r'pip install "nncore\[onnx\]"'):
         model.to_onnx("model.onnx")
 
@@ -194,7 +169,7 @@ def test_without_onnx_the_error_names_the_extra(monkeypatch):
 @needs_onnxruntime
 @pytest.mark.parametrize("input_option", ["uint8", "float"])
 def test_nncore_export_writes_a_graph_that_runs(input_option, tmp_path, capsys):
-    model, _ = make_model("relu", "float32")
+    model = make_model("relu", "float32")
     model.save(tmp_path / "model.npz")
     code = main(["export", str(tmp_path / "model.npz"), "--onnx", str(tmp_path / "out.onnx"),
                  "--input", input_option])
@@ -212,7 +187,7 @@ def test_nncore_export_writes_a_graph_that_runs(input_option, tmp_path, capsys):
 def test_nncore_export_mistakes_are_one_line(make_argv, message, tmp_path, capsys):
     if find_spec("onnx") is None and "no-such-dir" in message:
         pytest.skip('onnx is not installed (pip install "nncore[onnx]")')
-    make_model("relu", "float32")[0].save(tmp_path / "model.npz")
+    make_model("relu", "float32").save(tmp_path / "model.npz")
     code = main([str(a) for a in make_argv(tmp_path)])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("nncore: error: ") and message in err and len(err.splitlines()) == 1
@@ -220,7 +195,7 @@ def test_nncore_export_mistakes_are_one_line(make_argv, message, tmp_path, capsy
 
 def test_nncore_export_without_onnx_says_which_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "onnx", None)
-    make_model("relu", "float32")[0].save(tmp_path / "model.npz")
+    make_model("relu", "float32").save(tmp_path / "model.npz")
     code = main(["export", str(tmp_path / "model.npz"), "--onnx", str(tmp_path / "out.onnx")])
     assert code == 1 and capsys.readouterr().err == 'nncore: error: ONNX export needs the onnx package: ' \
                                                     'pip install "nncore[onnx]"\n'

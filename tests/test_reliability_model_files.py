@@ -322,7 +322,7 @@ def test_a_zip_bomb_member_is_refused_without_inflating_it(tmp_path):
     layer_sizes = [1024, 65535, 1]
     n = 1024 * 65535 + 65535 + 65535 + 1
     header = {"format": "nncore", "format_version": FORMAT_VERSION, "kind": "model", "layer_sizes": layer_sizes,
-              "activation": "relu", "dtype": "float32", "arrays": {"params": {"shape": [n], "dtype": "float32"}}}
+              "activations": ["relu"], "dtype": "float32", "arrays": {"params": {"shape": [n], "dtype": "float32"}}}
     npy_header, _ = deflate_bomb_member(4 * n)
     path = tmp_path / "bomb.npz"
     write_deflated_archive(path, {"header.npy": _npy(np.frombuffer(json.dumps(header).encode(), np.uint8)),
@@ -366,7 +366,7 @@ def test_a_stored_member_with_a_lying_size_reads_only_what_the_header_declares(t
         assert np.array_equal(model.params, nncore.load(write(VALID["model"], "good.npz")).params)
 
 
-@pytest.mark.parametrize("missing", ["format", "format_version", "kind", "layer_sizes", "activation", "dtype",
+@pytest.mark.parametrize("missing", ["format", "format_version", "kind", "layer_sizes", "activations", "dtype",
                                      "optimizer", "training", "arrays"])
 def test_a_checkpoint_header_missing_any_key_is_refused(tmp_path, missing):
     def drop(header):
@@ -477,8 +477,8 @@ def test_dozens_of_unexpected_members_are_listed_briefly(tmp_path):
 
 def test_a_huge_string_in_the_header_gives_a_bounded_message(tmp_path):
     path = tmp_path / "long.npz"
-    path.write_bytes(rewrite(VALID["model"], lambda h: dict(h, activation="x" * 500_000)))
-    with pytest.raises(nncore.ModelFileError, match="unsupported activation") as raised:
+    path.write_bytes(rewrite(VALID["model"], lambda h: dict(h, activations=["x" * 500_000] * 2)))
+    with pytest.raises(nncore.ModelFileError, match="invalid activations") as raised:
         nncore.load(path)
     assert len(str(raised.value)) < 600
 

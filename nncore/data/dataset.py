@@ -89,16 +89,7 @@ class Dataset(ImageSet):
         ``validation_part`` holds ``round(fraction * len(self))`` examples; the same
         ``seed`` always gives the same split. Both parts must end up non-empty.
         """
-        if not 0.0 < fraction < 1.0:
-            raise ValueError(f"split fraction must be between 0 and 1 (exclusive), got {fraction}")
-        validation_size = round(fraction * len(self))
-        if validation_size == 0 or validation_size == len(self):
-            raise ValueError(
-                f"split fraction {fraction} of {len(self)} examples leaves one part empty")
-        order = np.random.default_rng(seed).permutation(len(self))
-        # Sorted indices keep each part in the original order, which reads memory linearly.
-        validation_indices = np.sort(order[:validation_size])
-        train_indices = np.sort(order[validation_size:])
+        train_indices, validation_indices = split_indices(len(self), fraction, seed)
         return (self._subset(train_indices, f"{self.name}[train part]"),
                 self._subset(validation_indices, f"{self.name}[validation part]"))
 
@@ -123,6 +114,22 @@ class Dataset(ImageSet):
 
     def _subset(self, indices, name):
         return Dataset(self.images[indices], self.labels[indices], self.class_names, name, self.source)
+
+
+def split_indices(n, fraction, seed, name="split fraction"):
+    """(train indices, validation indices) of n examples, ``round(fraction * n)`` of them held out.
+
+    ``seed`` is anything ``np.random.default_rng`` takes; the same seed always gives the same
+    split. Both parts must end up non-empty; ``name`` is what a refusal calls ``fraction``.
+    """
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {fraction!r}")
+    validation_size = round(float(fraction) * n)
+    if validation_size == 0 or validation_size == n:
+        raise ValueError(f"{name} {fraction} of {n} examples leaves one part empty")
+    order = np.random.default_rng(seed).permutation(n)
+    # Sorted indices keep each part in the original order, which reads memory linearly.
+    return np.sort(order[validation_size:]), np.sort(order[:validation_size])
 
 
 def _checked_images(images, name, allow_float=False):
