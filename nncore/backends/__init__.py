@@ -32,8 +32,9 @@ def get_backend(backend=DEFAULT_BACKEND):
 
 def compiled_core_status():
     """(available, detail): whether the compiled extension imports, with its path or the error."""
+    from .._compiled import import_core
     try:
-        from .. import _core
+        _core = import_core()
     except ImportError as error:
         return False, f"{type(error).__name__}: {error}"
     return True, _core.__file__

@@ -7,8 +7,10 @@ NumPy backend.
 """
 import numpy as np
 
-from .. import _core
+from .._compiled import import_core
 from .base import Backend, EpochResult, epoch_order
+
+_core = import_core()
 
 
 class CythonBackend(Backend):
