@@ -9,6 +9,7 @@ from .estimator import MLPClassifier
 from .history import History
 from .model import MLP, Evaluation, load
 from .optim import SGD, Adam
+from .progress import ProgressBar
 from .schedules import Constant, Cosine, StepDecay
 
 __version__ = "0.1.0"
@@ -16,6 +17,6 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP", "SGD", "Adam", "Callback", "Constant", "Cosine", "DataError", "Dataset", "EarlyStopping",
     "EpochLogger", "Evaluation", "History", "LearningRateScheduler", "MLPClassifier", "ModelCheckpoint",
-    "ModelFileError", "NNCoreError", "StepDecay", "TrainingDiverged", "__version__", "load",
+    "ModelFileError", "NNCoreError", "ProgressBar", "StepDecay", "TrainingDiverged", "__version__", "load",
     "load_fashion_mnist", "load_mnist",
 ]

@@ -2,9 +2,10 @@
 
 ``fit`` is a short loop; everything else a run does is a callback: the learning-rate schedule
 (``LearningRateScheduler``), early stopping (``EarlyStopping``), checkpoints and resuming
-(``ModelCheckpoint``), the per-epoch line (``EpochLogger``). ``fit``'s convenience arguments
-(``lr_schedule``, ``early_stopping``, ``checkpoint_dir``/``resume``, ``verbose``) build them in
-that order, ahead of the ``callbacks`` passed in; pass, combine or subclass them as you like.
+(``ModelCheckpoint``), the per-epoch line (``EpochLogger``), the progress bar
+(``nncore.progress.ProgressBar``). ``fit``'s convenience arguments (``lr_schedule``,
+``early_stopping``, ``checkpoint_dir``/``resume``, ``verbose``) build them in that order, ahead
+of the ``callbacks`` passed in; pass, combine or subclass them as you like.
 
 Hooks (Keras's names): ``on_train_begin(logs)``, ``on_epoch_begin(epoch, logs)``,
 ``on_epoch_end(epoch, logs)``, ``on_train_end(logs)``. ``epoch`` is 1-based and counts the
@@ -12,6 +13,10 @@ model's whole training (a second ``fit``, or a resumed run, goes on counting); `
 an epoch's end holds that epoch's ``History`` keys. Returning True from ``on_epoch_end``
 stops training after that epoch; raising KeyboardInterrupt acts like Ctrl-C.
 ``on_train_end`` is called however the run ends (finished, stopped, interrupted, diverged).
+``on_epoch_progress(epoch, logs)`` reports progress within an epoch, between batches:
+``logs`` holds ``batches`` and ``samples`` done so far and their mean ``loss``. It is not
+Keras's per-batch hook: the compiled core calls it at most every 20 ms (the NumPy backend
+after every batch), and only for callbacks that override it.
 
 Before ``on_train_begin`` each callback gets ``self.run`` (the ``TrainingRun`` of nncore.train:
 model, optimizer, seed, epochs, history, ...; a callback may set its fields there, as
@@ -44,11 +49,19 @@ class Callback:
     def on_epoch_begin(self, epoch, logs=None):
         pass
 
+    def on_epoch_progress(self, epoch, logs):
+        pass
+
     def on_epoch_end(self, epoch, logs=None):
         return False
 
     def on_train_end(self, logs=None):
         pass
+
+    @property
+    def wants_progress(self):
+        """Whether this callback overrides ``on_epoch_progress`` (else the epoch reports none)."""
+        return type(self).on_epoch_progress is not Callback.on_epoch_progress
 
 
 class FunctionCallback(Callback):

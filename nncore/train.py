@@ -8,6 +8,7 @@ epoch the model has trained. A checkpoint therefore needs only that seed and the
 counters to reproduce the rest of a run: a run resumed from its checkpoint ends with the same
 parameters, bit for bit (same backend, same thread count), as one never interrupted.
 """
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,8 +24,12 @@ from .errors import TrainingDiverged
 from .history import History
 from .losses import get_loss
 from .optim import OPTIMIZERS, Adam, Optimizer
+from .progress import ProgressBar
 
 SPLIT_STREAM = 0x5EED5  # the SeedSequence key that keeps the split's stream apart from the epochs'
+#: ``verbose``: 0 quiet, 1 a ProgressBar (one line per epoch when the output is not a terminal),
+#: 2 an EpochLogger (one line per epoch); "auto", the default, is 1, as in Keras.
+VERBOSITIES = (0, 1, 2, "auto")
 
 
 def epoch_seed(seed, epoch):
@@ -39,6 +44,8 @@ class TrainingRun:
     ``epochs`` is the run's length; it trains its epochs ``start``..``epochs``-1, which are the
     model's epochs ``epoch_offset + 1``.. (1-based, as callbacks see them). A resumed run takes
     ``optimizer``, ``seed``, the counters, ``history``, ``base_lr`` and ``best_params`` from its checkpoint.
+    ``samples_per_epoch`` and ``batches_per_epoch`` are known once the validation split is made
+    (after ``on_train_begin``).
     """
 
     model: object
@@ -54,6 +61,8 @@ class TrainingRun:
     history: History = field(default_factory=History)
     best_params: "np.ndarray | None" = None
     has_validation: bool = False
+    samples_per_epoch: int = 0
+    batches_per_epoch: int = 0
     notes: list = field(default_factory=list)  # what on_train_end adds to an interruption's warning
 
     def index_of(self, epoch):
@@ -67,7 +76,7 @@ class TrainingRun:
 
 def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross_entropy",
         validation_data=None, validation_split=None, backend=DEFAULT_BACKEND, callbacks=None,
-        early_stopping=None, checkpoint_dir=None, resume=False, verbose=0, lr_schedule=None,
+        early_stopping=None, checkpoint_dir=None, resume=False, verbose="auto", lr_schedule=None,
         seed=None, n_threads=None):
     """Train ``model`` for ``epochs`` epochs and return a ``History``.
 
@@ -87,7 +96,9 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
       a ``LearningRateScheduler``; ``early_stopping`` (True, a patience, or an ``EarlyStopping``);
       ``checkpoint_dir``: a ``ModelCheckpoint`` writing ``checkpoint.npz`` there after every
       epoch, which with ``resume=True`` first continues from the checkpoint there, if any, up
-      to ``epochs`` epochs in all; ``verbose=1``: an ``EpochLogger``.
+      to ``epochs`` epochs in all; ``verbose``: 1 or "auto" (the default) a ``ProgressBar`` (a live
+      bar with rate and ETA in a terminal, one line per epoch otherwise), 2 an ``EpochLogger`` (one
+      line per epoch), 0 nothing.
     - ``backend``: "cython" (the compiled core), "numpy" (the reference), or a Backend.
     - ``seed``: the shuffling/split seed (default: the model's seed, else a random one).
     - ``n_threads``: limit BLAS/OpenMP threads (threadpoolctl) for the run.
@@ -101,8 +112,8 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     epochs = inputs.count("epochs", epochs, 0)
     batch_size = inputs.batch_size(batch_size)
     loss = get_loss(loss)
-    if verbose not in (0, 1, True, False):
-        raise ValueError(f"verbose must be 0 or 1, got {verbose!r}")
+    if isinstance(verbose, float) or verbose not in VERBOSITIES:  # True and False are 1 and 0
+        raise ValueError(f"verbose must be one of {VERBOSITIES}, got {verbose!r}")
     if validation_data is not None and validation_split:
         raise ValueError("give validation_data or validation_split, not both")
     if resume and checkpoint_dir is None:
@@ -151,7 +162,8 @@ def _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks
     snapshot = None if backend.stops_between_batches else (model.params.copy(), optimizer.state_dict())
     try:
         result = backend.train_epoch(model.network, model.params, optimizer, data.X, data.y,
-                                     batch_size or len(data), epoch_seed(run.seed, epoch - 1), loss)
+                                     batch_size or len(data), epoch_seed(run.seed, epoch - 1), loss,
+                                     on_progress=_progress_hook(callbacks, epoch))
     except KeyboardInterrupt:
         if snapshot is not None:  # the interrupt may have cut an update in half: back to the epoch's start
             model.params[:] = snapshot[0]
@@ -178,6 +190,20 @@ def _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks
     return stop
 
 
+def _progress_hook(callbacks, epoch):
+    """What the backend calls between batches: the callbacks' ``on_epoch_progress``; None when none listens."""
+    listeners = [callback for callback in callbacks if callback.wants_progress]
+    if not listeners:
+        return None
+
+    def report(n_batches, n_samples, loss_sum):
+        logs = {"batches": n_batches, "samples": n_samples, "loss": loss_sum / n_samples if n_samples else math.nan}
+        for callback in listeners:
+            callback.on_epoch_progress(epoch, logs)
+
+    return report
+
+
 def _callbacks(lr_schedule, early_stopping, checkpoint_dir, resume, verbose, given):
     """The callbacks of a run: those fit's arguments ask for, in their order, then the ones given."""
     built = []
@@ -194,8 +220,10 @@ def _callbacks(lr_schedule, early_stopping, checkpoint_dir, resume, verbose, giv
                         f"got {early_stopping!r}")
     if checkpoint_dir is not None:
         built.append(ModelCheckpoint(checkpoint_dir, resume=resume))
-    if verbose:
+    if verbose == 2:
         built.append(EpochLogger())
+    elif verbose:
+        built.append(ProgressBar())
     for callback in given or []:
         if not isinstance(callback, Callback) and not callable(callback):
             raise TypeError(f"callbacks must be Callback objects or functions f(epoch, logs), got {callback!r}")

@@ -20,6 +20,7 @@ threadpoolctl); element-wise passes are memory-bound and short next to the gemms
 """
 import numpy as np
 
+from cpython.ref cimport PyObject
 from cython cimport floating
 from libc.float cimport FLT_MAX
 from libc.math cimport isfinite
@@ -76,9 +77,9 @@ DEBUG_BUILD = bool(NNCORE_DEBUG_BUILD)
 OPTIMIZER_HYPERPARAMETERS = MAX_HYPERPARAMETERS
 # Rows the workspaces hold: larger batches are processed in chunks of this many rows.
 DEFAULT_CHUNK_ROWS = 1024
-# The GIL is re-taken to check for Ctrl-C after a batch only when this long has passed since
-# the last check: re-taking it costs up to the interpreter's switch interval (5 ms) when
-# another Python thread is running, more than a whole small batch.
+# The GIL is re-taken to check for Ctrl-C (and to report progress) after a batch only when this
+# long has passed since the last check: re-taking it costs up to the interpreter's switch
+# interval (5 ms) when another Python thread is running, more than a whole small batch.
 cdef double SIGNAL_CHECK_SECONDS = 0.02
 INT_MAX = 2 ** 31 - 1
 
@@ -237,9 +238,15 @@ cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
                     int loss_kind, const OptimizerConfig* opt, floating* state_a, floating* state_b,
                     floating* grad, floating* inputs, floating* acts, floating* delta_a, floating* delta_b,
                     double* loss_total,          # OUT sum of the applied batches' losses
-                    Py_ssize_t* progress         # OUT n_batches, n_correct, n_samples, diverged_batch
+                    Py_ssize_t* progress,        # OUT n_batches, n_correct, n_samples, diverged_batch
+                    PyObject* on_progress        # IN a callable or NULL
                     ) except -1 nogil:
-    """Every batch: gradient, divergence check, update; progress is current after each applied batch."""
+    """Every batch: gradient, divergence check, update; progress is current after each applied batch.
+
+    When the GIL is re-taken for Ctrl-C, ``on_progress()`` is called too: the epoch reports
+    progress at most every SIGNAL_CHECK_SECONDS without leaving its one call. What it raises
+    stops the epoch there, between batches, as Ctrl-C does.
+    """
     cdef Py_ssize_t start, m, batch_correct
     cdef double batch_loss
     cdef double last_check = nncore_seconds()
@@ -267,6 +274,8 @@ cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
             last_check = now
             with gil:
                 PyErr_CheckSignals()
+                if on_progress != NULL:
+                    (<object> on_progress)()
     return 0
 
 
@@ -274,14 +283,16 @@ def train_epoch(layout, floating[::1] params not None, X, const int[::1] y not N
                 const Py_ssize_t[::1] order not None, Py_ssize_t batch_size, int loss_kind, int optimizer_kind,
                 hyperparameters, long long step0, floating[::1] state_a not None, floating[::1] state_b not None,
                 double[::1] loss_total not None, Py_ssize_t[::1] progress not None,
-                Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
+                Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS, on_progress=None):
     """One epoch in one call, GIL released; samples in ``order``, ``batch_size`` at a time.
 
     ``optimizer_kind`` and ``hyperparameters`` are an nncore.optim class's ``core_code`` and
     ``core_hyperparameters()``; ``step0`` the updates it has applied so far. ``progress``
     (n_batches, n_correct, n_samples, diverged_batch or 0) and ``loss_total`` are updated after
     every applied batch, so they are right even when a KeyboardInterrupt propagates out of
-    here; the caller advances optimizer.step by progress[0].
+    here; the caller advances optimizer.step by progress[0]. ``on_progress`` (a callable taking
+    no arguments, or None) is called between batches at most every 20 ms, when ``progress`` and
+    ``loss_total`` are current; an exception it raises propagates as a KeyboardInterrupt does.
     """
     cdef Py_ssize_t n_samples = order.shape[0]
     cdef Py_ssize_t chunk = max(1, min(chunk_rows, batch_size, n_samples))
@@ -290,6 +301,8 @@ def train_epoch(layout, floating[::1] params not None, X, const int[::1] y not N
     cdef const int[::1] labels
     cdef const Py_ssize_t[::1] rows
     _check_loss(loss_kind)
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(f"on_progress must be callable or None, got {type(on_progress).__name__}")
     if (state_a.shape[0] != params.shape[0] or state_b.shape[0] != params.shape[0]
             or loss_total.shape[0] < 1 or progress.shape[0] < 4 or batch_size < 1 or chunk_rows < 1):
         raise ValueError("state buffers, progress or sizes do not fit")
@@ -307,7 +320,8 @@ def train_epoch(layout, floating[::1] params not None, X, const int[::1] y not N
     with nogil:
         _run_epoch(net, &params[0], params.shape[0], pixels, floats, _input_scale(params[0]), &labels[0], &rows[0],
                    n_samples, batch_size, loss_kind, &opt, &state_a[0], &state_b[0], &grad[0], &inputs[0],
-                   &acts[0], &delta_a[0], &delta_b[0], &loss_total[0], &progress[0])
+                   &acts[0], &delta_a[0], &delta_b[0], &loss_total[0], &progress[0],
+                   <PyObject*> on_progress if on_progress is not None else NULL)
 
 
 # ---------------------------------------------------------------- inference and the full gradient

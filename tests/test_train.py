@@ -34,7 +34,7 @@ def test_history_records_every_epoch():
 
 def test_verbose_prints_one_line_per_epoch(capsys):
     X, y = blobs()
-    nncore.MLP([16, 4], seed=0).fit(X, y, epochs=2, backend="numpy", verbose=1, validation_split=0.25)
+    nncore.MLP([16, 4], seed=0).fit(X, y, epochs=2, backend="numpy", verbose=2, validation_split=0.25)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("epoch 1/2  loss ") and "val_accuracy" in lines[0] and lines[0].endswith(" s")
@@ -236,7 +236,8 @@ def test_an_interrupt_with_the_numpy_backend_rolls_back_to_the_epoch_start(monke
     ({"epochs": -1}, ValueError), ({"epochs": 1.5}, ValueError), ({"batch_size": 0}, ValueError),
     ({"loss": "hinge"}, ValueError), ({"optimizer": "rmsprop"}, TypeError),
     ({"backend": "gpu"}, ValueError), ({"early_stopping": "yes"}, TypeError),
-    ({"callbacks": [3]}, TypeError), ({"verbose": 2}, ValueError), ({"seed": -1}, ValueError)])
+    ({"callbacks": [3]}, TypeError), ({"verbose": 3}, ValueError), ({"verbose": 1.0}, ValueError),
+    ({"seed": -1}, ValueError)])
 def test_bad_fit_arguments_raise(kwargs, error):
     X, y = blobs(20)
     with pytest.raises(error):

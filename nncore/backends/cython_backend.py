@@ -44,21 +44,26 @@ class CythonBackend(Backend):
         loss_sum = _core.loss_and_grad(network.table, params, X, y, loss.code, grad, self.chunk_rows)
         return float(loss_sum), grad
 
-    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss):
+    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, on_progress=None):
         """Same contract as NumpyBackend.train_epoch. Ctrl-C stops the epoch after the batch in
         progress has been applied; ``optimizer.step`` then counts the applied batches and
-        KeyboardInterrupt propagates."""
+        KeyboardInterrupt propagates. ``on_progress`` is called at most every 20 ms, when the
+        core re-takes the GIL to check for Ctrl-C."""
         if len(X) == 0:
             return EpochResult(0.0, 0, 0, 0, None)
         order = np.ascontiguousarray(epoch_order(len(X), seed), dtype=np.intp)
         buffers = [optimizer.state_buffers()[name] for name in optimizer.buffer_names]
         loss_total = np.zeros(1, dtype=np.float64)
         progress = np.zeros(4, dtype=np.intp)  # n_batches, n_correct, n_samples, diverged_batch (0: none)
+        report = None
+        if on_progress is not None:
+            def report():  # the core calls it without arguments; the counts are current then
+                on_progress(int(progress[0]), int(progress[2]), float(loss_total[0]))
         try:
             # A kind with one state buffer finds it in both slots; the core reads what its rule needs.
             _core.train_epoch(network.table, params, X, y, order, batch_size, loss.code, optimizer.core_code,
                               optimizer.core_hyperparameters(), optimizer.step, buffers[0], buffers[-1],
-                              loss_total, progress, self.chunk_rows)
+                              loss_total, progress, self.chunk_rows, on_progress=report)
         finally:
             # Also on KeyboardInterrupt: the core stops only between batches, so the step count
             # always matches the updates that reached params and the state buffers.

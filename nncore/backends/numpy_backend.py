@@ -119,7 +119,7 @@ class NumpyBackend(Backend):
                                          loss, grad)
         return float(losses.sum()), grad
 
-    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss):
+    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, on_progress=None):
         order = epoch_order(len(X), seed)
         grad = np.empty_like(params)
         loss_sum, n_correct, n_batches = 0.0, 0, 0
@@ -137,4 +137,6 @@ class NumpyBackend(Backend):
             loss_sum += batch_loss
             n_correct += int((predictions == y[rows]).sum())
             n_batches += 1
+            if on_progress is not None:  # after every batch: Python runs each one anyway
+                on_progress(n_batches, start + len(rows), loss_sum)
         return EpochResult(loss_sum, n_correct, len(X), n_batches, None)

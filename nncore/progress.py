@@ -1,0 +1,91 @@
+"""ProgressBar: what a run shows while it trains (``fit(verbose=1)``, the default).
+
+In a terminal: a tqdm bar over the run's epochs (rate, elapsed time, ETA, the last epoch's
+loss and accuracy), each finished epoch's line printed above it, and, for an epoch still
+running after ``batch_bar_after`` seconds, a second bar over that epoch's batches. The second
+bar is fed by the backend's progress reports (``on_epoch_progress``): the compiled core
+reports between batches at most every 20 ms, from inside its one call per epoch.
+
+Anywhere else (a file, a pipe, CI logs, captured output): each finished epoch's line with the
+run's ETA, and nothing else, since a redrawn bar there is a pile of carriage returns.
+"""
+import sys
+import time
+
+from .callbacks import Callback, format_epoch
+
+
+def _is_terminal(stream):
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+class ProgressBar(Callback):
+    """A live bar over the epochs (and the batches of long epochs) in a terminal; one line per epoch elsewhere.
+
+    ``file``: where to write (default: ``sys.stdout`` as it is when training begins).
+    ``batch_bar_after``: seconds an epoch runs before its batch bar appears (0: at once).
+    ``live``: True or False to force the bar or the lines (default: whether ``file`` is a terminal).
+    """
+
+    def __init__(self, file=None, batch_bar_after=1.0, live=None):
+        self.file, self.batch_bar_after, self.live = file, float(batch_bar_after), live
+        self._epochs_bar = self._batches_bar = None
+
+    def on_train_begin(self, logs=None):
+        from tqdm import tqdm  # imported here: `import nncore` stays light
+
+        self._tqdm = tqdm
+        self._stream = self.file if self.file is not None else sys.stdout
+        self._live = _is_terminal(self._stream) if self.live is None else bool(self.live)
+        self._began, self._first_index = time.perf_counter(), None
+        self._epochs_bar = self._batches_bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        index = self.run.index_of(epoch)
+        if self._first_index is None:
+            self._first_index = index
+        if not self._live:
+            return
+        if self._epochs_bar is None:
+            self._epochs_bar = self._tqdm(total=self.run.epochs, initial=index, unit="epoch", desc="training",
+                                          file=self._stream, dynamic_ncols=True)
+        self._batches_bar = self._tqdm(total=self.run.batches_per_epoch, unit="batch", desc=f"epoch {index + 1}",
+                                       file=self._stream, dynamic_ncols=True, leave=False,
+                                       delay=self.batch_bar_after)
+
+    def on_epoch_progress(self, epoch, logs):
+        bar = self._batches_bar
+        if bar is not None:
+            bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+            bar.update(logs["batches"] - bar.n)
+
+    def on_epoch_end(self, epoch, logs=None):
+        index = self.run.index_of(epoch)
+        line = format_epoch(index + 1, self.run.epochs, logs)
+        self._close_batches_bar()
+        if not self._live:
+            remaining = self.run.epochs - index - 1
+            if remaining:
+                seconds_per_epoch = (time.perf_counter() - self._began) / (index + 1 - self._first_index)
+                line += f"  ETA {self._tqdm.format_interval(seconds_per_epoch * remaining)}"
+            print(line, file=self._stream, flush=True)
+            return False
+        self._tqdm.write(line, file=self._stream)
+        metric = "val_accuracy" if logs.get("val_accuracy") is not None else "accuracy"
+        self._epochs_bar.set_postfix({"loss": f"{logs['loss']:.4f}", metric: f"{logs[metric]:.4f}"}, refresh=False)
+        self._epochs_bar.update(1)
+        return False
+
+    def on_train_end(self, logs=None):
+        self._close_batches_bar()
+        if self._epochs_bar is not None:
+            self._epochs_bar.close()
+            self._epochs_bar = None
+
+    def _close_batches_bar(self):
+        if self._batches_bar is not None:
+            self._batches_bar.close()
+            self._batches_bar = None
