@@ -133,6 +133,8 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     if validation_split:
         data, validation = _split(data, validation_split, run.seed)
     run.has_validation = validation is not None
+    run.samples_per_epoch = len(data)
+    run.batches_per_epoch = -(-len(data) // (batch_size or len(data)))
     model.optimizer, model.loss, model.history = run.optimizer, loss.name, run.history
     model.epochs_trained = run.epoch_offset + run.start
     with inputs.thread_limit(n_threads):

@@ -55,10 +55,9 @@ class CythonBackend(Backend):
         buffers = [optimizer.state_buffers()[name] for name in optimizer.buffer_names]
         loss_total = np.zeros(1, dtype=np.float64)
         progress = np.zeros(4, dtype=np.intp)  # n_batches, n_correct, n_samples, diverged_batch (0: none)
-        report = None
-        if on_progress is not None:
-            def report():  # the core calls it without arguments; the counts are current then
-                on_progress(int(progress[0]), int(progress[2]), float(loss_total[0]))
+        # The core calls it without arguments, when the counts are current.
+        report = None if on_progress is None else (
+            lambda: on_progress(int(progress[0]), int(progress[2]), float(loss_total[0])))
         try:
             # A kind with one state buffer finds it in both slots; the core reads what its rule needs.
             _core.train_epoch(network.table, params, X, y, order, batch_size, loss.code, optimizer.core_code,
