@@ -257,6 +257,7 @@ class MLPClassifier:
             self.model_ = MLP([X.shape[1], *self._hidden(), max(len(self.classes_), 1)],
                               activation=self.activation, dtype=self.dtype, init=self.init, seed=self._seed())
             self.model_.optimizer = self._optimizer()
+            self.model_.class_names = tuple(str(label) for label in self.classes_) if len(self.classes_) else None
             self.n_iter_, self.loss_curve_ = 0, []
         network = self.model_.network
         encoded = inputs.labels(np.searchsorted(self.classes_, y), len(X), network.n_classes)

@@ -170,6 +170,10 @@ def samples(X, y, network, purpose, name="X", labels_name="y", with_labels=True,
             raise ValueError(f"{purpose} was given Samples checked for another network, or with y beside them")
         return X
     if y is None and hasattr(X, "images") and hasattr(X, "labels"):
+        n_named = len(getattr(X, "class_names", ()))
+        if n_named and n_named != network.n_classes:
+            raise ValueError(f"{purpose}: {getattr(X, 'name', 'the Dataset')} has {n_named} classes, the model "
+                             f"{network.n_classes} outputs")
         X, y = X.images, X.labels
     if with_labels and y is None:
         raise TypeError(f"{purpose} needs labels y (or a Dataset as X)")

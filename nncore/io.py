@@ -5,7 +5,8 @@ A file is an uncompressed zip of ``.npy`` members, as ``numpy.savez`` writes, ho
 - ``header.npy``: the UTF-8 bytes of a JSON object (uint8, at most ``MAX_HEADER_BYTES``):
   ``format`` ("nncore"), ``format_version``, ``kind`` ("model" or "checkpoint"),
   ``layer_sizes``, ``activations`` (one name per hidden layer; version 1 files have
-  ``activation``: "relu" instead), ``dtype``, ``arrays`` (each member's shape and dtype), and
+  ``activation``: "relu" instead), ``dtype``, ``arrays`` (each member's shape and dtype),
+  optionally ``data`` (what the model remembers of its data: see ``nncore.model_data``), and
   for checkpoints the training state (optimizer kind, hyperparameters and step count, epoch
   counters, seed, base learning rate, the history so far);
 - ``params.npy``: the flat parameter buffer (see ``nncore.network``);
@@ -41,6 +42,7 @@ from ._atomic import atomic_open
 from ._reading import open_regular_file
 from .activations import ACTIVATIONS
 from .errors import ModelFileError
+from .model_data import checked_data, data_header
 from .network import Network
 from .optim import OPTIMIZERS
 
@@ -96,15 +98,23 @@ def network_header(network, kind="model"):
             "dtype": network.dtype.name}
 
 
+def model_header(model, kind="model"):
+    header = network_header(model.network, kind)
+    data = data_header(model)  # what the model remembers of its data (nncore.model_data)
+    if data:
+        header["data"] = data
+    return header
+
+
 def save_model(model, path):
-    """Save ``model``'s network and parameters to ``path`` (written exactly there, atomically)."""
-    write_npz_atomic(path, network_header(model.network), {"params": model.params})
+    """Save ``model``'s network, parameters and data fields to ``path`` (written exactly there, atomically)."""
+    write_npz_atomic(path, model_header(model), {"params": model.params})
 
 
 def save_checkpoint(path, model, optimizer, training_state, best_params=None):
     """Save parameters, optimizer state and ``training_state`` (a JSON-able dict) to ``path``."""
     state = optimizer.state_dict()
-    header = network_header(model.network, kind="checkpoint")
+    header = model_header(model, kind="checkpoint")
     header["optimizer"] = {"kind": state["kind"], "step": state["step"],
                            "hyperparameters": state["hyperparameters"]}
     header["training"] = training_state
@@ -343,15 +353,17 @@ def _known_members(reader, allowed):
 
 
 def read_model(path):
-    """(Network, params) of a model file (or of the model inside a checkpoint) saved by ``MLP.save``.
+    """(Network, params, data) of a model file (or of the model inside a checkpoint) saved by ``MLP.save``.
 
-    Raises ``ModelFileError`` if the file is missing, corrupt, crafted or from a newer nncore.
+    ``data``: the fields of ``nncore.model_data.DATA_FIELDS`` the file records. Raises
+    ``ModelFileError`` if the file is missing, corrupt, crafted or from a newer nncore.
     ``nncore.load`` builds the ``MLP``.
     """
     reader = _Reader(path).open()
     try:
         header = reader.header()
         network, kind = _check_header(reader, header)
+        data = checked_data(header.get("data", {}), network, reader.fail)
         if kind == "model":
             _known_members(reader, {"header", "params"})
         params = reader.read_member("params", (network.n_params,), network.dtype)
@@ -359,7 +371,7 @@ def read_model(path):
         reader.close()
     if not np.all(np.isfinite(params)):
         raise ModelFileError(f"{path}: parameters contain NaN or infinity")
-    return network, params
+    return network, params, data
 
 
 def load_checkpoint(path):

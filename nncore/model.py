@@ -35,6 +35,11 @@ class MLP:
     weights and, unless ``fit`` is given its own, the shuffling. The parameters live in one
     flat buffer ``params``; ``layers`` gives per-layer ``(W, b)`` views into it, W of shape
     (fan_in, fan_out).
+
+    What the model was trained on, as far as it knows (None until then): ``dataset_name``,
+    ``class_names`` (one per output) and ``input_shape`` (one image's shape, e.g. (28, 28)).
+    ``fit`` on a Dataset records them, model files keep them, ``nncore evaluate``/``predict``
+    use them; set them by hand for models trained on arrays.
     """
 
     def __init__(self, layer_sizes, activation="relu", dtype="float32", init=None, seed=None):
@@ -48,7 +53,14 @@ class MLP:
         self.history = None  # the History of the latest fit
         self.epochs_trained = 0
         self.loss = "cross_entropy"  # the loss of the latest fit; evaluate's default
+        self.dataset_name = self.class_names = self.input_shape = None
         self.initialize(seed)
+
+    def remember_data(self, dataset):
+        """Record what ``dataset`` (a Dataset or ImageSet) is: its dataset's name, class names, image shape."""
+        self.dataset_name = dataset.dataset_name
+        self.class_names = tuple(dataset.class_names) or None
+        self.input_shape = tuple(dataset.image_shape)
 
     def initialize(self, seed=None):
         """Draw fresh initial weights (zero biases) from ``seed``; forget the optimizer state."""
@@ -133,9 +145,14 @@ class MLP:
         return to_onnx(self, path, input_dtype)
 
     def copy(self):
-        """An independent copy of the architecture and parameters (no optimizer, no history)."""
-        clone = MLP(self.layer_sizes, self.activation, self.dtype.name, self.init, self.seed)
+        """An independent copy of the architecture, parameters and data fields (no optimizer, no history)."""
+        return self.astype(self.dtype)
+
+    def astype(self, dtype):
+        """A copy with its parameters in ``dtype`` (float32 or float64), data fields kept; no optimizer, no history."""
+        clone = MLP(self.layer_sizes, self.activation, dtype, self.init, self.seed)
         clone.params[:] = self._params
+        clone.dataset_name, clone.class_names, clone.input_shape = self.dataset_name, self.class_names, self.input_shape
         return clone
 
 
@@ -144,9 +161,11 @@ def load(path):
 
     Raises ``ModelFileError`` if the file is missing, corrupt, crafted or from a newer nncore.
     """
-    network, params = read_model(path)
+    network, params, data = read_model(path)
     names = network.activation_names
     activation = names[0] if names and len(set(names)) == 1 else names or "relu"
     model = MLP(network.layer_sizes, activation=activation, dtype=network.dtype.name, seed=0)
     model.params[:] = params
+    for field, value in data.items():
+        setattr(model, field, value)
     return model

@@ -15,7 +15,8 @@ or float64: ONNX Runtime's CPU kernels for Gemm, Relu, Sigmoid, Tanh and Softmax
 Opset 13 (ONNX 1.8, IR version 7) is the target: every op here is unchanged in it from
 long before, and runtimes from 2020 on (ONNX Runtime 1.6+, OpenVINO, TensorRT, onnx.js's
 successors) load it. What the graph is (layer sizes, activations, dtype, input convention,
-dataset and class names when the model knows them) is stored in ``metadata_props``.
+dataset name, class names and image shape when the model knows them: ``MLP.dataset_name``,
+``class_names``, ``input_shape``) is stored in ``metadata_props``.
 
 ``onnx`` is an optional dependency (``pip install "nncore[onnx]"``), imported only here.
 """
@@ -99,13 +100,16 @@ def _metadata(model, activations, input_dtype):
                 "output_activation": "softmax",
                 "dtype": model.dtype.name,
                 "input": convention}
-    # Models that remember their data (dataset name, class names) carry them into the graph.
+    # Models that remember their data (dataset name, class names, image shape) carry them into the graph.
     dataset_name = getattr(model, "dataset_name", None)
     class_names = getattr(model, "class_names", None)
+    input_shape = getattr(model, "input_shape", None)
     if dataset_name:
         metadata["dataset"] = str(dataset_name)
     if class_names is not None:
         metadata["class_names"] = json.dumps([str(name) for name in class_names])
+    if input_shape is not None:
+        metadata["input_shape"] = json.dumps([int(size) for size in input_shape])
     return metadata
 
 

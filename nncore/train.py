@@ -136,6 +136,8 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     run.samples_per_epoch = len(data)
     run.batches_per_epoch = -(-len(data) // (batch_size or len(data)))
     model.optimizer, model.loss, model.history = run.optimizer, loss.name, run.history
+    if hasattr(X, "image_shape") and hasattr(X, "class_names"):  # a Dataset: the model remembers it
+        model.remember_data(X)
     model.epochs_trained = run.epoch_offset + run.start
     with inputs.thread_limit(n_threads):
         try:

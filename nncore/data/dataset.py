@@ -7,10 +7,13 @@ validation set and ``batches`` iterates shuffled mini-batches for NumPy-side cod
 
 Both say where they came from (``source``, one line, e.g. "the verified cache ..." or
 "/data/train.csv (header; label in column 1 ('label'); 784 pixel columns)"), and
-``summary`` says what and where in one line, for logs and banners. An ``ImageSet`` has no
+``summary`` says what and where in one line, for logs and banners. ``image_shape`` is the
+shape of one image (28 x 28 for MNIST), which a model trained on them records. An ``ImageSet`` has no
 ``labels`` attribute at all, so ``fit`` and ``evaluate`` refuse it ("needs labels") while
 ``predict`` takes it (it converts to its images array).
 """
+
+import math
 
 import numpy as np
 
@@ -21,18 +24,27 @@ class ImageSet:
     """Images (N, D) without labels: uint8 pixels, or floats used as they are.
 
     ``class_names`` (optional) name the classes a model predicts for them; ``name`` and
-    ``source`` say what they are and where they came from. ``np.asarray(image_set)`` is
+    ``source`` say what they are and where they came from (the loaders name a split
+    "<dataset>/<split>", e.g. "mnist/train"). ``image_shape`` is the shape of one image,
+    whose pixels make up a row: by default square when the row length is a square number
+    (784 pixels: 28 x 28), else the row itself. ``np.asarray(image_set)`` is
     ``image_set.images``, so ``model.predict(image_set)`` works.
     """
 
     labeled = False
     _float_images_allowed = True
 
-    def __init__(self, images, class_names=(), name="images", source=None):
+    def __init__(self, images, class_names=(), name="images", source=None, image_shape=None):
         self.name = str(name)
         self.source = None if source is None else str(source)
         self.class_names = tuple(str(class_name) for class_name in class_names)
         self.images = _checked_images(images, self.name, self._float_images_allowed)
+        self.image_shape = _checked_image_shape(image_shape, self.images.shape[1], self.name)
+
+    @property
+    def dataset_name(self):
+        """The dataset these images belong to: ``name`` up to its first "/" ("mnist" for "mnist/train")."""
+        return self.name.split("/", 1)[0]
 
     @property
     def n_features(self):
@@ -68,8 +80,8 @@ class Dataset(ImageSet):
     labeled = True
     _float_images_allowed = False
 
-    def __init__(self, images, labels, class_names, name="dataset", source=None):
-        super().__init__(images, class_names, name, source)
+    def __init__(self, images, labels, class_names, name="dataset", source=None, image_shape=None):
+        super().__init__(images, class_names, name, source, image_shape)
         self.labels = _checked_labels(labels, len(self.images), len(self.class_names), self.name)
 
     @property
@@ -113,7 +125,8 @@ class Dataset(ImageSet):
             yield self.images[batch_indices], self.labels[batch_indices]
 
     def _subset(self, indices, name):
-        return Dataset(self.images[indices], self.labels[indices], self.class_names, name, self.source)
+        return Dataset(self.images[indices], self.labels[indices], self.class_names, name, self.source,
+                       self.image_shape)
 
 
 def split_indices(n, fraction, seed, name="split fraction"):
@@ -142,6 +155,19 @@ def _checked_images(images, name, allow_float=False):
         raise DataError(
             f"{name}: images must have shape (N, pixels) with pixels > 0, got {images.shape}")
     return images
+
+
+def _checked_image_shape(image_shape, n_pixels, name):
+    if image_shape is None:
+        side = math.isqrt(n_pixels)
+        return (side, side) if side * side == n_pixels else (n_pixels,)
+    try:
+        shape = tuple(int(size) for size in image_shape)
+    except (TypeError, ValueError):
+        raise DataError(f"{name}: image_shape must be a sequence of sizes, got {image_shape!r}") from None
+    if not shape or min(shape) < 1 or math.prod(shape) != n_pixels:
+        raise DataError(f"{name}: image_shape {shape} does not hold the {n_pixels} pixels of a row")
+    return shape
 
 
 def _checked_labels(labels, n_images, n_classes, name):

@@ -410,8 +410,8 @@ def _load_cached_dataset(spec, split, directory, progress):
         if arrays is None:
             raise DataError(f"{directory}: the cache was filled but its files fail verification")
     images, labels = arrays
-    return Dataset(images.reshape(len(images), -1), labels, spec.class_names,
-                   name=f"{spec.name}/{split}", source=f"the verified cache {directory}")
+    return Dataset(images.reshape(len(images), -1), labels, spec.class_names, name=f"{spec.name}/{split}",
+                   source=f"the verified cache {directory}", image_shape=images.shape[1:])
 
 
 def _load_cached_split(directory, spec, split):

@@ -75,28 +75,33 @@ def read_folder(directory, spec, splits=SPLITS):
     return found
 
 
-def read_images(path, class_names=(), name=None):
-    """The images in one IDX file (raw or gzip) or CSV file (by its ``.csv`` suffix): an ``ImageSet``.
+def read_images(path, class_names=(), name=None, kind=None):
+    """The images in one IDX file (raw or gzip) or CSV file: an ``ImageSet``.
+
+    ``kind`` is "idx" or "csv"; by default a ``.csv`` suffix means CSV, anything else IDX.
 
     For prediction: N x rows x columns or N x pixels, uint8 pixels (IDX may also hold
     floats); a CSV file's label column, if it has one, is set aside (``source`` says so).
     Raises ``DataError`` naming the file when it is missing, not images, or empty.
     """
     path = Path(path)
+    if kind not in (None, "idx", "csv"):
+        raise ValueError(f"kind must be None, 'idx' or 'csv', got {kind!r}")
     if not os.path.lexists(path):
         raise DataError(f"{path}: no such file")
-    if path.suffix.lower() == ".csv":
+    if kind == "csv" or (kind is None and path.suffix.lower() == ".csv"):
         contents = read_csv(path)
         source = f"{path} ({contents.layout}" + (", labels not used)" if contents.labels is not None else ")")
-        images = contents.images
+        images, image_shape = contents.images, None
     else:
-        images = image_rows(read_idx(path), path)
+        array = read_idx(path)
+        images, image_shape = image_rows(array, path), array.shape[1:]
         if images.dtype.kind not in "uf" or (images.dtype.kind == "u" and images.dtype.itemsize != 1):
             raise DataError(f"{path}: holds {images.dtype} values; images are uint8 pixels or floats")
         source = str(path)
     if len(images) == 0:
         raise DataError(f"{path}: holds no images")
-    return ImageSet(images, class_names, name=name or path.name, source=source)
+    return ImageSet(images, class_names, name=name or path.name, source=source, image_shape=image_shape)
 
 
 def image_rows(array, path):
@@ -131,14 +136,17 @@ def _read_split(folder, split, spec, require_labels):
 
 
 def _read_idx_split(images_path, labels_path, spec, name, require_labels):
-    images = image_rows(read_idx(images_path), images_path)
+    array = read_idx(images_path)
+    images, image_shape = image_rows(array, images_path), array.shape[1:]
     if labels_path is None:
         if require_labels:
             raise DataError(f"{images_path}: images without their labels file")
-        return ImageSet(images, spec.class_names, name=name, source=f"{images_path} (no labels file)")
+        return ImageSet(images, spec.class_names, name=name, source=f"{images_path} (no labels file)",
+                        image_shape=image_shape)
     source = f"{images_path} and {labels_path}"
     try:
-        return Dataset(images, read_idx(labels_path), spec.class_names, name=name, source=source)
+        return Dataset(images, read_idx(labels_path), spec.class_names, name=name, source=source,
+                       image_shape=image_shape)
     except DataError as error:
         raise DataError(f"{source}: {error}") from None
 
