@@ -4,9 +4,12 @@ It follows scikit-learn's estimator conventions (``get_params``/``set_params``, 
 only stored by ``__init__`` and validated in ``fit``, fitted attributes ending in ``_``,
 ``classes_`` for any label values, ``n_features_in_``, ``feature_names_in_`` for DataFrames)
 so that ``sklearn.utils.estimator_checks`` passes. Where scikit-learn defines a warning or
-exception class the checks look for (``NotFittedError``, ``DataConversionWarning``), the
-class is taken from scikit-learn if it has already been imported, else a local stand-in
-with the same name and bases is used: importing nncore never imports scikit-learn.
+exception class the checks look for (``NotFittedError``, ``DataConversionWarning``,
+``ConvergenceWarning``), the class is taken from scikit-learn if it has already been
+imported, else a local stand-in with the same name and bases is used: importing nncore never
+imports scikit-learn. As scikit-learn's own MLPClassifier does, ``fit`` warns with a
+ConvergenceWarning when ``max_iter`` ends training before ``tol`` was met, and
+``predict_proba`` returns float64 whatever the network's dtype (evaluated in float64).
 
 Input: X as everywhere in nncore (``nncore.inputs``: uint8, or integers 0..255, are pixels scaled
 by 1/255; floats are used as they are); this module only adds scikit-learn's conventions
@@ -31,6 +34,10 @@ class NotFittedError(ValueError, AttributeError):
 
 class DataConversionWarning(UserWarning):
     """Input data was converted (scikit-learn's class when it is loaded)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Training stopped at ``max_iter`` before converging (scikit-learn's class when it is loaded)."""
 
 
 def _sklearn_class(module, name, fallback):
@@ -228,10 +235,14 @@ class MLPClassifier:
         elif fitted is not None and (len(fitted) != len(names) or np.any(fitted != names)):
             raise ValueError("The feature names should match those that were passed during fit.")
 
-    def _X(self, X, fitting=False):
-        """X through nncore's input contract, in scikit-learn's words; for a fresh fit, of any width."""
+    def _X(self, X, fitting=False, dtype=None):
+        """X through nncore's input contract, in scikit-learn's words; for a fresh fit, of any width.
+
+        Floats become ``dtype``: by default the network's (for a fresh fit, the ``dtype`` parameter).
+        """
         self._check_features(X, fitting)
-        dtype = checked_dtype(self.dtype) if fitting else self.model_.dtype
+        if dtype is None:
+            dtype = checked_dtype(self.dtype) if fitting else self.model_.dtype
         return inputs.features(X, None if fitting else self.n_features_in_, dtype, min_samples=1,
                                wording=_ScikitLearnWording(self))
 
@@ -282,6 +293,10 @@ class MLPClassifier:
         if history.has_validation:
             self.validation_scores_ = list(history.val_accuracy)
             self.best_validation_score_ = max(history.val_accuracy)
+        if not incremental and len(history) == epochs and not history.stopped_early:
+            warning = _sklearn_class("sklearn.exceptions", "ConvergenceWarning", ConvergenceWarning)
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({epochs}) reached and the optimization "
+                          "hasn't converged yet.", warning, stacklevel=3)
         return self
 
     def fit(self, X, y):
@@ -302,11 +317,18 @@ class MLPClassifier:
     # ------------------------------------------------------------ prediction
 
     def predict_proba(self, X):
-        """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
+        """Class probabilities (n_samples, n_classes) in float64, columns in the order of ``classes_``.
+
+        scikit-learn returns float64, and float64 that only widens float32 results would carry
+        their batch-dependent last bits (BLAS sums a lone row in another order than a block):
+        so the network is evaluated in float64, from its parameters as trained. The result
+        agrees with ``model_.predict_proba`` to the training dtype's rounding.
+        """
         if not hasattr(self, "model_"):
             raise _not_fitted(self)
-        samples = inputs.Samples.checked_for(self.model_.network, self._X(X))
-        return self.model_.predict_proba(samples, backend=self.backend, n_threads=self.n_threads)
+        model = self.model_ if self.model_.dtype == np.float64 else self.model_.astype("float64")
+        samples = inputs.Samples.checked_for(model.network, self._X(X, dtype=model.dtype))
+        return model.predict_proba(samples, backend=self.backend, n_threads=self.n_threads)
 
     def predict_log_proba(self, X):
         with np.errstate(divide="ignore"):
