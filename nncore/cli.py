@@ -1,11 +1,14 @@
 """The ``nncore`` command: train | evaluate | predict | fetch | info | bench.
 
 User mistakes (a missing file, a bad option value, malformed data, a damaged model file)
-print one line, ``nncore: error: ...``, to stderr and exit non-zero without a traceback.
+print one line, ``nncore: error: ...``, to stderr and exit non-zero without a traceback. A
+mistyped option is reported as an unrecognized option (with the closest real one), before
+any positional argument it would otherwise have been read as.
 Exit codes: 0 success, 1 error, 2 bad command line (argparse), 3 training diverged,
 130 interrupted (Ctrl-C).
 """
 import argparse
+import difflib
 import os
 import sys
 import time
@@ -90,36 +93,89 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
+    def unrecognized(self, extras):
+        """Report what parse_known_args left over: the first unknown option, with the closest real one."""
+        options = [extra.split("=", 1)[0] for extra in extras if extra.startswith("-") and extra != "-"]
+        if not options:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        known = [name for name in self._option_string_actions if name.startswith("--")]
+        close = difflib.get_close_matches(options[0], known, n=1, cutoff=0.6)
+        self.error(f"unrecognized option {options[0]}" + (f" (did you mean {close[0]}?)" if close else ""))
+
+
+def parse_arguments(argv):
+    """The parsed command line; usage errors exit with code 2.
+
+    Unknown options are reported first: argparse would otherwise read the value of a mistyped
+    ``--hiden 64`` as the positional dataset and complain about that (issue 15).
+    """
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    command = parser.subcommands[args.command]
+    if extras:
+        command.unrecognized(extras)
+    if getattr(args, "dataset", None) not in (None, *DATASETS):
+        choices = ", ".join(map(repr, DATASETS))
+        command.error(f"argument dataset: invalid choice: {args.dataset!r} (choose from {choices})")
+    if args.command == "predict" and not (args.indices or args.idx or args.csv or args.submission):
+        command.error("give the images to predict: --indices, --idx, --csv, or --submission for a whole split")
+    if args.command == "predict" and args.indices and args.submission:
+        command.error("--submission writes a prediction for every image: use --csv, --idx or the whole split, "
+                      "not --indices")
+    return args
+
 
 def build_parser():
-    from .activations import ACTIVATIONS
-    from .network import INITIALIZERS
-    from .optim import OPTIMIZERS
-
     parser = _Parser(
         prog="nncore", description="Train and use MLPs on MNIST-class data (compiled core over BLAS).")
     from . import __version__
     parser.add_argument("--version", action="version", version=f"nncore {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+    parser.subcommands = commands.choices
 
     data_options = argparse.ArgumentParser(add_help=False)
     data_options.add_argument("--data-dir", metavar="DIR", help=(
-        "read the dataset from DIR (official IDX names, raw or .gz, or Kaggle CSV files "
-        "mnist_train.csv / mnist_test.csv) instead of the verified cache"))
+        "read the dataset from DIR as it is (official IDX names, raw or .gz; or CSV files: mnist_train.csv, "
+        "Kaggle's train.csv / test.csv) instead of the verified cache"))
     run_options = argparse.ArgumentParser(add_help=False)
     run_options.add_argument("--backend", choices=("cython", "numpy"), default="cython",
                              help="compute backend (default: cython, the compiled core)")
     run_options.add_argument("--threads", type=_positive_int, metavar="N",
                              help="limit BLAS/OpenMP threads (default: the libraries' own)")
+    _add_train_parser(commands, [data_options, run_options])
+    _add_evaluate_parser(commands, [data_options, run_options])
+    _add_predict_parser(commands, [data_options, run_options])
+
+    fetch = commands.add_parser("fetch", help="download and verify a dataset into the cache",
+                                description="Fill the cache with a dataset, verified by SHA-256.")
+    fetch.add_argument("dataset", choices=DATASETS)
+    fetch.add_argument("--from", dest="source_dir", metavar="DIR", help=(
+        "seed the cache from the official files (IDX or CSV) in DIR, which must pass the checksums"))
+    fetch.add_argument("--data-dir", metavar="DIR", help=argparse.SUPPRESS)  # the former name of --from
+    fetch.add_argument("--quiet", action="store_true", help="no progress output")
+
+    commands.add_parser("info", help="versions, compiled core, BLAS library and threads",
+                        description="Report versions, the compiled core, the BLAS library and thread counts.")
+    commands.add_parser("bench", help="benchmark the backends (see `nncore bench --help`)", add_help=False)
+    _add_export_parser(commands)
+    return parser
+
+
+def _add_train_parser(commands, parents):
+    from .activations import ACTIVATIONS
+    from .network import INITIALIZERS
+    from .optim import OPTIMIZERS
 
     train = commands.add_parser(
-        "train", parents=[data_options, run_options], help="train a model, print per-epoch progress and test accuracy",
-        description="Train an MLP; print one line per epoch, then the test accuracy.")
-    train.add_argument("dataset", nargs="?", choices=DATASETS, default="mnist", help="the dataset (default: %(default)s)")
+        "train", parents=parents, help="train a model, print per-epoch progress and test accuracy",
+        description="Train an MLP; show its progress, then the test accuracy.")
+    # No argparse choices: a value read here may belong to a mistyped option, which parse_arguments reports first.
+    train.add_argument("dataset", nargs="?", default="mnist", metavar="{" + ",".join(DATASETS) + "}",
+                       help="the dataset (default: %(default)s)")
     train.add_argument("--hidden", type=_positive_int, nargs="*", metavar="N", default=DEFAULTS["hidden"],
                        help="hidden layer widths, e.g. --hidden 256 128; none for a linear softmax model (default: 256 128)")
-    train.add_argument("--epochs", type=_non_negative_int, default=DEFAULTS["epochs"], help="epochs (default: %(default)s)")
+    train.add_argument("--epochs", type=_positive_int, default=DEFAULTS["epochs"], help="epochs (default: %(default)s)")
     train.add_argument("--batch-size", type=_batch_size, default=DEFAULTS["batch_size"],
                        help="samples per update; 'full' for full-batch gradient descent (default: %(default)s)")
     train.add_argument("--activation", choices=tuple(ACTIVATIONS), default="relu",
@@ -149,37 +205,34 @@ def build_parser():
     train.add_argument("--plots", metavar="DIR", help="write figures there (needs matplotlib)")
     train.add_argument("--quiet", action="store_true", help="print only the final test accuracy")
 
+
+def _add_evaluate_parser(commands, parents):
     evaluate = commands.add_parser(
-        "evaluate", parents=[data_options, run_options], help="test accuracy, loss and confusion matrix of a model",
+        "evaluate", parents=parents, help="test accuracy, loss and confusion matrix of a model",
         description="Evaluate a saved model: accuracy, loss and a text confusion matrix.")
     evaluate.add_argument("model", metavar="MODEL", help="a model file written by `nncore train --save`")
-    evaluate.add_argument("--dataset", choices=DATASETS, default="mnist", help="the dataset (default: mnist)")
+    evaluate.add_argument("--dataset", choices=DATASETS, help="the dataset (default: the one the model file names)")
     evaluate.add_argument("--split", choices=("test", "train"), default="test", help="which split (default: test)")
     evaluate.add_argument("--loss", type=_loss, default="cross_entropy", help="loss to report")
     evaluate.add_argument("--plots", metavar="DIR", help="write figures there (needs matplotlib)")
 
+
+def _add_predict_parser(commands, parents):
     predict = commands.add_parser(
-        "predict", parents=[data_options, run_options], help="predict classes of dataset images or of an IDX file",
-        description="Print the predicted class and its probability for each image.")
+        "predict", parents=parents, help="predict the classes of images; write a Kaggle submission",
+        description="Print the predicted class and its probability for each image, or write them as a Kaggle "
+                    "submission (ImageId,Label).")
     predict.add_argument("model", metavar="MODEL", help="a model file written by `nncore train --save`")
-    source = predict.add_mutually_exclusive_group(required=True)
+    source = predict.add_mutually_exclusive_group()
     source.add_argument("--indices", type=_non_negative_int, nargs="+", metavar="I",
                         help="indices of images in the dataset split")
     source.add_argument("--idx", metavar="FILE", help="an IDX file of images (N x 28 x 28 or N x 784, uint8)")
-    predict.add_argument("--dataset", choices=DATASETS, default="mnist", help="the dataset (default: mnist)")
+    source.add_argument("--csv", metavar="FILE", help="a CSV file of images, e.g. Kaggle's test.csv")
+    predict.add_argument("--submission", metavar="PATH", help=(
+        "write every prediction to PATH as Kaggle's ImageId,Label file instead of printing them (for --csv, "
+        "--idx, or else the whole dataset split)"))
+    predict.add_argument("--dataset", choices=DATASETS, help="the dataset (default: the one the model file names)")
     predict.add_argument("--split", choices=("test", "train"), default="test", help="which split (default: test)")
-
-    fetch = commands.add_parser("fetch", help="download and verify a dataset into the cache",
-                                description="Fill the cache with a dataset, verified by SHA-256.")
-    fetch.add_argument("dataset", choices=DATASETS)
-    fetch.add_argument("--data-dir", metavar="DIR", help="try this local directory first")
-    fetch.add_argument("--quiet", action="store_true", help="no progress output")
-
-    commands.add_parser("info", help="versions, compiled core, BLAS library and threads",
-                        description="Report versions, the compiled core, the BLAS library and thread counts.")
-    commands.add_parser("bench", help="benchmark the backends (see `nncore bench --help`)", add_help=False)
-    _add_export_parser(commands)
-    return parser
 
 
 def _add_export_parser(commands):
@@ -226,25 +279,78 @@ def _plots(directory, model, dataset, history=None):
         print(f"wrote {path}")
 
 
+# ---------------------------------------------------------------- what a model was trained on
+
+def _backend(name):
+    """The backend, imported now: a compiled core that does not import is reported before any data is read."""
+    from .backends import get_backend
+    return get_backend(name)
+
+
+def _note(message):
+    print(f"nncore: note: {message}", file=sys.stderr, flush=True)
+
+
+def _dataset_for(args, model):
+    """The dataset to evaluate or predict on: ``--dataset``, else the one the model file names
+    (MNIST for files that name none)."""
+    trained_on = model.dataset_name
+    if args.dataset is not None:
+        if trained_on is not None and trained_on != args.dataset:
+            verb = {"evaluate": "evaluating", "predict": "predicting"}[args.command]
+            _note(f"{args.model} was trained on {trained_on}; {verb} on {args.dataset} as asked")
+        return args.dataset
+    if trained_on is None or trained_on in DATASETS:
+        return trained_on or "mnist"
+    if args.data_dir is None:
+        raise UserError(f"{args.model} was trained on {trained_on}, which nncore cannot load by name: give its "
+                        f"folder with --data-dir DIR (or --dataset {'|'.join(DATASETS)})")
+    return "mnist"  # the folder is read as it is; the model's own class names name the classes
+
+
+def _images_text(shape, n_pixels):
+    if shape is not None and len(shape) > 1:
+        return f"{'x'.join(map(str, shape))} images ({n_pixels} pixels)"
+    return f"{n_pixels} pixels per image"
+
+
+def _check_width(model, images, path):
+    """Refuse images of another size than the model takes, naming both."""
+    if model.n_inputs != images.n_features:
+        raise UserError(f"{path} takes {_images_text(model.input_shape, model.n_inputs)}; {images.name} holds "
+                        f"{_images_text(images.image_shape, images.n_features)}")
+
+
+def _class_names(model, images):
+    """Names of the model's classes: its own, else the data's when they count the same, else the indices."""
+    if model.class_names is not None:
+        return tuple(model.class_names)
+    if len(images.class_names) == model.n_classes:
+        return tuple(images.class_names)
+    return tuple(str(k) for k in range(model.n_classes))
+
+
 # ---------------------------------------------------------------- commands
 
 def command_train(args):
     from .callbacks import EarlyStopping
     from .model import MLP
-    from .optim import make_optimizer
 
     if args.resume and not args.checkpoint_dir:
         raise UserError("--resume needs --checkpoint-dir")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    _backend(args.backend)
     train_set = load_split(args.dataset, "train", args.data_dir)
     test_set = load_split(args.dataset, "test", args.data_dir)
+    if not train_set.labeled:
+        raise UserError(f"{train_set.summary}: training needs labels")
+    if args.plots and not test_set.labeled:
+        raise UserError(f"--plots needs a labeled test split, and {test_set.name} has no labels")
+    say(train_set.summary)
+    say(test_set.summary)
     layer_sizes = [train_set.n_features, *args.hidden, train_set.n_classes]
     model = MLP(layer_sizes, activation=args.activation, dtype=args.dtype, init=args.init, seed=args.seed)
-    options = {"momentum": args.momentum, "nesterov": args.nesterov, "weight_decay": args.weight_decay}
-    lr = args.lr if args.lr is not None else DEFAULTS["lr"].get(args.optimizer)
-    if lr is not None:  # else the kind's own default
-        options["lr"] = lr
-    optimizer = make_optimizer(args.optimizer, **options)
+    optimizer = _optimizer(args)
     batch = "full batch" if args.batch_size is None else f"batch {args.batch_size}"
     n_val = round(args.validation_split * len(train_set))
     hidden = f"{args.activation} hidden layers, " if args.hidden else ""
@@ -254,7 +360,7 @@ def command_train(args):
     early = EarlyStopping(patience=args.early_stopping) if args.early_stopping else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # interruption is reported below
-        history = model.fit(train_set.images, train_set.labels, epochs=args.epochs, batch_size=args.batch_size,
+        history = model.fit(train_set, epochs=args.epochs, batch_size=args.batch_size,
                             optimizer=optimizer, loss=args.loss, validation_split=args.validation_split or None,
                             backend=args.backend, early_stopping=early, checkpoint_dir=args.checkpoint_dir,
                             resume=args.resume, verbose=0 if args.quiet else 1,
@@ -265,70 +371,118 @@ def command_train(args):
             if args.checkpoint_dir else ""
         print(f"nncore: interrupted after {len(history)} complete epoch(s){kept}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
-    result = model.evaluate(test_set, loss=args.loss, backend=args.backend, n_threads=args.threads)
-    seconds = sum(history.seconds)
-    print(f"test accuracy {result.accuracy:.2%} (loss {result.loss:.4f}) after {model.epochs_trained} epochs, "
-          f"{seconds:.1f} s of training", flush=True)
+    _report_result(args, model, history, test_set)
     if args.save:
         model.save(args.save)
         say(f"saved model to {args.save}")
+        if not test_set.labeled:
+            say(f"a Kaggle submission of its predictions: nncore predict {args.save} --data-dir {args.data_dir} "
+                "--submission submission.csv")
     if args.plots:
         _plots(args.plots, model, test_set, history)
     return 0
+
+
+def _optimizer(args):
+    from .optim import make_optimizer
+
+    options = {"momentum": args.momentum, "nesterov": args.nesterov, "weight_decay": args.weight_decay}
+    lr = args.lr if args.lr is not None else DEFAULTS["lr"].get(args.optimizer)
+    if lr is not None:  # else the kind's own default
+        options["lr"] = lr
+    return make_optimizer(args.optimizer, **options)
+
+
+def _report_result(args, model, history, test_set):
+    """The last line of ``train``: the test accuracy, or why there is none (Kaggle's unlabeled test.csv)."""
+    seconds = sum(history.seconds)
+    trained = f"after {model.epochs_trained} epochs, {seconds:.1f} s of training"
+    if test_set.labeled:
+        result = model.evaluate(test_set, loss=args.loss, backend=args.backend, n_threads=args.threads)
+        print(f"test accuracy {result.accuracy:.2%} (loss {result.loss:.4f}) {trained}", flush=True)
+        return
+    validation = (f"validation accuracy {history.val_accuracy[-1]:.2%}" if len(history) and history.has_validation
+                  else "no validation split")
+    print(f"no test accuracy: the test split ({test_set.name}) has no labels; {validation} {trained}", flush=True)
 
 
 def command_evaluate(args):
     from .metrics import confusion_matrix, format_confusion_matrix
 
     model = _load_model(args.model)
-    dataset = load_split(args.dataset, args.split, args.data_dir)
-    _check_compatible(model, dataset.n_features, args.model)
+    _backend(args.backend)
+    dataset = load_split(_dataset_for(args, model), args.split, args.data_dir)
+    if not dataset.labeled:
+        raise UserError(f"{dataset.summary}: no labels to evaluate against (`nncore predict {args.model} "
+                        "--submission PATH` writes its predictions)")
+    _check_width(model, dataset, args.model)
     if dataset.n_classes != model.n_classes:
-        raise UserError(f"{args.model} has {model.n_classes} outputs, {args.dataset} has {dataset.n_classes} classes")
+        raise UserError(f"{args.model} predicts {model.n_classes} classes, {dataset.name} has "
+                        f"{dataset.n_classes} classes")
     started = time.perf_counter()
     result = model.evaluate(dataset, loss=args.loss, backend=args.backend, n_threads=args.threads)
     predictions = model.predict(dataset.images, backend=args.backend, n_threads=args.threads)
     seconds = time.perf_counter() - started
-    print(f"{args.dataset} {args.split}: {len(dataset)} images, accuracy {result.accuracy:.2%}, "
+    print(f"{dataset.dataset_name} {args.split}: {len(dataset)} images, accuracy {result.accuracy:.2%}, "
           f"{args.loss} loss {result.loss:.4f} ({seconds:.2f} s)")
     print(format_confusion_matrix(confusion_matrix(dataset.labels, predictions, model.n_classes),
-                                  dataset.class_names))
+                                  _class_names(model, dataset)))
     if args.plots:
         _plots(args.plots, model, dataset)
     return 0
 
 
-def _check_compatible(model, n_features, path):
-    if model.n_inputs != n_features:
-        raise UserError(f"{path} takes {model.n_inputs} inputs, the images have {n_features} pixels")
-
-
 def command_predict(args):
+    from .data import write_submission
+
     model = _load_model(args.model)
-    labels, class_names = None, None
-    if args.idx:
-        from .data import read_images
-        images = read_images(args.idx).images
-        indices = np.arange(len(images))
-    else:
-        dataset = load_split(args.dataset, args.split, args.data_dir)
-        bad = [i for i in args.indices if i >= len(dataset)]
-        if bad:
-            raise UserError(f"index {bad[0]} is out of range: {args.dataset} {args.split} has {len(dataset)} images")
-        indices = np.array(args.indices)
-        images, labels, class_names = dataset.images[indices], dataset.labels[indices], dataset.class_names
-    _check_compatible(model, images.shape[1], args.model)
-    proba = model.predict_proba(images, backend=args.backend, n_threads=args.threads)
+    _backend(args.backend)
+    images, rows, labels = _images_to_predict(args, model)
+    _check_width(model, images, args.model)
+    chosen = images.images if rows is None else images.images[rows]
+    proba = model.predict_proba(chosen, backend=args.backend, n_threads=args.threads)
     predicted = proba.argmax(axis=1)
-    name = (lambda k: class_names[k]) if class_names and len(class_names) == model.n_classes else str
-    print("index  predicted  probability" + ("  label" if labels is not None else ""))
-    for row, index in enumerate(indices):
-        line = f"{index:>5}  {name(predicted[row]):>9}  {proba[row, predicted[row]]:>11.4f}"
-        if labels is not None:
-            mark = "" if labels[row] == predicted[row] else "  (wrong)"
-            line += f"  {name(labels[row]):>5}{mark}"
-        print(line)
+    if args.submission:
+        path = write_submission(args.submission, predicted)
+        print(f"wrote {len(predicted)} predictions to {path} (ImageId,Label)")
+        return 0
+    rows = np.arange(len(chosen)) if rows is None else rows
+    print(format_predictions(rows, predicted, proba[np.arange(len(rows)), predicted], labels,
+                             _class_names(model, images)))
     return 0
+
+
+def _images_to_predict(args, model):
+    """(ImageSet or Dataset, the rows to predict or None for all, their labels or None)."""
+    from .data import read_images
+
+    if args.idx or args.csv:
+        # --idx reads a .csv file as CSV too (by its suffix), as it always has.
+        return read_images(args.idx or args.csv, kind=None if args.idx else "csv"), None, None
+    dataset = load_split(_dataset_for(args, model), args.split, args.data_dir)
+    if not args.indices:
+        return dataset, None, None
+    bad = [i for i in args.indices if i >= len(dataset)]
+    if bad:
+        raise UserError(f"index {bad[0]} is out of range: {dataset.name} has {len(dataset)} images")
+    rows = np.array(args.indices)
+    return dataset, rows, dataset.labels[rows] if dataset.labeled else None
+
+
+def format_predictions(rows, predicted, probabilities, labels, class_names):
+    """The table ``predict`` prints: index, predicted class, its probability[, true label], columns aligned."""
+    index_width = max(len("index"), *(len(str(row)) for row in rows))
+    name_width = max(len("predicted"), *(len(name) for name in class_names))
+    header = f"{'index':>{index_width}}  {'predicted':<{name_width}}  probability"
+    lines = [header + ("  label" if labels is not None else "")]
+    for position, row in enumerate(rows):
+        k = predicted[position]
+        line = f"{row:>{index_width}}  {class_names[k]:<{name_width}}  {probabilities[position]:>11.4f}"
+        if labels is not None:
+            label = labels[position]
+            line += f"  {class_names[label]:<{name_width}}" + ("" if label == k else "  (wrong)")
+        lines.append(line.rstrip())
+    return "\n".join(lines)
 
 
 def command_export(args):
@@ -346,7 +500,14 @@ def command_export(args):
 
 def command_fetch(args):
     from .data import fetch_dataset
-    directory = fetch_dataset(args.dataset, data_dir=args.data_dir, progress=not args.quiet)
+
+    source_dir = args.source_dir
+    if args.data_dir is not None:
+        if source_dir is not None:
+            raise UserError("give --from DIR only (--data-dir is its former name)")
+        _note("`nncore fetch --data-dir DIR` is now `--from DIR`")
+        source_dir = args.data_dir
+    directory = fetch_dataset(args.dataset, source_dir=source_dir, progress=not args.quiet)
     print(f"{args.dataset}: ready in {directory}")
     return 0
 
@@ -387,7 +548,7 @@ def main(argv=None):
     try:
         if argv and argv[0] == "bench":
             return command_bench(argv[1:])
-        args = build_parser().parse_args(argv)
+        args = parse_arguments(argv)
         return COMMANDS[args.command](args)
     except TrainingDiverged as error:
         return _error(str(error), EXIT_DIVERGED)

@@ -1,6 +1,7 @@
 """The nncore command line on a tiny local dataset (IDX files the tests write): train, evaluate,
 predict, exit codes, one-line errors."""
 import os
+import re
 import subprocess
 import sys
 
@@ -55,9 +56,11 @@ def test_train_prints_one_line_per_epoch_then_the_test_accuracy(data_dir, tmp_pa
                          "--epochs", 3, "--batch-size", 32, "--save", path, "--lr", "0.005")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("training 784-32-16-10 on mnist (360 train, 40 validation)")
+    assert lines[0].startswith("mnist/train: 400 labeled images from ") and lines[1].startswith("mnist/test: 100 ")
+    assert lines[2].startswith("training 784-32-16-10 on mnist (360 train, 40 validation)")
     epoch_lines = [line for line in lines if line.startswith("epoch ")]
-    assert len(epoch_lines) == 3 and "val_accuracy" in epoch_lines[0] and epoch_lines[0].endswith(" s")
+    assert len(epoch_lines) == 3 and "val_accuracy" in epoch_lines[0]
+    assert re.search(r" s  ETA \d\d:\d\d$", epoch_lines[0]) and epoch_lines[-1].endswith(" s")
     final = [line for line in lines if line.startswith("test accuracy ")]
     assert len(final) == 1 and float(final[0].split()[2].rstrip("%")) > 80
     assert nncore.load(path).layer_sizes == (784, 32, 16, 10)
@@ -69,7 +72,7 @@ def test_train_takes_an_activation_for_the_hidden_layers_and_saves_it(data_dir, 
     code, out, err = run(capsys, "train", "--data-dir", data_dir, "--backend", "numpy", "--hidden", 16, 8,
                          "--epochs", 2, "--activation", activation, "--save", path)
     assert code == 0, err
-    assert f"{activation} hidden layers" in out.splitlines()[0]
+    assert f"{activation} hidden layers" in next(line for line in out.splitlines() if line.startswith("training "))
     assert nncore.load(path).network.activation_names == (activation, activation)
     with pytest.raises(SystemExit) as caught:
         main(["train", "--data-dir", str(data_dir), "--activation", "softsign"])
@@ -232,6 +235,6 @@ def test_a_bad_option_value_is_one_line_too(capsys):
         main(["train", "--epochs", "-3"])
     err = capsys.readouterr().err
     assert caught.value.code == 2
-    expected = ("nncore train: error: argument --epochs: expected a non-negative integer, got '-3' "
+    expected = ("nncore train: error: argument --epochs: expected a positive integer, got '-3' "
                 "(see `nncore train --help`)")
     assert err.strip().splitlines() == [expected]
