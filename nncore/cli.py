@@ -19,6 +19,7 @@ import numpy as np
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 DATASETS = ("mnist", "fashion-mnist")
+_DATASET_CHOICES = "{" + ",".join(DATASETS) + "}"
 
 #: ``nncore train``'s defaults: 784-256-128-10, Adam 2e-3 with cosine decay, batch 128, 10 epochs.
 #: "lr" holds the learning rates tuned on MNIST per optimizer kind; a kind not listed starts
@@ -149,7 +150,7 @@ def build_parser():
 
     fetch = commands.add_parser("fetch", help="download and verify a dataset into the cache",
                                 description="Fill the cache with a dataset, verified by SHA-256.")
-    fetch.add_argument("dataset", choices=DATASETS)
+    fetch.add_argument("dataset", metavar=_DATASET_CHOICES)  # checked by parse_arguments, as train's
     fetch.add_argument("--from", dest="source_dir", metavar="DIR", help=(
         "seed the cache from the official files (IDX or CSV) in DIR, which must pass the checksums"))
     fetch.add_argument("--data-dir", metavar="DIR", help=argparse.SUPPRESS)  # the former name of --from
@@ -171,7 +172,7 @@ def _add_train_parser(commands, parents):
         "train", parents=parents, help="train a model, print per-epoch progress and test accuracy",
         description="Train an MLP; show its progress, then the test accuracy.")
     # No argparse choices: a value read here may belong to a mistyped option, which parse_arguments reports first.
-    train.add_argument("dataset", nargs="?", default="mnist", metavar="{" + ",".join(DATASETS) + "}",
+    train.add_argument("dataset", nargs="?", default="mnist", metavar=_DATASET_CHOICES,
                        help="the dataset (default: %(default)s)")
     train.add_argument("--hidden", type=_positive_int, nargs="*", metavar="N", default=DEFAULTS["hidden"],
                        help="hidden layer widths, e.g. --hidden 256 128; none for a linear softmax model (default: 256 128)")

@@ -22,6 +22,7 @@ def usage_error(capsys, *argv):
     (["train", "--hiden", "64", "--epochs", "2"], "--hiden", "--hidden"),
     (["evaluate", "m.npz", "--splt", "train"], "--splt", "--split"),
     (["predict", "m.npz", "--indices", "1", "--bakend", "numpy"], "--bakend", "--backend"),
+    (["fetch", "--form", "/data/mnist", "mnist"], "--form", "--from"),
 ])
 def test_a_mistyped_option_is_reported_as_an_unknown_option(capsys, argv, option, suggestion):
     err = usage_error(capsys, *argv)
@@ -29,8 +30,9 @@ def test_a_mistyped_option_is_reported_as_an_unknown_option(capsys, argv, option
     assert f"unrecognized option {option}" in err and f"did you mean {suggestion}?" in err
 
 
-def test_an_unknown_dataset_is_still_named_as_such(capsys):
-    err = usage_error(capsys, "train", "emnist")
+@pytest.mark.parametrize("command", ["train", "fetch"])
+def test_an_unknown_dataset_is_still_named_as_such(capsys, command):
+    err = usage_error(capsys, command, "emnist")
     assert "argument dataset: invalid choice: 'emnist'" in err and "mnist" in err
 
 
