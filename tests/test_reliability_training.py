@@ -167,7 +167,7 @@ TRAIN_FOREVER = textwrap.dedent("""
     y = (X[:, :8].sum(axis=1) % 10).astype(np.int64)
     model = nncore.MLP([64, 48, 10], seed=0)
     model.fit(X, y, epochs=100000, batch_size=50, backend=backend, checkpoint_dir=checkpoint_dir,
-              resume=True, n_threads=1, seed=11,
+              resume=True, n_threads=1, seed=11, verbose=0,
               callbacks=[lambda epoch, logs: print(epoch, flush=True)])
 """)
 
