@@ -97,7 +97,6 @@ def test_malformed_data_fields_are_refused(tmp_path, data, message):
         nncore.load(tmp_path / "bad.npz")
 
 
-@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # two epochs on purpose: no convergence
 def test_the_estimator_names_the_classes_of_its_model():
     X, y = blobs(120)
     classifier = nncore.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, backend="numpy")

@@ -12,9 +12,6 @@ from nncore.estimator import MLPClassifier
 sklearn = pytest.importorskip("sklearn")
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-# These tests train for a few epochs on purpose; test_sklearn_conventions.py checks the warning.
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
 #: Checks MLPClassifier is expected to fail, with the reason (listed in the README).
 EXPECTED_FAILED_CHECKS = {}
 
