@@ -52,9 +52,12 @@ def _non_negative_int(text):
 
 
 def _batch_size(text):
-    if text.lower() in ("full", "none", "0"):
+    if text.lower() in ("full", "none"):
         return None
-    return _positive_int(text)
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:  # 0 is not full batch: fit refuses it too
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}") from None
 
 
 def _non_negative_float(text):
@@ -229,12 +232,18 @@ def _plots(directory, model, dataset, history=None):
 # ---------------------------------------------------------------- commands
 
 def command_train(args):
+    from ._output_paths import check_output_file, prepare_output_directory
     from .callbacks import EarlyStopping
     from .model import MLP
     from .optim import make_optimizer
 
     if args.resume and not args.checkpoint_dir:
         raise UserError("--resume needs --checkpoint-dir")
+    # Checked before the data loads and the epochs run, so that a run never trains for nothing.
+    if args.save:
+        check_output_file(args.save, "--save")
+    if args.plots:
+        prepare_output_directory(args.plots, "--plots")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     train_set = load_split(args.dataset, "train", args.data_dir)
     test_set = load_split(args.dataset, "test", args.data_dir)
@@ -400,6 +409,8 @@ def main(argv=None):
         return _error(f"{error}")
     except BrokenPipeError:
         return 0
+    except MemoryError as error:  # e.g. --hidden 200000 200000: a size that passes the checks but not malloc
+        return _error(str(error) or "out of memory")
     except (ValueError, TypeError, OSError) as error:
         # Argument checks inside the library (e.g. a model for other data) and unreadable files
         # are user mistakes too; NNCORE_DEBUG=1 shows the traceback.

@@ -7,22 +7,39 @@ and each epoch's shuffle from ``(seed, epoch)`` (``epoch_seed``), where ``epoch`
 epoch the model has trained. A checkpoint therefore needs only that seed and the epoch
 counters to reproduce the rest of a run: a run resumed from its checkpoint ends with the same
 parameters, bit for bit (same backend, same thread count), as one never interrupted.
+
+The loop guards the model (the guards cost one pass over the parameters and the optimizer
+state per epoch and per callback hook, and one copy of them per epoch):
+
+- after each epoch the parameters and the optimizer state must be finite. If an update made
+  them NaN or infinite (a finite loss, an overflowing step), the epoch is replayed from its
+  start to the last batch that left them finite, and ``TrainingDiverged`` names the batch
+  after it: the model keeps the parameters from before the bad batch, as it does when a
+  batch's loss is not finite (that batch is never applied);
+- a callback that leaves NaN or infinity in them is named in a ValueError;
+- one model trains in one ``fit`` at a time: a second thread calling ``fit`` on it is refused.
 """
+import contextlib
+import threading
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import inputs
+from ._numbers import finite
 from .backends import DEFAULT_BACKEND, get_backend
 from .backends.base import PREDICT_BATCH_SIZE
 from .callbacks import Callback, EarlyStopping, EpochLogger, FunctionCallback, LearningRateScheduler, ModelCheckpoint
+from .checkpoint import MAX_EPOCHS, MAX_SEED, describe_schedule
 from .data.dataset import split_indices
-from .errors import TrainingDiverged
+from .errors import NNCoreWarning, TrainingDiverged
 from .history import History
 from .losses import get_loss
 from .optim import OPTIMIZERS, Adam, Optimizer
+from .outputs import count_non_finite
 
 SPLIT_STREAM = 0x5EED5  # the SeedSequence key that keeps the split's stream apart from the epochs'
 
@@ -38,7 +55,10 @@ class TrainingRun:
 
     ``epochs`` is the run's length; it trains its epochs ``start``..``epochs``-1, which are the
     model's epochs ``epoch_offset + 1``.. (1-based, as callbacks see them). A resumed run takes
-    ``optimizer``, ``seed``, the counters, ``history``, ``base_lr`` and ``best_params`` from its checkpoint.
+    the counters, ``history`` and ``best_params`` from its checkpoint, and ``optimizer``,
+    ``base_lr`` and ``seed`` unless the caller gave them (``optimizer_given``, ``seed_given``).
+    ``settings`` are what a checkpoint records and a resumed run is compared with
+    (``nncore.checkpoint``).
     """
 
     model: object
@@ -50,6 +70,9 @@ class TrainingRun:
     base_lr: float
     settings: dict
     verbose: bool
+    seed_given: bool = False
+    data: "inputs.Samples | None" = None  # what fit was given, before any validation split
+    validation: "inputs.Samples | None" = None  # validation_data as given (None with a split)
     start: int = 0
     history: History = field(default_factory=History)
     best_params: "np.ndarray | None" = None
@@ -99,6 +122,8 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     ``TrainingDiverged`` (epoch and batch); the model keeps the parameters from before that batch.
     """
     epochs = inputs.count("epochs", epochs, 0)
+    if epochs > MAX_EPOCHS:
+        raise ValueError(f"epochs must be at most {MAX_EPOCHS}, got {epochs}")
     batch_size = inputs.batch_size(batch_size)
     loss = get_loss(loss)
     if verbose not in (0, 1, True, False):
@@ -108,32 +133,22 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
     data = inputs.samples(X, y, model.network, "fit", min_samples=1)
+    if validation_split:
+        validation_split = finite("validation_split", validation_split)
+        split_indices(len(data), validation_split, 0, name="validation_split")  # refused now, not after epoch 1
     validation = inputs.validation_samples(validation_data, model.network) if validation_data is not None else None
     backend = get_backend(backend)
     callbacks = _callbacks(lr_schedule, early_stopping, checkpoint_dir, resume, verbose, callbacks)
     chosen = _optimizer(model, optimizer)
     chosen.ensure_state(model.network.n_params, model.network.dtype)
+    settings = {"batch_size": batch_size, "loss": loss.name, "epochs": epochs, "backend": backend.name,
+                "validation_split": validation_split or None,
+                "lr_schedule": describe_schedule([c.schedule for c in callbacks if isinstance(c, LearningRateScheduler)])}
     run = TrainingRun(model, chosen, optimizer is not None, epochs, _run_seed(model, seed), model.epochs_trained,
-                      chosen.lr, {"batch_size": batch_size, "loss": loss.name, "epochs": epochs,
-                                  "backend": backend.name, "validation_split": validation_split}, bool(verbose))
-    for callback in callbacks:
-        callback.set_run(run)
-        callback.on_train_begin({})
-    if validation_split:
-        data, validation = _split(data, validation_split, run.seed)
-    run.has_validation = validation is not None
-    model.optimizer, model.loss, model.history = run.optimizer, loss.name, run.history
-    model.epochs_trained = run.epoch_offset + run.start
-    with inputs.thread_limit(n_threads):
-        try:
-            for index in range(run.start, epochs):
-                if _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks, index):
-                    break
-        except KeyboardInterrupt:
-            run.history.interrupted = True
-        finally:
-            for callback in callbacks:
-                callback.on_train_end({})
+                      chosen.lr, settings, bool(verbose), seed_given=seed is not None, data=data,
+                      validation=validation)
+    with _one_fit_at_a_time(model), inputs.thread_limit(n_threads):
+        _run(run, backend, loss, data, validation, validation_split, batch_size, callbacks)
     if run.history.interrupted:
         kept = "".join(f"; {note}" for note in run.notes)
         warnings.warn(f"training interrupted after {len(run.history)} complete epoch(s){kept}; "
@@ -141,41 +156,208 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     return run.history
 
 
-def _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks, index):
+def _run(run, backend, loss, data, validation, validation_split, batch_size, callbacks):
+    """The callbacks' on_train_begin, the epochs, and on_train_end for every callback that began."""
+    model, begun = run.model, []
+    try:
+        for callback in callbacks:
+            callback.set_run(run)
+        for callback in callbacks:
+            begun.append(callback)
+            callback.on_train_begin({})
+            _check_after(run, callback, "on_train_begin")
+        if validation_split:
+            data, validation = _split(data, validation_split, run.seed)
+        run.has_validation = validation is not None
+        model.optimizer, model.loss, model.history = run.optimizer, loss.name, run.history
+        model.epochs_trained = run.epoch_offset + run.start
+        snapshot = _Snapshot(run)
+        for index in range(run.start, run.epochs):
+            if _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks, index, snapshot):
+                break
+    except KeyboardInterrupt:
+        run.history.interrupted = True
+    except BaseException:
+        _end(run, begun, failing=True)
+        raise
+    _end(run, begun, failing=False)
+
+
+def _end(run, begun, failing):
+    """on_train_end for each callback that began, however the others fare; the first error is raised
+    unless the run is already failing (its own error wins)."""
+    first = None
+    for callback in begun:
+        try:
+            callback.on_train_end({})
+            _check_after(run, callback, "on_train_end")
+        except BaseException as error:  # KeyboardInterrupt too: the other callbacks still end
+            first = first or error
+    if first is not None and not failing:
+        raise first
+
+
+def _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks, index, snapshot):
     """Epoch ``index`` of the run, with its callbacks; returns True when one of them stops training."""
-    model, optimizer = run.model, run.optimizer
+    model = run.model
     epoch = run.epoch_offset + index + 1
     for callback in callbacks:
         callback.on_epoch_begin(epoch, {})
+        _check_after(run, callback, "on_epoch_begin", epoch)
+    optimizer = run.optimizer
     began = time.perf_counter()
-    snapshot = None if backend.stops_between_batches else (model.params.copy(), optimizer.state_dict())
+    snapshot.take()
+    seed = epoch_seed(run.seed, epoch - 1)
+
+    def train(n_batches=None):
+        return backend.train_epoch(model.network, model.params, optimizer, data.X, data.y, batch_size or len(data),
+                                   seed, loss, n_batches=n_batches)
+
     try:
-        result = backend.train_epoch(model.network, model.params, optimizer, data.X, data.y,
-                                     batch_size or len(data), epoch_seed(run.seed, epoch - 1), loss)
+        result = train()
     except KeyboardInterrupt:
-        if snapshot is not None:  # the interrupt may have cut an update in half: back to the epoch's start
-            model.params[:] = snapshot[0]
-            optimizer.load_state_dict(snapshot[1])
+        if not backend.stops_between_batches:  # the interrupt may have cut an update in half
+            snapshot.restore()
         raise
-    if result.diverged_batch is not None:
-        error = TrainingDiverged(
-            f"training diverged: the loss became NaN or infinite at epoch {epoch}, batch {result.diverged_batch} "
-            f"(learning rate {optimizer.lr:g}); try a smaller learning rate", epoch=epoch, batch=result.diverged_batch)
-        error.history = run.history
-        raise error
+    if result.diverged_batch is not None or _non_finite(run) is not None:
+        _diverged(run, result, snapshot, train, epoch)
     logs = {"loss": result.loss_sum / result.n_samples, "accuracy": result.n_correct / result.n_samples,
             "lr": optimizer.lr}
     if validation is not None:
-        loss_sum, n_correct = backend.evaluate(model.network, model.params, validation.X, validation.y, loss,
-                                               PREDICT_BATCH_SIZE)
-        logs["val_loss"], logs["val_accuracy"] = loss_sum / len(validation), n_correct / len(validation)
+        logs["val_loss"], logs["val_accuracy"] = _validate(run, backend, loss, validation, epoch)
     logs["seconds"] = time.perf_counter() - began
     run.history.append(epoch, logs)
     model.epochs_trained = epoch
     stop = False
     for callback in callbacks:
         stop = bool(callback.on_epoch_end(epoch, dict(logs, epoch=epoch))) or stop
+        _check_after(run, callback, "on_epoch_end", epoch)
     return stop
+
+
+def _validate(run, backend, loss, validation, epoch):
+    """(val_loss, val_accuracy); an accuracy measured on NaN or infinite outputs is NaN, with a warning."""
+    model = run.model
+    loss_sum, n_correct = backend.evaluate(model.network, model.params, validation.X, validation.y, loss,
+                                           PREDICT_BATCH_SIZE)
+    val_loss, val_accuracy = loss_sum / len(validation), n_correct / len(validation)
+    if not np.isfinite(val_loss):
+        bad = count_non_finite(backend, model.network, model.params, validation.X, PREDICT_BATCH_SIZE)
+        if bad:
+            warnings.warn(f"epoch {epoch}: the network's outputs are NaN or infinite for {bad} of {len(validation)} "
+                          "validation samples (its logits overflow); val_accuracy is recorded as NaN",
+                          NNCoreWarning, stacklevel=4)
+            val_accuracy = float("nan")
+    return val_loss, val_accuracy
+
+
+def _diverged(run, result, snapshot, train, epoch):
+    """Raise TrainingDiverged for this epoch with the model as it was just before the bad batch."""
+    if _non_finite(run) is None:  # the loss of result.diverged_batch was not finite; it was not applied
+        batch = result.diverged_batch
+        what = f"the loss became NaN or infinite at epoch {epoch}, batch {batch}"
+    else:  # an applied update made the parameters (or the optimizer state) non-finite
+        try:
+            batch = _last_finite_prefix(run, snapshot, train, result.n_batches) + 1
+        except KeyboardInterrupt:
+            snapshot.restore()
+            raise
+        what = f"the update of epoch {epoch}, batch {batch} made the parameters NaN or infinite"
+    error = TrainingDiverged(f"training diverged: {what} (learning rate {run.optimizer.lr:g}); the model keeps the "
+                             "parameters from before that batch; try a smaller learning rate", epoch=epoch, batch=batch)
+    error.history = run.history
+    raise error
+
+
+def _last_finite_prefix(run, snapshot, train, applied):
+    """Replay the epoch from its snapshot up to the last batch after which everything is finite; return
+    how many batches that is. Each probe restarts from the snapshot; in practice the first probe,
+    ``applied - 1``, is the answer (a non-finite parameter makes the next batch's loss NaN)."""
+    def finite_after(n_batches):
+        snapshot.restore()
+        if n_batches:
+            train(n_batches)
+        return _non_finite(run) is None
+
+    if applied > 1 and finite_after(applied - 1):
+        return applied - 1
+    low, high = 0, max(applied - 2, 0)  # finite after 0 batches: the snapshot is checked
+    while low < high:
+        middle = (low + high + 1) // 2
+        if finite_after(middle):
+            low = middle
+        else:
+            high = middle - 1
+    finite_after(low)
+    return low
+
+
+class _Snapshot:
+    """The parameters and optimizer state at the start of an epoch, in buffers made once per run.
+
+    fit rolls back to it when Ctrl-C cuts a NumPy update in half, and replays from it to find
+    the batch whose update made the parameters non-finite.
+    """
+
+    def __init__(self, run):
+        self.run = run
+        self.params = np.empty_like(run.model.params)
+        self.buffers, self.optimizer, self.step = {}, None, 0
+
+    def take(self):
+        np.copyto(self.params, self.run.model.params)
+        self.optimizer = self.run.optimizer
+        for name, buffer in self.optimizer.state_buffers().items():
+            saved = self.buffers.get(name)
+            if saved is None or saved.shape != buffer.shape or saved.dtype != buffer.dtype:
+                self.buffers[name] = saved = np.empty_like(buffer)
+            np.copyto(saved, buffer)
+        self.step = self.optimizer.step
+
+    def restore(self):
+        np.copyto(self.run.model.params, self.params)
+        for name, buffer in self.optimizer.state_buffers().items():
+            np.copyto(buffer, self.buffers[name])
+        self.optimizer.step = self.step
+
+
+def _non_finite(run):
+    """Which of the model's parameters and optimizer state holds NaN or infinity first, or None."""
+    if not np.all(np.isfinite(run.model.params)):
+        return "parameters"
+    for name, buffer in run.optimizer.state_buffers().items():
+        if not np.all(np.isfinite(buffer)):
+            return f"optimizer state {name!r}"
+    return None
+
+
+def _check_after(run, callback, hook, epoch=None):
+    broken = _non_finite(run)
+    if broken is not None:
+        name = getattr(callback, "function", callback)
+        name = getattr(name, "__qualname__", type(name).__name__)
+        at = f" of epoch {epoch}" if epoch is not None else ""
+        raise ValueError(f"callback {name} left NaN or infinity in the model's {broken} in {hook}{at}")
+
+
+_TRAINING = weakref.WeakSet()
+_TRAINING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_fit_at_a_time(model):
+    """Refuse a second ``fit`` on a model that is training (in another thread): the two would
+    interleave their updates in one parameter buffer."""
+    with _TRAINING_LOCK:
+        if model in _TRAINING:
+            raise RuntimeError("fit is already running on this model (in another thread); one model trains in one "
+                               "fit at a time: wait for it, or train a copy (model.copy())")
+        _TRAINING.add(model)
+    try:
+        yield
+    finally:
+        with _TRAINING_LOCK:
+            _TRAINING.discard(model)
 
 
 def _callbacks(lr_schedule, early_stopping, checkpoint_dir, resume, verbose, given):
@@ -218,7 +400,10 @@ def _optimizer(model, optimizer):
 def _run_seed(model, seed):
     if seed is None:
         seed = model.seed if model.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
-    return inputs.count("seed", seed, 0)
+    seed = inputs.count("seed", seed, 0)
+    if seed >= MAX_SEED:
+        raise ValueError(f"seed must be below 2**128, got {seed}")
+    return seed
 
 
 def _split(data, fraction, seed):
