@@ -217,7 +217,7 @@ def compare_settings(stored, requested):
             refusals.append(f"it was trained with {stored[key]['kind']}, not {requested[key]['kind']} "
                             "(pass optimizer=None to take the checkpoint's)")
             continue
-        line = f"{key} {_describe(stored[key])} in the checkpoint, {_describe(requested[key])} in this run"
+        line = _difference(key, stored[key], requested[key])
         (followed if key in FOLLOWED else refusals).append(line)
     return refusals, followed
 
@@ -226,9 +226,17 @@ def _same(a, b):
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
+def _difference(key, stored, requested):
+    """One line for a setting that differs; of an optimizer, only the hyperparameters that differ."""
+    if isinstance(stored, dict) and "kind" in stored and isinstance(requested, dict):
+        changed = [name for name in stored if name != "kind" and not _same(stored[name], requested.get(name))]
+        stored, requested = ({name: side.get(name) for name in changed} for side in (stored, requested))
+    return f"{key} {_describe(stored)} in the checkpoint, {_describe(requested)} in this run"
+
+
 def _describe(value):
     if _is_fingerprint(value):
         return f"{value['shape'][0]} x {value['shape'][1]} {value['dtype']} (digest {value['digest'][:12]})"
-    if isinstance(value, dict) and "kind" in value:
+    if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items() if k != "kind")
     return "none" if value is None else str(value)

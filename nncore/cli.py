@@ -263,6 +263,8 @@ def command_train(args):
     early = EarlyStopping(patience=args.early_stopping) if args.early_stopping else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # interruption is reported below
+        # A resume that follows these options rather than the checkpoint's says so, in one line.
+        warnings.showwarning = _warning_line
         history = model.fit(train_set.images, train_set.labels, epochs=args.epochs, batch_size=args.batch_size,
                             optimizer=optimizer, loss=args.loss, validation_split=args.validation_split or None,
                             backend=args.backend, early_stopping=early, checkpoint_dir=args.checkpoint_dir,
@@ -381,6 +383,10 @@ def command_bench(argv):
 
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
             "fetch": command_fetch, "info": command_info, "export": command_export}
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    print(f"nncore: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _error(message, code=EXIT_ERROR):

@@ -100,6 +100,20 @@ def test_saving_a_model_with_a_failing_write_names_the_destination(tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+# ---------------------------------------------------------------- 4d: the CLI says which settings it used
+
+def test_cli_resume_with_other_settings_says_which_it_follows_or_refuses(data_dir, tmp_path, capsys):
+    args = ["train", "--data-dir", data_dir, "--backend", "numpy", "--hidden", 8, "--epochs", 2,
+            "--checkpoint-dir", tmp_path / "ck", "--lr", "0.002"]
+    assert run(capsys, *args)[0] == 0
+    code, out, err = run(capsys, *args[:-1], "0.001", "--epochs", 3, "--resume")
+    assert code == 0 and "lr=0.001" in out.splitlines()[0], out
+    assert "nncore: warning: resuming from" in err and "lr=0.002" in err and "lr=0.001 in this run" in err, err
+    code, _, err = run(capsys, *args, "--epochs", 4, "--resume", "--seed", 5)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "cannot resume this run from it: seed 0 in the checkpoint, 5 in this run" in err
+
+
 # ---------------------------------------------------------------- 4b: no NaN parameters returned
 
 @pytest.mark.parametrize("backend", BACKENDS)
