@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ._reading import open_regular_file
-from .errors import ModelFileError
+from .errors import ModelFileError, OutputPathError
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds", "lr")
 #: One epoch on disk; NaN stands for a missing validation value (None in History).
@@ -181,13 +181,15 @@ class HistoryLog:
 
     @classmethod
     def create(cls, directory):
-        descriptor, name = tempfile.mkstemp(dir=directory, prefix="history-", suffix=".bin")
+        try:
+            descriptor, name = tempfile.mkstemp(dir=directory, prefix="history-", suffix=".bin")
+        except OSError as error:
+            raise OutputPathError(f"{directory}: cannot write a history log there ({error.strerror or error})") from None
         stream = os.fdopen(descriptor, "r+b")
         if hasattr(os, "fchmod"):
             os.fchmod(descriptor, 0o644)  # like the checkpoint beside it, not mkstemp's 0600
-        stream.write(LOG_MAGIC)
         log = cls(name, stream)
-        log.sync()
+        log._written(lambda: stream.write(LOG_MAGIC))
         return log
 
     @classmethod
@@ -196,15 +198,21 @@ class HistoryLog:
         return cls(path, open(path, "r+b"))
 
     def write(self, index, records):
-        """Put ``records`` at position ``index`` and drop anything after them."""
-        self.stream.seek(len(LOG_MAGIC) + index * RECORD.itemsize)
-        self.stream.write(np.ascontiguousarray(records, dtype=RECORD).tobytes())
-        self.stream.truncate()
-        self.sync()
+        """Put ``records`` at position ``index`` and drop anything after them (OutputPathError naming the log)."""
+        def put():
+            self.stream.seek(len(LOG_MAGIC) + index * RECORD.itemsize)
+            self.stream.write(np.ascontiguousarray(records, dtype=RECORD).tobytes())
+            self.stream.truncate()
+        self._written(put)
 
-    def sync(self):
-        self.stream.flush()
-        os.fsync(self.stream.fileno())
+    def _written(self, write):
+        """Run ``write`` and make it durable; a full disk or I/O error names the log, not a bare errno."""
+        try:
+            write()
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+        except OSError as error:
+            raise OutputPathError(f"{self.path}: cannot write the history log ({error.strerror or error})") from None
 
     def close(self):
         self.stream.close()

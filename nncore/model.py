@@ -132,7 +132,7 @@ class MLP:
             bad = 0 if math.isfinite(loss_sum) else count_non_finite(backend, self.network, self._params, data.X,
                                                                       batch_size or len(data))
         if bad:
-            raise refusal(self.network, self._params, bad, len(data), "X", "no accuracy")
+            raise refusal(self.network, self._params, bad, len(data), "X", "an accuracy")
         return Evaluation(loss_sum / len(data), n_correct / len(data))
 
     # ------------------------------------------------------------ files

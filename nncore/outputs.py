@@ -34,5 +34,5 @@ def check_probabilities(network, params, probabilities, what):
     """``probabilities``, or NonFiniteOutputError if any row is not finite."""
     bad = non_finite_rows(probabilities)
     if bad:
-        raise refusal(network, params, bad, len(probabilities), what, "no prediction")
+        raise refusal(network, params, bad, len(probabilities), what, "a prediction")
     return probabilities

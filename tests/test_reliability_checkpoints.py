@@ -263,3 +263,26 @@ def test_a_second_process_is_refused_naming_the_first_and_its_files_are_left_alo
     # Its holder died: the lock went with it, and the leftover is cleaned by the next run.
     nncore.MLP([12, 16, 3], seed=0).fit(*blobs(), epochs=1, checkpoint_dir=directory, backend="numpy")
     assert not list(directory.glob(".checkpoint.npz.*.tmp"))
+
+
+def test_a_full_disk_during_a_checkpoint_names_the_file_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    import os
+
+    train(tmp_path, epochs=2)
+    path = tmp_path / "checkpoint.npz"
+    real_fsync, calls = os.fsync, []
+
+    def fsync_until_full(descriptor):
+        calls.append(descriptor)
+        if len(calls) > 2:  # the first epoch's log record and checkpoint are written, then the disk is full
+            raise OSError(28, "No space left on device")
+        return real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync_until_full)
+    with pytest.raises(OutputPathError, match=f"{tmp_path}.*: cannot write .*No space left on device"):
+        train(tmp_path, epochs=5, resume=True)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["training"].epochs_done == 3
+    assert not list(tmp_path.glob(".checkpoint.npz.*.tmp"))
+    model = train(tmp_path, epochs=5, resume=True)  # the lock was released; the run goes on from epoch 3
+    assert model.epochs_trained == 5 and len(load_checkpoint(path)["history"]) == 5
