@@ -7,6 +7,7 @@ operating system drops the lock when its holder dies, so a killed run never leav
 directory locked. Locks belong to open files, so two threads of one process exclude each other
 too. The lock file stays: deleting it would let two processes lock two different files.
 """
+import errno
 import os
 import socket
 from pathlib import Path
@@ -20,6 +21,8 @@ except ImportError:  # Windows
     import msvcrt
 
 LOCK_NAME = ".lock"
+#: The errors a non-blocking lock gives when another holder has it (msvcrt: EACCES or EDEADLK).
+_HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK}
 
 
 class DirectoryLock:
@@ -42,9 +45,12 @@ class DirectoryLock:
             else:
                 stream.seek(0)
                 msvcrt.locking(stream.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            holder = _holder(stream)
+        except OSError as error:
+            holder = _holder(stream) if error.errno in _HELD else None
             stream.close()
+            if holder is None:  # e.g. a file system without locks: say so, do not blame another run
+                raise OutputPathError(f"{self.what} {self.directory}: cannot lock it "
+                                      f"({error.strerror or error})") from None
             raise OutputPathError(f"{self.what} {self.directory} is in use by another training run{holder}; "
                                   "wait for it to finish or use another directory") from None
         stream.seek(0)
