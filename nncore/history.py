@@ -29,8 +29,8 @@ class History:
 
     Lists of equal length: ``epoch`` (1-based, counted over the model's whole training),
     ``loss`` and ``accuracy`` (training, measured during the epoch before each batch's
-    update), ``val_loss`` and ``val_accuracy`` (None without validation data; NaN when the
-    network's outputs on it were not finite), ``seconds`` (wall time of the epoch, validation
+    update), ``val_loss`` and ``val_accuracy`` (None without validation data; inf and NaN
+    when the network's outputs on it were not finite), ``seconds`` (wall time of the epoch, validation
     included) and ``lr``. ``history`` is the same as a dict, as Keras has it. ``interrupted``
     says Ctrl-C ended the run; ``stopped_early`` that early stopping did, and ``best_epoch``
     which epoch it kept.
@@ -96,6 +96,8 @@ class History:
                                      f"for {n} epochs")
                 records[key] = [_number(value, key, allow_none=key.startswith("val_")) for value in values]
             has_validation = any(value is not None for value in data["val_loss"])
+            if has_validation:  # version 2 wrote NaN where the outputs were not finite; now inf
+                records["val_loss"][np.isnan(records["val_loss"])] = math.inf
             flags = {name: data.get(name, False) for name in ("interrupted", "stopped_early")}
             if not all(isinstance(value, bool) for value in flags.values()):
                 raise ValueError(f"interrupted and stopped_early must be true or false, got {flags}")
@@ -140,8 +142,9 @@ def check_records(records, first_epoch, has_validation):
     """What is wrong with ``records`` (a RECORD array) as epochs first_epoch.. of a run, or None.
 
     Losses, seconds and rates are finite and >= 0, accuracies in [0, 1]; validation values
-    are NaN without validation, and with it a loss >= 0 (inf allowed) or NaN and an accuracy
-    in [0, 1] or NaN (outputs that were not finite).
+    are NaN without validation, and with it a loss >= 0 (inf where the outputs were not
+    finite, never NaN: a NaN loss would be a record of a run without validation) and an
+    accuracy in [0, 1] or NaN (outputs that were not finite).
     """
     if not len(records):
         return None
@@ -150,21 +153,22 @@ def check_records(records, first_epoch, has_validation):
     for key, low, high in (("loss", 0, math.inf), ("accuracy", 0, 1), ("seconds", 0, math.inf),
                            ("lr", 0, math.inf)):
         values = records[key]
-        if not np.all(np.isfinite(values) & (values >= low) & (values <= high)):
-            return f"{key} holds {_first_bad(values, low, high)}, outside [{low}, {high}]"
+        ok = np.isfinite(values) & (values >= low) & (values <= high)
+        if not np.all(ok):
+            return f"{key} holds {_first_bad(values, ok)}, outside [{low}, {high}]"
     for key, high in (("val_loss", math.inf), ("val_accuracy", 1)):
         values = records[key]
         missing = np.isnan(values)
         if not has_validation and not np.all(missing):
             return f"{key} holds values although the run had no validation data"
-        if has_validation and not np.all(missing | ((values >= 0) & (values <= high))):
-            return f"{key} holds {_first_bad(values[~missing], 0, high)}, outside [0, {high}]"
+        ok = (values >= 0) & (values <= high) | (missing if key == "val_accuracy" else False)
+        if has_validation and not np.all(ok):
+            return f"{key} holds {_first_bad(values, ok)}, outside [0, {high}]"
     return None
 
 
-def _first_bad(values, low, high):
-    bad = values[~(np.isfinite(values) & (values >= low) & (values <= high))]
-    return repr(float(bad[0])) if len(bad) else "?"
+def _first_bad(values, ok):
+    return repr(float(values[~ok][0]))
 
 
 class HistoryLog:

@@ -245,9 +245,9 @@ def _validate(run, backend, loss, validation, epoch):
         bad = count_non_finite(backend, model.network, model.params, validation.X, PREDICT_BATCH_SIZE)
         if bad:
             warnings.warn(f"epoch {epoch}: the network's outputs are NaN or infinite for {bad} of {len(validation)} "
-                          "validation samples (its logits overflow); val_accuracy is recorded as NaN",
+                          "validation samples (its logits overflow); val_loss is recorded as inf, val_accuracy as NaN",
                           NNCoreWarning, stacklevel=4)
-            val_accuracy = float("nan")
+            val_loss, val_accuracy = float("inf"), float("nan")  # unbounded; not measured
     return val_loss, val_accuracy
 
 

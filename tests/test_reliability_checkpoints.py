@@ -8,6 +8,7 @@ and a second run in a directory deleted the first one's temporary files.
 """
 import io
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -286,3 +287,23 @@ def test_a_full_disk_during_a_checkpoint_names_the_file_and_keeps_the_last_check
     assert not list(tmp_path.glob(".checkpoint.npz.*.tmp"))
     model = train(tmp_path, epochs=5, resume=True)  # the lock was released; the run goes on from epoch 3
     assert model.epochs_trained == 5 and len(load_checkpoint(path)["history"]) == 5
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_validation_flag_that_contradicts_the_log_is_refused(tmp_path, flag):
+    train(tmp_path, **({} if flag else {"validation_split": 0.25}))
+    rewrite_header(tmp_path / "checkpoint.npz", lambda header: header["training"]["history"].update(has_validation=flag))
+    with pytest.raises(ModelFileError, match="val_loss holds"):
+        load_checkpoint(tmp_path / "checkpoint.npz")
+
+
+def test_validation_outputs_that_overflow_are_recorded_as_inf_and_nan_and_the_checkpoint_loads(tmp_path):
+    X, y = blobs()
+    model = nncore.MLP([12, 16, 3], seed=0)
+    huge = np.full_like(X, 3e38)  # finite float32 inputs whose logits overflow
+    with pytest.warns(NNCoreWarning, match="val_loss is recorded as inf, val_accuracy as NaN"):
+        history = model.fit(X, y, epochs=1, batch_size=16, backend="numpy", validation_data=(huge, y),
+                            checkpoint_dir=tmp_path)
+    assert history.val_loss == [math.inf] and math.isnan(history.val_accuracy[0])
+    reloaded = load_checkpoint(tmp_path / "checkpoint.npz")["history"]
+    assert reloaded.val_loss == [math.inf] and math.isnan(reloaded.val_accuracy[0])
