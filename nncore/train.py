@@ -8,34 +8,23 @@ epoch the model has trained. A checkpoint therefore needs only that seed and the
 counters to reproduce the rest of a run: a run resumed from its checkpoint ends with the same
 parameters, bit for bit (same backend, same thread count), as one never interrupted.
 
-The loop guards the model (the guards cost one pass over the parameters and the optimizer
-state per epoch and per callback hook, and one copy of them per epoch):
-
-- after each epoch the parameters and the optimizer state must be finite. If an update made
-  them NaN or infinite (a finite loss, an overflowing step), the epoch is replayed from its
-  start to the last batch that left them finite, and ``TrainingDiverged`` names the batch
-  after it: the model keeps the parameters from before the bad batch, as it does when a
-  batch's loss is not finite (that batch is never applied);
-- a callback that leaves NaN or infinity in them is named in a ValueError;
-- one model trains in one ``fit`` at a time: a second thread calling ``fit`` on it is refused.
+The loop guards the model against non-finite parameters and concurrent fits (``nncore._guards``).
 """
-import contextlib
-import threading
 import time
 import warnings
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import inputs
+from ._guards import Snapshot, check_after_callback, diverged, non_finite, one_fit_at_a_time
 from ._numbers import finite
 from .backends import DEFAULT_BACKEND, get_backend
 from .backends.base import PREDICT_BATCH_SIZE
 from .callbacks import Callback, EarlyStopping, EpochLogger, FunctionCallback, LearningRateScheduler, ModelCheckpoint
 from .checkpoint import MAX_EPOCHS, MAX_SEED, describe_schedule
 from .data.dataset import split_indices
-from .errors import NNCoreWarning, TrainingDiverged
+from .errors import NNCoreWarning
 from .history import History
 from .losses import get_loss
 from .optim import OPTIMIZERS, Adam, Optimizer
@@ -147,7 +136,7 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     run = TrainingRun(model, chosen, optimizer is not None, epochs, _run_seed(model, seed), model.epochs_trained,
                       chosen.lr, settings, bool(verbose), seed_given=seed is not None, data=data,
                       validation=validation)
-    with _one_fit_at_a_time(model), inputs.thread_limit(n_threads):
+    with one_fit_at_a_time(model), inputs.thread_limit(n_threads):
         _run(run, backend, loss, data, validation, validation_split, batch_size, callbacks)
     if run.history.interrupted:
         kept = "".join(f"; {note}" for note in run.notes)
@@ -165,13 +154,13 @@ def _run(run, backend, loss, data, validation, validation_split, batch_size, cal
         for callback in callbacks:
             begun.append(callback)
             callback.on_train_begin({})
-            _check_after(run, callback, "on_train_begin")
+            check_after_callback(run, callback, "on_train_begin")
         if validation_split:
             data, validation = _split(data, validation_split, run.seed)
         run.has_validation = validation is not None
         model.optimizer, model.loss, model.history = run.optimizer, loss.name, run.history
         model.epochs_trained = run.epoch_offset + run.start
-        snapshot = _Snapshot(run)
+        snapshot = Snapshot(run)
         for index in range(run.start, run.epochs):
             if _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks, index, snapshot):
                 break
@@ -190,7 +179,7 @@ def _end(run, begun, failing):
     for callback in begun:
         try:
             callback.on_train_end({})
-            _check_after(run, callback, "on_train_end")
+            check_after_callback(run, callback, "on_train_end")
         except BaseException as error:  # KeyboardInterrupt too: the other callbacks still end
             first = first or error
     if first is not None and not failing:
@@ -203,7 +192,7 @@ def _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks
     epoch = run.epoch_offset + index + 1
     for callback in callbacks:
         callback.on_epoch_begin(epoch, {})
-        _check_after(run, callback, "on_epoch_begin", epoch)
+        check_after_callback(run, callback, "on_epoch_begin", epoch)
     optimizer = run.optimizer
     began = time.perf_counter()
     snapshot.take()
@@ -219,8 +208,8 @@ def _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks
         if not backend.stops_between_batches:  # the interrupt may have cut an update in half
             snapshot.restore()
         raise
-    if result.diverged_batch is not None or _non_finite(run) is not None:
-        _diverged(run, result, snapshot, train, epoch)
+    if result.diverged_batch is not None or non_finite(run) is not None:
+        diverged(run, result, snapshot, train, epoch)
     logs = {"loss": result.loss_sum / result.n_samples, "accuracy": result.n_correct / result.n_samples,
             "lr": optimizer.lr}
     if validation is not None:
@@ -231,7 +220,7 @@ def _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks
     stop = False
     for callback in callbacks:
         stop = bool(callback.on_epoch_end(epoch, dict(logs, epoch=epoch))) or stop
-        _check_after(run, callback, "on_epoch_end", epoch)
+        check_after_callback(run, callback, "on_epoch_end", epoch)
     return stop
 
 
@@ -249,115 +238,6 @@ def _validate(run, backend, loss, validation, epoch):
                           NNCoreWarning, stacklevel=4)
             val_loss, val_accuracy = float("inf"), float("nan")  # unbounded; not measured
     return val_loss, val_accuracy
-
-
-def _diverged(run, result, snapshot, train, epoch):
-    """Raise TrainingDiverged for this epoch with the model as it was just before the bad batch."""
-    if _non_finite(run) is None:  # the loss of result.diverged_batch was not finite; it was not applied
-        batch = result.diverged_batch
-        what = f"the loss became NaN or infinite at epoch {epoch}, batch {batch}"
-    else:  # an applied update made the parameters (or the optimizer state) non-finite
-        try:
-            batch = _last_finite_prefix(run, snapshot, train, result.n_batches) + 1
-        except KeyboardInterrupt:
-            snapshot.restore()
-            raise
-        what = f"the update of epoch {epoch}, batch {batch} made the parameters NaN or infinite"
-    error = TrainingDiverged(f"training diverged: {what} (learning rate {run.optimizer.lr:g}); the model keeps the "
-                             "parameters from before that batch; try a smaller learning rate", epoch=epoch, batch=batch)
-    error.history = run.history
-    raise error
-
-
-def _last_finite_prefix(run, snapshot, train, applied):
-    """Replay the epoch from its snapshot up to the last batch after which everything is finite; return
-    how many batches that is. Each probe restarts from the snapshot; in practice the first probe,
-    ``applied - 1``, is the answer (a non-finite parameter makes the next batch's loss NaN)."""
-    def finite_after(n_batches):
-        snapshot.restore()
-        if n_batches:
-            train(n_batches)
-        return _non_finite(run) is None
-
-    if applied > 1 and finite_after(applied - 1):
-        return applied - 1
-    low, high = 0, max(applied - 2, 0)  # finite after 0 batches: the snapshot is checked
-    while low < high:
-        middle = (low + high + 1) // 2
-        if finite_after(middle):
-            low = middle
-        else:
-            high = middle - 1
-    finite_after(low)
-    return low
-
-
-class _Snapshot:
-    """The parameters and optimizer state at the start of an epoch, in buffers made once per run.
-
-    fit rolls back to it when Ctrl-C cuts a NumPy update in half, and replays from it to find
-    the batch whose update made the parameters non-finite.
-    """
-
-    def __init__(self, run):
-        self.run = run
-        self.params = np.empty_like(run.model.params)
-        self.buffers, self.optimizer, self.step = {}, None, 0
-
-    def take(self):
-        np.copyto(self.params, self.run.model.params)
-        self.optimizer = self.run.optimizer
-        for name, buffer in self.optimizer.state_buffers().items():
-            saved = self.buffers.get(name)
-            if saved is None or saved.shape != buffer.shape or saved.dtype != buffer.dtype:
-                self.buffers[name] = saved = np.empty_like(buffer)
-            np.copyto(saved, buffer)
-        self.step = self.optimizer.step
-
-    def restore(self):
-        np.copyto(self.run.model.params, self.params)
-        for name, buffer in self.optimizer.state_buffers().items():
-            np.copyto(buffer, self.buffers[name])
-        self.optimizer.step = self.step
-
-
-def _non_finite(run):
-    """Which of the model's parameters and optimizer state holds NaN or infinity first, or None."""
-    if not np.all(np.isfinite(run.model.params)):
-        return "parameters"
-    for name, buffer in run.optimizer.state_buffers().items():
-        if not np.all(np.isfinite(buffer)):
-            return f"optimizer state {name!r}"
-    return None
-
-
-def _check_after(run, callback, hook, epoch=None):
-    broken = _non_finite(run)
-    if broken is not None:
-        name = getattr(callback, "function", callback)
-        name = getattr(name, "__qualname__", type(name).__name__)
-        at = f" of epoch {epoch}" if epoch is not None else ""
-        raise ValueError(f"callback {name} left NaN or infinity in the model's {broken} in {hook}{at}")
-
-
-_TRAINING = weakref.WeakSet()
-_TRAINING_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _one_fit_at_a_time(model):
-    """Refuse a second ``fit`` on a model that is training (in another thread): the two would
-    interleave their updates in one parameter buffer."""
-    with _TRAINING_LOCK:
-        if model in _TRAINING:
-            raise RuntimeError("fit is already running on this model (in another thread); one model trains in one "
-                               "fit at a time: wait for it, or train a copy (model.copy())")
-        _TRAINING.add(model)
-    try:
-        yield
-    finally:
-        with _TRAINING_LOCK:
-            _TRAINING.discard(model)
 
 
 def _callbacks(lr_schedule, early_stopping, checkpoint_dir, resume, verbose, given):
