@@ -415,7 +415,7 @@ def main(argv=None):
         return _error(f"{error}")
     except BrokenPipeError:
         return 0
-    except MemoryError as error:  # e.g. --hidden 200000 200000: a size that passes the checks but not malloc
+    except MemoryError as error:  # a network under the parameter limit that this machine cannot hold
         return _error(str(error) or "out of memory")
     except (ValueError, TypeError, OSError) as error:
         # Argument checks inside the library (e.g. a model for other data) and unreadable files
