@@ -307,3 +307,29 @@ def test_validation_outputs_that_overflow_are_recorded_as_inf_and_nan_and_the_ch
     assert history.val_loss == [math.inf] and math.isnan(history.val_accuracy[0])
     reloaded = load_checkpoint(tmp_path / "checkpoint.npz")["history"]
     assert reloaded.val_loss == [math.inf] and math.isnan(reloaded.val_accuracy[0])
+
+
+def test_a_version_2_checkpoint_with_its_history_in_the_header_is_still_resumed(tmp_path):
+    train(tmp_path, epochs=2)
+    path = tmp_path / "checkpoint.npz"
+    checkpoint = load_checkpoint(path)
+    training = checkpoint["training"]
+
+    def as_version_2(header):  # as the previous release wrote it: the history as JSON lists
+        header["format_version"] = 2
+        header["training"] = {"seed": training.seed, "epoch_offset": 0, "epochs_done": 2, "base_lr": training.base_lr,
+                              "history": checkpoint["history"].to_dict(),
+                              "settings": {"batch_size": 16, "loss": "cross_entropy", "epochs": 2, "backend": "numpy",
+                                           "validation_split": None}}
+
+    rewrite_header(path, as_version_2)
+    for log in tmp_path.glob("history-*.bin"):
+        log.unlink()
+    with pytest.warns(NNCoreWarning, match="written by an older nncore"):
+        resumed = train(tmp_path, epochs=4, resume=True)
+    straight = nncore.MLP([12, 16, 3], seed=0)
+    straight.fit(*blobs(), epochs=4, batch_size=16, seed=1, backend="numpy")
+    np.testing.assert_array_equal(resumed.params, straight.params)
+    reloaded = load_checkpoint(path)
+    assert reloaded["header"]["format_version"] == 3 and reloaded["history"].epoch == [1, 2, 3, 4]
+    np.testing.assert_array_equal(reloaded["history"].loss, straight.history.loss)
