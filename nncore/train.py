@@ -225,7 +225,7 @@ def _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks
 
 
 def _validate(run, backend, loss, validation, epoch):
-    """(val_loss, val_accuracy); an accuracy measured on NaN or infinite outputs is NaN, with a warning."""
+    """(val_loss, val_accuracy); inf and NaN, with a warning, when the outputs are NaN or infinite."""
     model = run.model
     loss_sum, n_correct = backend.evaluate(model.network, model.params, validation.X, validation.y, loss,
                                            PREDICT_BATCH_SIZE)
