@@ -23,13 +23,18 @@ model, optimizer, seed, epochs, history, ...; a callback may set its fields ther
 ``ModelCheckpoint`` does when it resumes) and ``self.model``.
 """
 import math
+import warnings
 from pathlib import Path
 
-from .errors import ModelFileError
-from .history import HISTORY_KEYS, History
+from ._locking import DirectoryLock
+from ._numbers import finite, whole
+from ._output_paths import prepare_output_directory
+from .checkpoint import TrainingState, compare_settings, fingerprint, optimizer_setting
+from .errors import CheckpointMismatch, NNCoreWarning, OutputPathError
+from .history import HISTORY_KEYS, HistoryLog
 from .io import load_checkpoint, save_checkpoint
 from .optim import OPTIMIZERS
-from .schedules import get_schedule
+from .schedules import checked_rate, get_schedule
 
 CHECKPOINT_NAME = "checkpoint.npz"
 
@@ -85,7 +90,9 @@ class LearningRateScheduler(Callback):
         self.schedule = get_schedule(schedule)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.run.optimizer.lr = float(self.schedule(self.run.index_of(epoch), self.run.epochs, self.run.base_lr))
+        # A negative, NaN or infinite rate would train silently wrong, or diverge without saying why.
+        self.run.optimizer.lr = checked_rate(self.schedule(self.run.index_of(epoch), self.run.epochs,
+                                                           self.run.base_lr), epoch)
 
     def on_train_end(self, logs=None):
         self.run.optimizer.lr = self.run.base_lr
@@ -104,10 +111,8 @@ class EarlyStopping(Callback):
     def __init__(self, monitor="val_loss", patience=3, min_delta=0.0, restore_best_weights=True):
         if monitor not in HISTORY_KEYS[:4]:
             raise ValueError(f"monitor must be one of {HISTORY_KEYS[:4]}, got {monitor!r}")
-        if int(patience) != patience or patience < 1:
-            raise ValueError(f"patience must be a positive integer, got {patience!r}")
-        self.monitor, self.patience = monitor, int(patience)
-        self.min_delta, self.restore_best_weights = float(min_delta), bool(restore_best_weights)
+        self.monitor, self.patience = monitor, whole("patience", patience, 1)
+        self.min_delta, self.restore_best_weights = finite("min_delta", min_delta), bool(restore_best_weights)
 
     def __repr__(self):
         return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
@@ -148,78 +153,129 @@ class ModelCheckpoint(Callback):
     continue from the one there first.
 
     A checkpoint holds the parameters, the optimizer state, the epoch counters, the seed, the
-    base learning rate, the history and early stopping's best parameters: a run resumed from
-    it ends with the same parameters, bit for bit, as one never interrupted. Put it after an
-    EarlyStopping in the callbacks, so each checkpoint knows whether the run stopped there.
+    base learning rate, the run's settings and early stopping's best parameters; the history
+    goes to a log file beside it (``history-*.bin``), one fixed-size record per epoch, so a
+    checkpoint costs the same at epoch 20,000 as at epoch 1. A run resumed from it ends with
+    the same parameters, bit for bit, as one never interrupted. Put it after an EarlyStopping in
+    the callbacks, so each checkpoint knows whether the run stopped there.
+
+    Before the first epoch the directory is created and tested for writing, and locked: a
+    second run writing into it (another process, or another thread) is refused, naming the
+    process that holds it. Resuming refuses a checkpoint of another run -- other data, seed,
+    batch size, loss or validation -- naming each difference, and follows the caller's
+    optimizer hyperparameters, schedule and backend with a warning (``nncore.checkpoint``).
     """
 
     def __init__(self, directory, resume=False):
         self.directory = Path(directory)
         self.path = self.directory / CHECKPOINT_NAME
         self.resume = bool(resume)
+        self._lock = self._log = None
+        self._wrote = False
 
     def on_train_begin(self, logs=None):
-        self.directory.mkdir(parents=True, exist_ok=True)
-        # A run killed mid-write (SIGKILL skips the cleanup) leaves its temporary file behind;
-        # without this they pile up, one partial checkpoint per kill.
+        prepare_output_directory(self.directory, "checkpoint directory")
+        self._lock = DirectoryLock(self.directory, "checkpoint directory").acquire()
+        try:
+            self._begin()
+        except BaseException:
+            self._release()
+            raise
+
+    def _begin(self):
+        run = self.run
+        if self.path.is_dir():
+            raise OutputPathError(f"checkpoint {self.path}: is a directory; ModelCheckpoint writes a file there")
+        # Partial files of killed runs: no live run writes here, since this one holds the lock.
         for leftover in self.directory.glob(f".{CHECKPOINT_NAME}.*.tmp"):
             leftover.unlink(missing_ok=True)
+        for key, samples in (("data", run.data), ("validation_data", run.validation)):
+            if key not in run.settings:  # once per run, however many checkpoint callbacks it has
+                run.settings[key] = fingerprint(samples)
+        self._wrote = False
         if self.resume and self.path.exists():
             self._restore()
-            self.run.say(f"resuming from {self.path} after epoch {self.run.start}/{self.run.epochs}")
-            if self.run.history.stopped_early:
-                self.run.start = max(self.run.start, self.run.epochs)  # early stopping had ended that run
+            run.say(f"resuming from {self.path} after epoch {run.start}/{run.epochs}")
+            if run.history.stopped_early:
+                run.start = max(run.start, run.epochs)  # early stopping had ended that run
         elif self.resume:
-            self.run.say(f"no checkpoint in {self.directory}: starting from the current parameters")
+            run.say(f"no checkpoint in {self.directory}: starting from the current parameters")
+        if self._log is None:
+            self._log = HistoryLog.create(self.directory)
+            self._log.write(0, run.history.records())  # a version 2 checkpoint's history, if resumed from one
 
     def on_epoch_end(self, epoch, logs=None):
-        run = self.run
-        training_state = {"seed": run.seed, "epoch_offset": run.epoch_offset, "epochs_done": run.index_of(epoch) + 1,
-                          "base_lr": run.base_lr, "history": run.history.to_dict(), "settings": run.settings}
         try:
-            save_checkpoint(self.path, self.model, run.optimizer, training_state, run.best_params)
+            self._write(epoch)
         except KeyboardInterrupt:
             # Ctrl-C broke off the write of a complete epoch: finish it, so the checkpoint
             # holds the epoch the history and the warning report.
-            save_checkpoint(self.path, self.model, run.optimizer, training_state, run.best_params)
+            self._write(epoch)
             raise
         return False
+
+    def _write(self, epoch):
+        run = self.run
+        index = run.index_of(epoch)
+        self._log.write(index, run.history.records(index))
+        state = TrainingState(run.seed, run.epoch_offset, index + 1, run.base_lr, run.settings, self._log.path.name,
+                              run.has_validation, run.history.stopped_early, run.history.best_epoch)
+        save_checkpoint(self.path, self.model, run.optimizer, state, run.best_params)
+        if not self._wrote:
+            self._wrote = True
+            # The checkpoint now names this run's log: the previous run's is no longer needed.
+            for log in self.directory.glob("history-*.bin"):
+                if log.name != self._log.path.name:
+                    log.unlink(missing_ok=True)
 
     def on_train_end(self, logs=None):
         if self.run.history.interrupted and len(self.run.history):
             self.run.notes.append(f"the checkpoint in {self.directory} holds epoch {self.model.epochs_trained}")
+        self._release()
+
+    def _release(self):
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _restore(self):
-        """Load the checkpoint into the model and the run: parameters, optimizer, counters, history."""
+        """Load the checkpoint into the model and the run, once its settings are found to match the run's."""
         run, path = self.run, self.path
         checkpoint = load_checkpoint(path)
         if checkpoint["network"] != self.model.network:
-            raise ModelFileError(f"{path}: checkpoint is for {checkpoint['network']}, not this model's "
-                                 f"{self.model.network}")
-        state = checkpoint["optimizer_state"]
-        optimizer = run.optimizer
-        if optimizer.kind != state["kind"]:
-            if run.optimizer_given:
-                raise ValueError(f"the checkpoint in {path} was trained with {state['kind']}, not "
-                                 f"{optimizer.kind}: pass optimizer=None to take it from the checkpoint")
-            optimizer = OPTIMIZERS[state["kind"]]()
-        try:
-            optimizer.load_state_dict(state)
-            optimizer.ensure_state(self.model.network.n_params, self.model.network.dtype)
-        except (TypeError, ValueError) as error:
-            raise ModelFileError(f"{path}: invalid optimizer state ({error})") from None
-        training = checkpoint["header"]["training"]
-        try:
-            seed, offset, done = int(training["seed"]), int(training["epoch_offset"]), int(training["epochs_done"])
-            base_lr = float(training["base_lr"])
-            history = History.from_dict(training["history"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelFileError(f"{path}: invalid training state ({error})") from None
-        if seed < 0 or offset < 0 or done < 0 or len(history) != done:
-            raise ModelFileError(f"{path}: inconsistent training state")
+            raise CheckpointMismatch(f"{path}: checkpoint is for {checkpoint['network']}, not this model's "
+                                     f"{self.model.network}")
+        training, state = checkpoint["training"], checkpoint["optimizer_state"]
+        stored = dict(training.settings, seed=training.seed,
+                      optimizer={"kind": state["kind"], **state["hyperparameters"], "lr": training.base_lr})
+        requested = dict(run.settings)
+        if run.seed_given:
+            requested["seed"] = run.seed
+        if run.optimizer_given:
+            requested["optimizer"] = optimizer_setting(run.optimizer, run.base_lr)
+        refusals, followed = compare_settings(stored, requested)
+        if refusals:
+            raise CheckpointMismatch(f"{path}: cannot resume this run from it: {'; '.join(refusals)}. Resume with "
+                                     "the checkpoint's settings, or train into another checkpoint directory")
+        if followed:
+            warnings.warn(f"resuming from {path} with this run's settings, not the checkpoint's: "
+                          f"{'; '.join(followed)}", NNCoreWarning, stacklevel=2)
+        if "data" not in training.settings:
+            warnings.warn(f"{path} was written by an older nncore, which did not record the data it trained on: "
+                          "make sure this run trains on the same data", NNCoreWarning, stacklevel=2)
+        optimizer = run.optimizer if run.optimizer_given else OPTIMIZERS[state["kind"]]()
+        optimizer.load_state_dict(state, keep_hyperparameters=run.optimizer_given)
+        optimizer.ensure_state(self.model.network.n_params, self.model.network.dtype)
+        if not run.optimizer_given:
+            run.optimizer, run.base_lr = optimizer, training.base_lr
         self.model.params[:] = checkpoint["params"]
-        run.optimizer, run.seed, run.epoch_offset, run.start = optimizer, seed, offset, done
-        run.base_lr, run.history, run.best_params = base_lr, history, checkpoint["best_params"]
+        run.seed, run.epoch_offset, run.start = training.seed, training.epoch_offset, training.epochs_done
+        run.history, run.best_params = checkpoint["history"], checkpoint["best_params"]
+        if training.log is not None:
+            self._log = HistoryLog.reopen(self.directory / training.log)
 
 
 class EpochLogger(Callback):

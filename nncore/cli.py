@@ -56,9 +56,12 @@ def _non_negative_int(text):
 
 
 def _batch_size(text):
-    if text.lower() in ("full", "none", "0"):
+    if text.lower() in ("full", "none"):
         return None
-    return _positive_int(text)
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:  # 0 is not full batch: fit refuses it too
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}") from None
 
 
 def _non_negative_float(text):
@@ -334,11 +337,17 @@ def _class_names(model, images):
 # ---------------------------------------------------------------- commands
 
 def command_train(args):
+    from ._output_paths import check_output_file, prepare_output_directory
     from .callbacks import EarlyStopping
     from .model import MLP
 
     if args.resume and not args.checkpoint_dir:
         raise UserError("--resume needs --checkpoint-dir")
+    # Checked before the data loads and the epochs run, so that a run never trains for nothing.
+    if args.save:
+        check_output_file(args.save, "--save")
+    if args.plots:
+        prepare_output_directory(args.plots, "--plots")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     _backend(args.backend)
     train_set = load_split(args.dataset, "train", args.data_dir)
@@ -361,6 +370,8 @@ def command_train(args):
     early = EarlyStopping(patience=args.early_stopping) if args.early_stopping else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # interruption is reported below
+        # A resume that follows these options rather than the checkpoint's says so, in one line.
+        warnings.showwarning = _warning_line
         history = model.fit(train_set, epochs=args.epochs, batch_size=args.batch_size,
                             optimizer=optimizer, loss=args.loss, validation_split=args.validation_split or None,
                             backend=args.backend, early_stopping=early, checkpoint_dir=args.checkpoint_dir,
@@ -536,6 +547,10 @@ COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": com
             "fetch": command_fetch, "info": command_info, "export": command_export}
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    print(f"nncore: warning: {message}", file=sys.stderr, flush=True)
+
+
 def _error(message, code=EXIT_ERROR):
     print(f"nncore: error: {message}", file=sys.stderr, flush=True)
     return code
@@ -562,6 +577,8 @@ def main(argv=None):
         return _error(f"{error}")
     except BrokenPipeError:
         return 0
+    except MemoryError as error:  # a network under the parameter limit that this machine cannot hold
+        return _error(str(error) or "out of memory")
     except (ValueError, TypeError, OSError) as error:
         # Argument checks inside the library (e.g. a model for other data) and unreadable files
         # are user mistakes too; NNCORE_DEBUG=1 shows the traceback.

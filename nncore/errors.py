@@ -1,4 +1,4 @@
-"""The exceptions nncore raises on purpose, so callers can catch them by kind."""
+"""The exceptions and warnings nncore raises on purpose, so callers can catch them by kind."""
 
 
 class NNCoreError(Exception):
@@ -10,7 +10,7 @@ class DataError(NNCoreError, ValueError):
 
 
 class TrainingDiverged(NNCoreError, FloatingPointError):
-    """The loss became NaN or infinite during training.
+    """The loss, or the parameters after an update, became NaN or infinite during training.
 
     ``epoch`` and ``batch`` (both 1-based) say where; the model keeps the parameters
     from before the batch that diverged.
@@ -22,5 +22,22 @@ class TrainingDiverged(NNCoreError, FloatingPointError):
         self.batch = batch
 
 
+class NonFiniteOutputError(NNCoreError, FloatingPointError):
+    """The network's outputs are NaN or infinite (its logits overflow), so there is no answer to give."""
+
+
 class ModelFileError(NNCoreError, ValueError):
     """A model or checkpoint file is missing, corrupt, or not a file nncore wrote."""
+
+
+class CheckpointMismatch(ModelFileError):
+    """A valid checkpoint belongs to another run than the one asked to resume from it
+    (another architecture, optimizer kind, data, seed, batch size, loss or validation)."""
+
+
+class OutputPathError(NNCoreError, OSError):
+    """An output path (model file, checkpoint or plots directory) cannot be written, or is in use."""
+
+
+class NNCoreWarning(UserWarning):
+    """Something the caller asked for was done differently, or a result is only partly meaningful."""

@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from . import inputs
+from ._numbers import whole
 from .activations import get_activation
 from .callbacks import EarlyStopping
 from .model import MLP
@@ -213,9 +214,7 @@ class MLPClassifier:
     def _hidden(self):
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if isinstance(sizes, (int, np.integer)) else list(sizes)
-        if any(isinstance(s, bool) or int(s) != s or s < 1 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
-        return [int(s) for s in sizes]
+        return [whole("hidden_layer_sizes", s, 1) for s in sizes]
 
     def _check_features(self, X, fitting):
         names = _feature_names(X)
@@ -250,9 +249,7 @@ class MLPClassifier:
         get_activation(self.activation)
         optimizer_class(self.solver, "solver")
         for name in ("max_iter", "n_iter_no_change"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            whole(name, getattr(self, name), 1)  # inf is a ValueError, not an OverflowError
         y = _as_target(y)
         fresh = not (incremental or self.warm_start) or not hasattr(self, "model_")
         X = self._X(X, fitting=fresh)

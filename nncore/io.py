@@ -7,11 +7,17 @@ A file is an uncompressed zip of ``.npy`` members, as ``numpy.savez`` writes, ho
   ``layer_sizes``, ``activations`` (one name per hidden layer; version 1 files have
   ``activation``: "relu" instead), ``dtype``, ``arrays`` (each member's shape and dtype),
   optionally ``data`` (what the model remembers of its data: see ``nncore.model_data``), and
-  for checkpoints the training state (optimizer kind, hyperparameters and step count, epoch
-  counters, seed, base learning rate, the history so far);
+  for checkpoints the optimizer's kind, hyperparameters and step count and the training
+  state (``nncore.checkpoint``: epoch counters, seed, base learning rate, the run's settings,
+  how its history ended);
 - ``params.npy``: the flat parameter buffer (see ``nncore.network``);
 - in checkpoints, ``optimizer.<name>.npy`` for each optimizer state buffer and optionally
   ``best_params.npy`` (early stopping's best weights).
+
+Model files are format version 2 (version 1, all ReLU, is still read). Checkpoints are
+version 3: their history is a ``HistoryLog`` file beside them, named in the header, so a
+checkpoint's size and cost do not grow with the epochs; version 2 checkpoints, which hold
+the history in the header, are still read.
 
 Reading never unpickles and never trusts a size it has not checked: every member's ``.npy``
 header is parsed by hand, its dtype must be a plain float or uint8 (never object), and its
@@ -24,7 +30,9 @@ problem, in one line of bounded length.
 
 Writing goes to a temporary file in the destination's directory, is fsynced, then renamed
 over the destination (``os.replace``), so a reader (or a resumed run) sees the old file or the
-new one, never half of one.
+new one, never half of one. The writer refuses what the reader would refuse (non-finite
+parameters, an invalid training state, a header over the size or nesting limits), so a file
+nncore wrote always loads; a write that fails names the destination, not the temporary file.
 """
 import collections
 import io
@@ -41,19 +49,21 @@ import numpy as np
 from ._atomic import atomic_open
 from ._reading import open_regular_file
 from .activations import ACTIVATIONS
-from .errors import ModelFileError
+from .checkpoint import check_training_state
+from .errors import ModelFileError, OutputPathError
+from .history import History, check_records, read_log
 from .model_data import checked_data, data_header
-from .network import Network
+from .network import MAX_PARAMETERS, Network
 from .optim import OPTIMIZERS
 
 FORMAT_NAME = "nncore"
-#: 2 stores each hidden layer's activation; 1 (all ReLU) is still read.
-FORMAT_VERSION = 2
+#: Model files: 2 stores each hidden layer's activation; 1 (all ReLU) is still read.
+MODEL_FORMAT_VERSION = FORMAT_VERSION = 2
+#: Checkpoints: 3 keeps the history in a log file beside the checkpoint; 2 (in the header) is still read.
+CHECKPOINT_FORMAT_VERSION = 3
+NEWEST_VERSION = {"model": MODEL_FORMAT_VERSION, "checkpoint": CHECKPOINT_FORMAT_VERSION}
 MAX_HEADER_BYTES = 1 << 20
-#: Models larger than this are refused on load (4 GB of float64), whatever the header says.
-MAX_PARAMETERS = 1 << 29
 DTYPES = ("float32", "float64")
-KINDS = ("model", "checkpoint")
 OPTIMIZER_BUFFERS = {kind: cls.buffer_names for kind, cls in OPTIMIZERS.items()}
 #: More members than any nncore file holds, and a central directory that could list them:
 #: zipfile parses the whole directory on open, so it is bounded before that.
@@ -79,21 +89,37 @@ def _npy_bytes(array):
 
 
 def write_npz_atomic(path, header, arrays):
-    """Write ``header`` (a JSON-able dict) and ``arrays`` (name -> ndarray) to ``path`` atomically."""
+    """Write ``header`` (a JSON-able dict) and ``arrays`` (name -> ndarray) to ``path`` atomically.
+
+    Refuses (ValueError) a header the reader would refuse: over ``MAX_HEADER_BYTES``, nested
+    deeper than ``MAX_HEADER_DEPTH``, holding NaN or infinity, or more than ``MAX_MEMBERS``
+    members. An OSError while writing is an ``OutputPathError`` naming ``path``.
+    """
     path = Path(path)
     header = dict(header, arrays={name: {"shape": list(a.shape), "dtype": a.dtype.name}
                                   for name, a in arrays.items()})
-    header_bytes = json.dumps(header, allow_nan=True).encode("utf-8")
-    # The temporary name matches the leftovers ModelCheckpoint removes (".checkpoint.npz.*.tmp").
-    with atomic_open(path, prefix=f".{path.name}.", suffix=".tmp") as stream:
-        with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr("header.npy", _npy_bytes(np.frombuffer(header_bytes, dtype=np.uint8)))
-            for name, array in arrays.items():
-                archive.writestr(f"{name}.npy", _npy_bytes(array))
+    try:
+        header_bytes = json.dumps(header, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"refusing to write {path}: its header is not plain JSON ({error})") from None
+    if len(header_bytes) > MAX_HEADER_BYTES or _nesting_depth(header) > MAX_HEADER_DEPTH or \
+            len(arrays) + 1 > MAX_MEMBERS:
+        raise ValueError(f"refusing to write {path}: its header ({len(header_bytes)} bytes, {len(arrays) + 1} "
+                         f"members) exceeds what nncore reads back ({MAX_HEADER_BYTES} bytes, "
+                         f"{MAX_HEADER_DEPTH} levels, {MAX_MEMBERS} members)")
+    try:
+        # The temporary name matches the leftovers ModelCheckpoint removes (".checkpoint.npz.*.tmp").
+        with atomic_open(path, prefix=f".{path.name}.", suffix=".tmp") as stream:
+            with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:
+                archive.writestr("header.npy", _npy_bytes(np.frombuffer(header_bytes, dtype=np.uint8)))
+                for name, array in arrays.items():
+                    archive.writestr(f"{name}.npy", _npy_bytes(array))
+    except OSError as error:
+        raise OutputPathError(f"{path}: cannot write it ({error.strerror or error})") from None
 
 
 def network_header(network, kind="model"):
-    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind,
+    return {"format": FORMAT_NAME, "format_version": NEWEST_VERSION[kind], "kind": kind,
             "layer_sizes": list(network.layer_sizes), "activations": list(network.activation_names),
             "dtype": network.dtype.name}
 
@@ -108,21 +134,54 @@ def model_header(model, kind="model"):
 
 def save_model(model, path):
     """Save ``model``'s network, parameters and data fields to ``path`` (written exactly there, atomically)."""
+    if not np.all(np.isfinite(model.params)):
+        raise ValueError(f"refusing to write {path}: the parameters contain NaN or infinity")
     write_npz_atomic(path, model_header(model), {"params": model.params})
 
 
 def save_checkpoint(path, model, optimizer, training_state, best_params=None):
-    """Save parameters, optimizer state and ``training_state`` (a JSON-able dict) to ``path``."""
-    state = optimizer.state_dict()
+    """Save parameters, optimizer state and ``training_state`` (a ``nncore.checkpoint.TrainingState``)
+    to ``path``; its history log must already hold the epochs it counts. Raises ValueError, before
+    writing anything, if ``load_checkpoint`` would refuse the result."""
+    path = Path(path)
     header = model_header(model, kind="checkpoint")
-    header["optimizer"] = {"kind": state["kind"], "step": state["step"],
-                           "hyperparameters": state["hyperparameters"]}
-    header["training"] = training_state
-    arrays = {"params": model.params}
-    arrays.update({f"optimizer.{name}": buffer for name, buffer in state["buffers"].items()})
+    header["optimizer"] = {"kind": optimizer.kind, "step": optimizer.step,
+                           "hyperparameters": optimizer.hyperparameters()}
+    header["training"] = training_state.to_header()
+    header = json.loads(json.dumps(header))  # what the reader will see: tuples as lists
+
+    def refuse(problem):
+        raise ValueError(f"refusing to write checkpoint {path}: {problem}")
+
+    buffers = optimizer.state_buffers()
+    _check_checkpoint(header, CHECKPOINT_FORMAT_VERSION, model.params, buffers, best_params, refuse)
+    arrays = {"params": model.params, **{f"optimizer.{name}": buffer for name, buffer in buffers.items()}}
     if best_params is not None:
         arrays["best_params"] = best_params
     write_npz_atomic(path, header, arrays)
+
+
+def _check_checkpoint(header, version, params, buffers, best_params, fail):
+    """What a checkpoint must satisfy, on reading and (before it is written) on writing.
+
+    Returns (TrainingState, the optimizer's state dict).
+    """
+    optimizer = header.get("optimizer")
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("kind"), str) or optimizer["kind"] not in OPTIMIZERS:
+        fail("invalid optimizer state in the header")
+    training = check_training_state(header.get("training"), version, fail)
+    state = {"kind": optimizer["kind"], "step": optimizer.get("step"),
+             "hyperparameters": optimizer.get("hyperparameters"), "buffers": buffers}
+    try:
+        OPTIMIZERS[state["kind"]]().check_state_dict(state)
+    except (TypeError, ValueError) as error:
+        fail(f"invalid optimizer state ({error})")
+    if state["step"] < training.epochs_done:
+        fail(f"optimizer step {state['step']} is less than the {training.epochs_done} epochs done")
+    for name, array in (("params", params), ("best_params", best_params)):
+        if array is not None and not np.all(np.isfinite(array)):
+            fail(f"{name} contain NaN or infinity")
+    return training, state
 
 
 # ---------------------------------------------------------------- reading
@@ -310,16 +369,16 @@ def _check_central_directory_size(stream, reader):
 
 
 def _check_header(reader, header):
-    """Validate the architecture fields; return (Network, kind)."""
+    """Validate the architecture fields; return (Network, kind, format version)."""
     version = header.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         reader.fail(f"invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
-        reader.fail(f"format version {version} is newer than this nncore reads ({FORMAT_VERSION}); "
-                    "upgrade nncore")
     kind = header.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in NEWEST_VERSION:
         reader.fail(f"unknown kind {kind!r}")
+    if version > NEWEST_VERSION[kind]:
+        reader.fail(f"format version {version} is newer than this nncore reads for a {kind} "
+                    f"({NEWEST_VERSION[kind]}); upgrade nncore")
     sizes = header.get("layer_sizes")
     if (not isinstance(sizes, list) or len(sizes) < 2
             or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_PARAMETERS
@@ -337,11 +396,10 @@ def _check_header(reader, header):
                         f"(each one of {tuple(ACTIVATIONS)})")
     if header.get("dtype") not in DTYPES:
         reader.fail(f"unsupported dtype {header.get('dtype')!r}")
-    network = Network(sizes, activations, header["dtype"])
-    if network.n_params > MAX_PARAMETERS:
-        reader.fail(f"layer_sizes {sizes} declare {network.n_params} parameters, "
-                    f"more than the {MAX_PARAMETERS} nncore loads")
-    return network, kind
+    n_params = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+    if n_params > MAX_PARAMETERS:
+        reader.fail(f"layer_sizes {sizes} declare {n_params} parameters, more than the {MAX_PARAMETERS} nncore loads")
+    return Network(sizes, activations, header["dtype"]), kind, version
 
 
 def _known_members(reader, allowed):
@@ -362,7 +420,7 @@ def read_model(path):
     reader = _Reader(path).open()
     try:
         header = reader.header()
-        network, kind = _check_header(reader, header)
+        network, kind, _ = _check_header(reader, header)
         data = checked_data(header.get("data", {}), network, reader.fail)
         if kind == "model":
             _known_members(reader, {"header", "params"})
@@ -375,35 +433,48 @@ def read_model(path):
 
 
 def load_checkpoint(path):
-    """Read a checkpoint: a dict with ``header``, ``network``, ``params``, ``optimizer_state`` and ``best_params``."""
+    """Read a checkpoint and its history log, checking every field (see ``nncore.checkpoint``).
+
+    Returns a dict: ``header``, ``network``, ``params``, ``optimizer_state`` (as ``state_dict``
+    gives it), ``best_params`` (or None), ``training`` (a ``TrainingState``) and ``history``.
+    Raises ``ModelFileError`` naming the file and the problem.
+    """
+    path = Path(path)
     reader = _Reader(path).open()
     try:
         header = reader.header()
-        network, kind = _check_header(reader, header)
+        network, kind, version = _check_header(reader, header)
         if kind != "checkpoint":
             reader.fail("is a model file, not a checkpoint")
-        n, dtype = network.n_params, network.dtype
         optimizer = header.get("optimizer")
         if (not isinstance(optimizer, dict) or not isinstance(optimizer.get("kind"), str)
-                or optimizer.get("kind") not in OPTIMIZER_BUFFERS
-                or not isinstance(optimizer.get("hyperparameters"), dict)
-                or not isinstance(optimizer.get("step"), int)):
+                or optimizer["kind"] not in OPTIMIZER_BUFFERS):
             reader.fail("invalid optimizer state in the header")
-        if not isinstance(header.get("training"), dict):
-            reader.fail("missing training state in the header")
         declared = header.get("arrays")
         if not isinstance(declared, dict):
             reader.fail("missing array list in the header")
-        buffer_names = [name for name in OPTIMIZER_BUFFERS[optimizer["kind"]]
-                        if f"optimizer.{name}" in declared]
-        allowed = {"header", "params", "best_params"} | {f"optimizer.{name}" for name in buffer_names}
-        _known_members(reader, allowed)
+        n, dtype = network.n_params, network.dtype
+        buffer_names = [name for name in OPTIMIZER_BUFFERS[optimizer["kind"]] if f"optimizer.{name}" in declared]
+        _known_members(reader, {"header", "params", "best_params"} | {f"optimizer.{name}" for name in buffer_names})
         params = reader.read_member("params", (n,), dtype)
         buffers = {name: reader.read_member(f"optimizer.{name}", (n,), dtype) for name in buffer_names}
         best = reader.read_member("best_params", (n,), dtype) if "best_params" in declared else None
     finally:
         reader.close()
-    optimizer_state = {"kind": optimizer["kind"], "step": optimizer["step"],
-                       "hyperparameters": optimizer["hyperparameters"], "buffers": buffers}
+    training, optimizer_state = _check_checkpoint(header, version, params, buffers, best, reader.fail)
     return {"header": header, "network": network, "params": params, "optimizer_state": optimizer_state,
-            "best_params": best}
+            "best_params": best, "training": training, "history": _checkpoint_history(reader, training)}
+
+
+def _checkpoint_history(reader, training):
+    """The run's History: from the header (version 2) or the log beside the checkpoint, checked."""
+    if training.legacy_history is not None:
+        history = training.legacy_history
+    else:
+        records = read_log(reader.path.parent / training.log, training.epochs_done, reader.fail)
+        problem = check_records(records, training.epoch_offset + 1, training.has_validation)
+        if problem:
+            reader.fail(f"invalid history ({problem})")
+        history = History.from_records(records, training.has_validation)
+    history.stopped_early, history.best_epoch = training.stopped_early, training.best_epoch
+    return history

@@ -4,6 +4,7 @@ The model owns its parameters (and, once trained, its optimizer); the shape and 
 its ``Network``, the work happens in a backend (``nncore.backends``) and the training loop
 lives in ``nncore.train``.
 """
+import math
 from typing import NamedTuple
 
 from . import inputs
@@ -12,6 +13,7 @@ from .backends.base import PREDICT_BATCH_SIZE
 from .io import read_model, save_model
 from .losses import get_loss
 from .network import INITIALIZERS, Network
+from .outputs import check_probabilities, count_non_finite, refusal
 from .train import fit
 
 
@@ -110,11 +112,16 @@ class MLP:
     # ------------------------------------------------------------ inference
 
     def predict_proba(self, X, batch_size=PREDICT_BATCH_SIZE, backend=DEFAULT_BACKEND, n_threads=None):
-        """Class probabilities (n_samples, n_classes); ``X`` as ``fit`` takes it (see ``nncore.inputs``)."""
+        """Class probabilities (n_samples, n_classes); ``X`` as ``fit`` takes it (see ``nncore.inputs``).
+
+        Raises ``NonFiniteOutputError`` rather than return rows of NaN (``nncore.outputs``).
+        """
         data = inputs.samples(X, None, self.network, "predict", with_labels=False)
         batch_size = inputs.batch_size(batch_size)
         with inputs.thread_limit(n_threads):
-            return get_backend(backend).forward(self.network, self._params, data.X, batch_size or max(len(data), 1))
+            probabilities = get_backend(backend).forward(self.network, self._params, data.X,
+                                                         batch_size or max(len(data), 1))
+        return check_probabilities(self.network, self._params, probabilities, "X")
 
     def predict(self, X, batch_size=PREDICT_BATCH_SIZE, backend=DEFAULT_BACKEND, n_threads=None):
         """Predicted class indices (n_samples,), the first maximum on ties."""
@@ -124,13 +131,20 @@ class MLP:
                  n_threads=None):
         """Mean loss (the latest fit's loss unless given) and accuracy on X, y: an ``Evaluation``.
 
-        ``X`` may be a Dataset, with ``y`` omitted.
+        ``X`` may be a Dataset, with ``y`` omitted. Raises ``NonFiniteOutputError`` when the
+        network's outputs on some rows are NaN or infinite (see ``nncore.outputs``).
         """
         data = inputs.samples(X, y, self.network, "evaluate", min_samples=1)
         batch_size = inputs.batch_size(batch_size)
+        backend = get_backend(backend)
         with inputs.thread_limit(n_threads):
-            loss_sum, n_correct = get_backend(backend).evaluate(self.network, self._params, data.X, data.y,
-                                                                get_loss(loss or self.loss), batch_size or len(data))
+            loss_sum, n_correct = backend.evaluate(self.network, self._params, data.X, data.y,
+                                                   get_loss(loss or self.loss), batch_size or len(data))
+            # A loss that is not finite may come from NaN outputs, whose argmax is no prediction.
+            bad = 0 if math.isfinite(loss_sum) else count_non_finite(backend, self.network, self._params, data.X,
+                                                                      batch_size or len(data))
+        if bad:
+            raise refusal(self.network, self._params, bad, len(data), "X", "an accuracy")
         return Evaluation(loss_sum / len(data), n_correct / len(data))
 
     # ------------------------------------------------------------ files

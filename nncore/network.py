@@ -13,6 +13,9 @@ import numpy as np
 from .activations import ACTIVATIONS, get_activation
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: The most parameters a network may have (4 GB of float64): model files hold at most this many,
+#: and the compiled core indexes every layer's rows in 32-bit BLAS calls.
+MAX_PARAMETERS = 1 << 29
 
 
 def he_normal(rng, fan_in, fan_out):
@@ -74,6 +77,9 @@ class Network:
             self.b_offsets.append(position + fan_in * fan_out)
             position += fan_in * fan_out + fan_out
         self.n_params = position
+        if position > MAX_PARAMETERS:
+            raise ValueError(f"layer_sizes {list(self.layer_sizes)} need {position:,} parameters, more than the "
+                             f"{MAX_PARAMETERS:,} nncore supports")
         # The output layer's activation is identity: its logits go to the loss.
         codes = [a.code for a in self.activations] + [ACTIVATIONS["identity"].code]
         self.table = np.array([*self.layer_sizes, *self.w_offsets, *self.b_offsets, *codes], dtype=np.intp)
@@ -102,7 +108,11 @@ class Network:
                                                  self.layer_sizes[1:])]
 
     def zeros(self):
-        return np.zeros(self.n_params, dtype=self.dtype)
+        try:
+            return np.zeros(self.n_params, dtype=self.dtype)
+        except MemoryError:
+            raise MemoryError(f"{self.n_params:,} {self.dtype.name} parameters of {list(self.layer_sizes)} "
+                              f"({self.n_params * self.dtype.itemsize / 1e9:.1f} GB) do not fit in memory") from None
 
     def default_inits(self, fallback="relu"):
         """Per layer, the initialiser of its activation; the output layer takes the last hidden

@@ -19,17 +19,27 @@ Weight decay is applied to every parameter, biases included, as PyTorch does; it
 gradient of the penalty 0.5 * weight_decay * ||theta||^2.
 """
 import inspect
-import math
 
 import numpy as np
 
+from ._numbers import finite
+
+#: More updates than any run makes; the compiled core counts them in 64 bits.
+MAX_STEPS = 2**62
+
 
 def _non_negative(name, value, upper=None):
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (upper is not None and value >= upper):
-        bound = f"in [0, {upper})" if upper is not None else ">= 0"
-        raise ValueError(f"{name} must be finite and {bound}, got {value}")
-    return value
+    return finite(name, value, 0, upper)
+
+
+def _positive(name, value):
+    return finite(name, value, 0, strict=True)
+
+
+def _flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 # ---------------------------------------------------------------- the NumPy updates (the reference)
@@ -78,6 +88,7 @@ class Optimizer:
     def ensure_state(self, n_params, dtype):
         """Create zeroed state buffers for ``n_params`` parameters of ``dtype``, or check the ones there are."""
         dtype = np.dtype(dtype)
+        self.check_dtype(dtype)
         for name in self.buffer_names:
             buffer = self._buffers.get(name)
             if buffer is None:
@@ -109,20 +120,53 @@ class Optimizer:
         """Apply one update with ``grad`` to ``params`` in place (step already counted)."""
         raise NotImplementedError
 
+    def check_dtype(self, dtype):
+        """Refuse hyperparameters that do not work for parameters of ``dtype`` (nothing to check by default)."""
+
     def state_dict(self):
         """Everything needed to resume: kind, hyperparameters, step count and buffers (copies)."""
         return {"kind": self.kind, "step": self.step, "hyperparameters": self.hyperparameters(),
                 "buffers": {name: buffer.copy() for name, buffer in self._buffers.items()}}
 
-    def load_state_dict(self, state):
-        """Restore what ``state_dict`` returned (hyperparameters included)."""
-        if state.get("kind") != self.kind:
-            raise ValueError(f"state is for a {state.get('kind')!r} optimizer, not {self.kind!r}")
-        self.__init__(**state["hyperparameters"])
+    def check_state_dict(self, state):
+        """Raise ValueError/TypeError if ``state`` is not one ``load_state_dict`` accepts; copies nothing.
+
+        The kind must be this one, the hyperparameters valid for it, the step an integer in
+        [0, MAX_STEPS), and every buffer one of the kind's, 1-D, finite and within its range.
+        """
+        if not isinstance(state, dict) or state.get("kind") != self.kind:
+            kind = state.get("kind") if isinstance(state, dict) else state
+            raise ValueError(f"state is for a {kind!r} optimizer, not {self.kind!r}")
+        hyperparameters = state.get("hyperparameters")
+        if not isinstance(hyperparameters, dict):
+            raise TypeError(f"hyperparameters must be a dict, got {hyperparameters!r}")
+        type(self)(**hyperparameters)
+        step = state.get("step")
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or not 0 <= step < MAX_STEPS:
+            raise ValueError(f"step must be an integer in [0, {MAX_STEPS}), got {step!r}")
+        buffers = state.get("buffers")
+        if not isinstance(buffers, dict) or set(buffers) - set(self.buffer_names):
+            raise ValueError(f"{self.kind} state buffers are {list(self.buffer_names)}, got "
+                             f"{sorted(buffers) if isinstance(buffers, dict) else buffers!r}")
+        for name, buffer in buffers.items():
+            buffer = np.asarray(buffer)
+            if buffer.ndim != 1 or buffer.dtype.kind != "f":
+                raise ValueError(f"state buffer {name!r} must be a 1-D float array, got {buffer.dtype} {buffer.shape}")
+            problem = self.buffer_problem(name, buffer)
+            if problem:
+                raise ValueError(f"state buffer {name!r} {problem}")
+
+    def buffer_problem(self, name, buffer):
+        """What is wrong with the values of state buffer ``name``, or None: they must be finite."""
+        return None if np.all(np.isfinite(buffer)) else "holds NaN or infinity"
+
+    def load_state_dict(self, state, keep_hyperparameters=False):
+        """Restore what ``state_dict`` returned, hyperparameters included unless ``keep_hyperparameters``
+        (then only the step count and buffers are taken: a resumed run with the caller's settings)."""
+        self.check_state_dict(state)
+        if not keep_hyperparameters:
+            self.__init__(**state["hyperparameters"])
         self.step = int(state["step"])
-        unknown = set(state["buffers"]) - set(self.buffer_names)
-        if unknown:
-            raise ValueError(f"unknown {self.kind} state buffers: {sorted(unknown)}")
         self._buffers = {name: np.ascontiguousarray(buffer).copy() for name, buffer in state["buffers"].items()}
 
     def __repr__(self):
@@ -141,7 +185,7 @@ class SGD(Optimizer):
         super().__init__()
         self.lr = _non_negative("lr", lr)
         self.momentum = _non_negative("momentum", momentum, upper=1.0)
-        self.nesterov = bool(nesterov)
+        self.nesterov = _flag("nesterov", nesterov)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
@@ -168,10 +212,25 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__()
         self.lr = _non_negative("lr", lr)
-        beta1, beta2 = betas
+        try:
+            beta1, beta2 = betas
+        except (TypeError, ValueError):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
         self.betas = (_non_negative("betas[0]", beta1, upper=1.0), _non_negative("betas[1]", beta2, upper=1.0))
-        self.eps = _non_negative("eps", eps)
+        # eps = 0 divides 0 by 0 for every parameter whose gradient has always been zero.
+        self.eps = _positive("eps", eps)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
+
+    def check_dtype(self, dtype):
+        if np.dtype(dtype).type(self.eps) == 0:
+            raise ValueError(f"eps={self.eps:g} is 0 in {np.dtype(dtype).name}: Adam would divide 0 by 0; "
+                             f"use eps >= {np.finfo(dtype).tiny:g}")
+
+    def buffer_problem(self, name, buffer):
+        problem = super().buffer_problem(name, buffer)
+        if problem is None and name == "v" and np.any(buffer < 0):
+            return "holds negative values (second moments are >= 0)"
+        return problem
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": tuple(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}

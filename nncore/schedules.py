@@ -7,6 +7,8 @@ when it returns, so a later ``fit`` starts the schedule again from it.
 """
 import math
 
+from ._numbers import finite, real, shown, whole
+
 
 class Constant:
     """The base learning rate throughout."""
@@ -22,14 +24,13 @@ class StepDecay:
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
 
     def __init__(self, step_size=10, gamma=0.1):
-        if int(step_size) != step_size or step_size < 1:
-            raise ValueError(f"step_size must be a positive integer, got {step_size!r}")
-        if not 0 < gamma:
-            raise ValueError(f"gamma must be > 0, got {gamma!r}")
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.step_size, self.gamma = whole("step_size", step_size, 1), finite("gamma", gamma, 0, strict=True)
 
     def __call__(self, epoch, epochs, base_lr):
-        return base_lr * self.gamma ** (epoch // self.step_size)
+        try:
+            return base_lr * self.gamma ** (epoch // self.step_size)
+        except OverflowError:  # gamma > 1 for long enough: the rate the scheduler then refuses
+            return math.inf
 
     def __repr__(self):
         return f"StepDecay(step_size={self.step_size}, gamma={self.gamma})"
@@ -44,11 +45,7 @@ class Cosine:
     """
 
     def __init__(self, min_lr=0.0, warmup_epochs=0):
-        if min_lr < 0:
-            raise ValueError(f"min_lr must be >= 0, got {min_lr!r}")
-        if int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be a non-negative integer, got {warmup_epochs!r}")
-        self.min_lr, self.warmup_epochs = float(min_lr), int(warmup_epochs)
+        self.min_lr, self.warmup_epochs = finite("min_lr", min_lr, 0), whole("warmup_epochs", warmup_epochs, 0)
 
     def __call__(self, epoch, epochs, base_lr):
         if epoch < self.warmup_epochs:
@@ -62,6 +59,15 @@ class Cosine:
 
 
 SCHEDULES = {"constant": Constant, "step": StepDecay, "cosine": Cosine}
+
+
+def checked_rate(lr, epoch):
+    """The rate a schedule returned for (1-based) ``epoch``: a finite number >= 0, else ValueError naming the epoch."""
+    rate = real(lr)
+    if rate is None or not math.isfinite(rate) or rate < 0:
+        raise ValueError(f"lr_schedule returned {shown(lr)} for epoch {epoch}: a learning rate must be a finite "
+                         "number >= 0")
+    return rate
 
 
 def get_schedule(schedule):

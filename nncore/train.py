@@ -7,6 +7,8 @@ and each epoch's shuffle from ``(seed, epoch)`` (``epoch_seed``), where ``epoch`
 epoch the model has trained. A checkpoint therefore needs only that seed and the epoch
 counters to reproduce the rest of a run: a run resumed from its checkpoint ends with the same
 parameters, bit for bit (same backend, same thread count), as one never interrupted.
+
+The loop guards the model against non-finite parameters and concurrent fits (``nncore._guards``).
 """
 import math
 import time
@@ -16,15 +18,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import inputs
+from ._guards import Snapshot, check_after_callback, diverged, non_finite, one_fit_at_a_time
+from ._numbers import finite
 from .backends import DEFAULT_BACKEND, get_backend
 from .backends.base import PREDICT_BATCH_SIZE
 from .callbacks import Callback, EarlyStopping, EpochLogger, FunctionCallback, LearningRateScheduler, ModelCheckpoint
+from .checkpoint import MAX_EPOCHS, MAX_SEED, describe_schedule
 from .data.dataset import split_indices
-from .errors import TrainingDiverged
+from .errors import NNCoreWarning
 from .history import History
 from .losses import get_loss
 from .optim import OPTIMIZERS, Adam, Optimizer
 from .progress import ProgressBar
+from .outputs import count_non_finite
 
 SPLIT_STREAM = 0x5EED5  # the SeedSequence key that keeps the split's stream apart from the epochs'
 #: ``verbose``: 0 quiet, 1 a ProgressBar (one line per epoch when the output is not a terminal),
@@ -43,7 +49,10 @@ class TrainingRun:
 
     ``epochs`` is the run's length; it trains its epochs ``start``..``epochs``-1, which are the
     model's epochs ``epoch_offset + 1``.. (1-based, as callbacks see them). A resumed run takes
-    ``optimizer``, ``seed``, the counters, ``history``, ``base_lr`` and ``best_params`` from its checkpoint.
+    the counters, ``history`` and ``best_params`` from its checkpoint, and ``optimizer``,
+    ``base_lr`` and ``seed`` unless the caller gave them (``optimizer_given``, ``seed_given``).
+    ``settings`` are what a checkpoint records and a resumed run is compared with
+    (``nncore.checkpoint``).
     ``samples_per_epoch`` and ``batches_per_epoch`` are known once the validation split is made
     (after ``on_train_begin``).
     """
@@ -57,6 +66,9 @@ class TrainingRun:
     base_lr: float
     settings: dict
     verbose: bool
+    seed_given: bool = False
+    data: "inputs.Samples | None" = None  # what fit was given, before any validation split
+    validation: "inputs.Samples | None" = None  # validation_data as given (None with a split)
     start: int = 0
     history: History = field(default_factory=History)
     best_params: "np.ndarray | None" = None
@@ -110,6 +122,8 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     ``TrainingDiverged`` (epoch and batch); the model keeps the parameters from before that batch.
     """
     epochs = inputs.count("epochs", epochs, 0)
+    if epochs > MAX_EPOCHS:
+        raise ValueError(f"epochs must be at most {MAX_EPOCHS}, got {epochs}")
     batch_size = inputs.batch_size(batch_size)
     loss = get_loss(loss)
     if isinstance(verbose, float) or verbose not in VERBOSITIES:  # True and False are 1 and 0
@@ -119,36 +133,24 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
     data = inputs.samples(X, y, model.network, "fit", min_samples=1)
+    if validation_split:
+        validation_split = finite("validation_split", validation_split)
+        split_indices(len(data), validation_split, 0, name="validation_split")  # refused now, not after epoch 1
     validation = inputs.validation_samples(validation_data, model.network) if validation_data is not None else None
     backend = get_backend(backend)
     callbacks = _callbacks(lr_schedule, early_stopping, checkpoint_dir, resume, verbose, callbacks)
     chosen = _optimizer(model, optimizer)
     chosen.ensure_state(model.network.n_params, model.network.dtype)
+    settings = {"batch_size": batch_size, "loss": loss.name, "epochs": epochs, "backend": backend.name,
+                "validation_split": validation_split or None,
+                "lr_schedule": describe_schedule([c.schedule for c in callbacks if isinstance(c, LearningRateScheduler)])}
     run = TrainingRun(model, chosen, optimizer is not None, epochs, _run_seed(model, seed), model.epochs_trained,
-                      chosen.lr, {"batch_size": batch_size, "loss": loss.name, "epochs": epochs,
-                                  "backend": backend.name, "validation_split": validation_split}, bool(verbose))
-    for callback in callbacks:
-        callback.set_run(run)
-        callback.on_train_begin({})
-    if validation_split:
-        data, validation = _split(data, validation_split, run.seed)
-    run.has_validation = validation is not None
-    run.samples_per_epoch = len(data)
-    run.batches_per_epoch = -(-len(data) // (batch_size or len(data)))
-    model.optimizer, model.loss, model.history = run.optimizer, loss.name, run.history
-    if hasattr(X, "image_shape") and hasattr(X, "class_names"):  # a Dataset: the model remembers it
-        model.remember_data(X)
-    model.epochs_trained = run.epoch_offset + run.start
-    with inputs.thread_limit(n_threads):
-        try:
-            for index in range(run.start, epochs):
-                if _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks, index):
-                    break
-        except KeyboardInterrupt:
-            run.history.interrupted = True
-        finally:
-            for callback in callbacks:
-                callback.on_train_end({})
+                      chosen.lr, settings, bool(verbose), seed_given=seed is not None, data=data,
+                      validation=validation)
+    with one_fit_at_a_time(model), inputs.thread_limit(n_threads):
+        if hasattr(X, "image_shape") and hasattr(X, "class_names"):  # a Dataset: the model remembers it
+            model.remember_data(X)
+        _run(run, backend, loss, data, validation, validation_split, batch_size, callbacks)
     if run.history.interrupted:
         kept = "".join(f"; {note}" for note in run.notes)
         warnings.warn(f"training interrupted after {len(run.history)} complete epoch(s){kept}; "
@@ -156,41 +158,85 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     return run.history
 
 
-def _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks, index):
+def _run(run, backend, loss, data, validation, validation_split, batch_size, callbacks):
+    """The callbacks' on_train_begin, the epochs, and on_train_end for every callback that began."""
+    model, begun = run.model, []
+    try:
+        for callback in callbacks:
+            callback.set_run(run)
+        for callback in callbacks:
+            begun.append(callback)
+            callback.on_train_begin({})
+            check_after_callback(run, callback, "on_train_begin")
+        if validation_split:
+            data, validation = _split(data, validation_split, run.seed)
+        run.has_validation = validation is not None
+        run.samples_per_epoch = len(data)
+        run.batches_per_epoch = -(-len(data) // (batch_size or len(data)))
+        model.optimizer, model.loss, model.history = run.optimizer, loss.name, run.history
+        model.epochs_trained = run.epoch_offset + run.start
+        snapshot = Snapshot(run)
+        for index in range(run.start, run.epochs):
+            if _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks, index, snapshot):
+                break
+    except KeyboardInterrupt:
+        run.history.interrupted = True
+    except BaseException:
+        _end(run, begun, failing=True)
+        raise
+    _end(run, begun, failing=False)
+
+
+def _end(run, begun, failing):
+    """on_train_end for each callback that began, however the others fare; the first error is raised
+    unless the run is already failing (its own error wins)."""
+    first = None
+    for callback in begun:
+        try:
+            callback.on_train_end({})
+            check_after_callback(run, callback, "on_train_end")
+        except BaseException as error:  # KeyboardInterrupt too: the other callbacks still end
+            first = first or error
+    if first is not None and not failing:
+        raise first
+
+
+def _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks, index, snapshot):
     """Epoch ``index`` of the run, with its callbacks; returns True when one of them stops training."""
-    model, optimizer = run.model, run.optimizer
+    model = run.model
     epoch = run.epoch_offset + index + 1
     for callback in callbacks:
         callback.on_epoch_begin(epoch, {})
+        check_after_callback(run, callback, "on_epoch_begin", epoch)
+    optimizer = run.optimizer
     began = time.perf_counter()
-    snapshot = None if backend.stops_between_batches else (model.params.copy(), optimizer.state_dict())
+    snapshot.take()
+    seed = epoch_seed(run.seed, epoch - 1)
+    progress = _progress_hook(callbacks, epoch)
+
+    def train(n_batches=None):
+        return backend.train_epoch(model.network, model.params, optimizer, data.X, data.y, batch_size or len(data),
+                                   seed, loss, on_progress=None if n_batches else progress, n_batches=n_batches)
+
     try:
-        result = backend.train_epoch(model.network, model.params, optimizer, data.X, data.y,
-                                     batch_size or len(data), epoch_seed(run.seed, epoch - 1), loss,
-                                     on_progress=_progress_hook(callbacks, epoch))
+        result = train()
     except KeyboardInterrupt:
-        if snapshot is not None:  # the interrupt may have cut an update in half: back to the epoch's start
-            model.params[:] = snapshot[0]
-            optimizer.load_state_dict(snapshot[1])
+        if not backend.stops_between_batches:  # the interrupt may have cut an update in half
+            snapshot.restore()
         raise
-    if result.diverged_batch is not None:
-        error = TrainingDiverged(
-            f"training diverged: the loss became NaN or infinite at epoch {epoch}, batch {result.diverged_batch} "
-            f"(learning rate {optimizer.lr:g}); try a smaller learning rate", epoch=epoch, batch=result.diverged_batch)
-        error.history = run.history
-        raise error
+    if result.diverged_batch is not None or non_finite(run) is not None:
+        diverged(run, result, snapshot, train, epoch)
     logs = {"loss": result.loss_sum / result.n_samples, "accuracy": result.n_correct / result.n_samples,
             "lr": optimizer.lr}
     if validation is not None:
-        loss_sum, n_correct = backend.evaluate(model.network, model.params, validation.X, validation.y, loss,
-                                               PREDICT_BATCH_SIZE)
-        logs["val_loss"], logs["val_accuracy"] = loss_sum / len(validation), n_correct / len(validation)
+        logs["val_loss"], logs["val_accuracy"] = _validate(run, backend, loss, validation, epoch)
     logs["seconds"] = time.perf_counter() - began
     run.history.append(epoch, logs)
     model.epochs_trained = epoch
     stop = False
     for callback in callbacks:
         stop = bool(callback.on_epoch_end(epoch, dict(logs, epoch=epoch))) or stop
+        check_after_callback(run, callback, "on_epoch_end", epoch)
     return stop
 
 
@@ -206,6 +252,22 @@ def _progress_hook(callbacks, epoch):
             callback.on_epoch_progress(epoch, logs)
 
     return report
+
+
+def _validate(run, backend, loss, validation, epoch):
+    """(val_loss, val_accuracy); inf and NaN, with a warning, when the outputs are NaN or infinite."""
+    model = run.model
+    loss_sum, n_correct = backend.evaluate(model.network, model.params, validation.X, validation.y, loss,
+                                           PREDICT_BATCH_SIZE)
+    val_loss, val_accuracy = loss_sum / len(validation), n_correct / len(validation)
+    if not np.isfinite(val_loss):
+        bad = count_non_finite(backend, model.network, model.params, validation.X, PREDICT_BATCH_SIZE)
+        if bad:
+            warnings.warn(f"epoch {epoch}: the network's outputs are NaN or infinite for {bad} of {len(validation)} "
+                          "validation samples (its logits overflow); val_loss is recorded as inf, val_accuracy as NaN",
+                          NNCoreWarning, stacklevel=4)
+            val_loss, val_accuracy = float("inf"), float("nan")  # unbounded; not measured
+    return val_loss, val_accuracy
 
 
 def _callbacks(lr_schedule, early_stopping, checkpoint_dir, resume, verbose, given):
@@ -250,7 +312,10 @@ def _optimizer(model, optimizer):
 def _run_seed(model, seed):
     if seed is None:
         seed = model.seed if model.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
-    return inputs.count("seed", seed, 0)
+    seed = inputs.count("seed", seed, 0)
+    if seed >= MAX_SEED:
+        raise ValueError(f"seed must be below 2**128, got {seed}")
+    return seed
 
 
 def _split(data, fraction, seed):

@@ -98,12 +98,13 @@ def test_divergence_names_epoch_and_batch_keeps_the_last_good_checkpoint_and_res
     assert checkpoint["header"]["training"]["epochs_done"] == 2
     np.testing.assert_array_equal(checkpoint["params"], params_by_epoch[2])
     np.testing.assert_array_equal(nncore.load(tmp_path / "checkpoint.npz").params, params_by_epoch[2])
-    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]
+    assert_checkpoint_files_only(tmp_path)
 
     # Resuming with a sane rate continues from epoch 2 to the end, as a run that never diverged.
     resumed = nncore.MLP([12, 16, 3], dtype=dtype, seed=5)
-    history = resumed.fit(X, y, epochs=4, batch_size=16, loss=loss, backend=backend, checkpoint_dir=tmp_path,
-                          resume=True)
+    with pytest.warns(nncore.errors.NNCoreWarning, match="lr_schedule custom in the checkpoint, none in this run"):
+        history = resumed.fit(X, y, epochs=4, batch_size=16, loss=loss, backend=backend, checkpoint_dir=tmp_path,
+                              resume=True)
     assert history.epoch == [1, 2, 3, 4] and all(np.isfinite(history.loss))
     reference = nncore.MLP([12, 16, 3], dtype=dtype, seed=0)
     reference.fit(X, y, epochs=4, batch_size=16, optimizer=make(), loss=loss, backend=backend, seed=1)
@@ -197,16 +198,28 @@ def kill(process):
     process.stderr.close()
 
 
+def assert_checkpoint_files_only(directory, temporary_allowed=False):
+    """The directory holds the checkpoint, the lock, the history log the checkpoint names and (if
+    allowed) temporary files of killed writes or history logs of runs killed before their first
+    checkpoint; nothing else."""
+    names = sorted(p.name for p in Path(directory).iterdir())
+    log = load_checkpoint(Path(directory) / "checkpoint.npz")["training"].log
+    expected = {"checkpoint.npz", ".lock", log}
+    if temporary_allowed:
+        assert expected <= set(names), names
+        assert all(name in expected or (name.startswith(".checkpoint.npz.") and name.endswith(".tmp"))
+                   or (name.startswith("history-") and name.endswith(".bin")) for name in names), names
+    else:
+        assert set(names) == expected, names
+
+
 def assert_one_whole_checkpoint(directory):
     """The directory holds a checkpoint that loads; anything else is a temporary file of a killed write."""
-    names = sorted(p.name for p in Path(directory).iterdir())
-    assert "checkpoint.npz" in names
-    assert all(name == "checkpoint.npz" or (name.startswith(".checkpoint.npz.") and name.endswith(".tmp"))
-               for name in names), names
+    assert_checkpoint_files_only(directory, temporary_allowed=True)
     checkpoint = load_checkpoint(Path(directory) / "checkpoint.npz")
     nncore.load(Path(directory) / "checkpoint.npz")
     done = checkpoint["header"]["training"]["epochs_done"]
-    assert done >= 1 and len(checkpoint["header"]["training"]["history"]["epoch"]) == done
+    assert done >= 1 and len(checkpoint["history"]) == done
     return done
 
 
@@ -235,7 +248,7 @@ def test_a_training_process_killed_at_random_moments_leaves_a_checkpoint_resume_
     history = resumed.fit(X, y, epochs=done + 2, batch_size=50, backend=backend, checkpoint_dir=checkpoint_dir,
                           resume=True, n_threads=1)
     assert history.epoch == list(range(1, done + 3))
-    assert sorted(p.name for p in checkpoint_dir.iterdir()) == ["checkpoint.npz"], "temporary files piled up"
+    assert_checkpoint_files_only(checkpoint_dir)  # no temporary files or old logs piled up
     reference = nncore.MLP([64, 48, 10], seed=0)
     reference.fit(X, y, epochs=done + 2, batch_size=50, backend=backend, seed=11, n_threads=1)
     np.testing.assert_array_equal(resumed.params, reference.params)
@@ -244,11 +257,15 @@ def test_a_training_process_killed_at_random_moments_leaves_a_checkpoint_resume_
 
 WRITE_FOREVER = textwrap.dedent("""
     import sys, numpy as np, nncore
+    from pathlib import Path
+    from nncore.checkpoint import TrainingState
+    from nncore.history import History, HistoryLog
     from nncore.io import save_checkpoint
-    path = sys.argv[1]
+    path = Path(sys.argv[1])
     model = nncore.MLP([200, 100, 10], seed=0)
     optimizer = nncore.Adam()
     optimizer.ensure_state(model.n_parameters, model.dtype)
+    log, history = HistoryLog.create(path.parent), History()
     i = 0
     while True:
         i += 1
@@ -256,8 +273,10 @@ WRITE_FOREVER = textwrap.dedent("""
         for buffer in optimizer.state_buffers().values():
             buffer[:] = i
         optimizer.step = i
-        save_checkpoint(path, model, optimizer, {"seed": 0, "epoch_offset": 0, "epochs_done": i, "base_lr": 0.001,
-                                                 "history": {}, "i": i}, best_params=model.params)
+        history.append(i, {"loss": 1.0, "accuracy": 0.5, "seconds": 0.1, "lr": 0.001})
+        log.write(i - 1, history.records(i - 1))
+        state = TrainingState(0, 0, i, 0.001, {"i": i}, log.path.name, False, False, None)
+        save_checkpoint(path, model, optimizer, state, best_params=model.params)
         if i == 1:
             print("first", flush=True)
 """)
@@ -277,7 +296,8 @@ def test_a_process_killed_while_writing_checkpoints_in_a_tight_loop_always_leave
         finally:
             kill(process)
         checkpoint = load_checkpoint(path)
-        i = checkpoint["header"]["training"]["i"]
+        i = checkpoint["header"]["training"]["settings"]["i"]
+        assert checkpoint["history"].epoch == list(range(1, i + 1))
         # One write, whole: every array and the header come from the same iteration.
         assert checkpoint["optimizer_state"]["step"] == i
         buffers = checkpoint["optimizer_state"]["buffers"].values()
@@ -285,7 +305,8 @@ def test_a_process_killed_while_writing_checkpoints_in_a_tight_loop_always_leave
             assert np.all(array == i)
         seen.add(i)
         leftovers = [p.name for p in tmp_path.iterdir() if p.name != "checkpoint.npz"]
-        assert all(name.startswith(".checkpoint.npz.") and name.endswith(".tmp") for name in leftovers), leftovers
+        assert all((name.startswith(".checkpoint.npz.") and name.endswith(".tmp"))
+                   or (name.startswith("history-") and name.endswith(".bin")) for name in leftovers), leftovers
     assert len(seen) >= 5, "the kills did not land at different moments"
 
 

@@ -57,12 +57,16 @@ class Backend(abc.ABC):
     stops_between_batches = False
 
     @abc.abstractmethod
-    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, on_progress=None):
+    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, on_progress=None,
+                    n_batches=None):
         """One epoch of mini-batch training, updating ``params`` and the optimizer state in place.
 
         The samples are visited in ``epoch_order(len(X), seed)``, ``batch_size`` at a time (the
         last batch may be smaller). Each batch: forward, loss, backward, one optimizer update. A
-        batch whose loss is not finite is not applied and ends the epoch. Returns an ``EpochResult``.
+        batch whose loss is not finite is not applied and ends the epoch. ``n_batches`` stops
+        the epoch after its first ``n_batches`` batches, exactly as the whole epoch would have
+        run them (``fit`` replays an epoch so to find a batch whose update overflowed).
+        Returns an ``EpochResult``.
 
         ``on_progress(n_batches, n_samples, loss_sum)``, when given, is called between batches
         with the counts so far (how often is the backend's choice: the compiled one at most

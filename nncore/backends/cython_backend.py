@@ -13,13 +13,19 @@ from .base import Backend, EpochResult, epoch_order
 _core = import_core()
 
 
+#: Rows times the widths of all layers that one chunk's workspaces may hold (64 MB of float32):
+#: far above what MNIST-sized networks need at 1024 rows, it keeps a very wide layer's
+#: workspace (2.2 million units) from growing to gigabytes.
+WORKSPACE_ELEMENTS = 1 << 24
+
+
 class CythonBackend(Backend):
     """The compiled core. Ctrl-C stops an epoch between two batches (within ~20 ms).
 
     ``chunk_rows``: rows the core's workspaces hold. A larger batch is processed in chunks of
     this many rows with the gradients accumulated, which gives the same result as one big
     batch without an (n_samples, n_inputs) float copy of the data. Tests lower it to exercise
-    the chunking.
+    the chunking. For very wide layers the chunk is smaller (``chunk_for``).
     """
 
     name = "cython"
@@ -28,23 +34,32 @@ class CythonBackend(Backend):
     def __init__(self, chunk_rows=_core.DEFAULT_CHUNK_ROWS):
         self.chunk_rows = int(chunk_rows)
 
+    def chunk_for(self, network, rows):
+        """Rows per chunk for ``network``: at most ``rows`` and ``chunk_rows``, few enough that every
+        gemm dimension (rows x the widest layer) fits BLAS's 32-bit index and the workspaces
+        stay within ``WORKSPACE_ELEMENTS``; at least 1."""
+        widest, total = max(network.layer_sizes), sum(network.layer_sizes)
+        return max(1, min(rows, self.chunk_rows, _core.INT_MAX // widest, WORKSPACE_ELEMENTS // total))
+
     def forward(self, network, params, X, batch_size):
         out = np.empty((len(X), network.n_classes), dtype=params.dtype)
         # Each row's probabilities do not depend on the batching: the core uses its own chunks.
-        _core.forward(network.table, params, X, out, min(batch_size, self.chunk_rows))
+        _core.forward(network.table, params, X, out, self.chunk_for(network, batch_size))
         return out
 
     def evaluate(self, network, params, X, y, loss, batch_size):
         loss_sum, n_correct = _core.evaluate(network.table, params, X, y, loss.code,
-                                             min(batch_size, self.chunk_rows))
+                                             self.chunk_for(network, batch_size))
         return float(loss_sum), int(n_correct)
 
     def data_gradient(self, network, params, X, y, loss):
         grad = np.empty_like(params)
-        loss_sum = _core.loss_and_grad(network.table, params, X, y, loss.code, grad, self.chunk_rows)
+        loss_sum = _core.loss_and_grad(network.table, params, X, y, loss.code, grad,
+                                       self.chunk_for(network, self.chunk_rows))
         return float(loss_sum), grad
 
-    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, on_progress=None):
+    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, on_progress=None,
+                    n_batches=None):
         """Same contract as NumpyBackend.train_epoch. Ctrl-C stops the epoch after the batch in
         progress has been applied; ``optimizer.step`` then counts the applied batches and
         KeyboardInterrupt propagates. ``on_progress`` is called at most every 20 ms, when the
@@ -52,6 +67,8 @@ class CythonBackend(Backend):
         if len(X) == 0:
             return EpochResult(0.0, 0, 0, 0, None)
         order = np.ascontiguousarray(epoch_order(len(X), seed), dtype=np.intp)
+        if n_batches is not None:
+            order = order[:n_batches * batch_size]
         buffers = [optimizer.state_buffers()[name] for name in optimizer.buffer_names]
         loss_total = np.zeros(1, dtype=np.float64)
         progress = np.zeros(4, dtype=np.intp)  # n_batches, n_correct, n_samples, diverged_batch (0: none)
@@ -62,7 +79,8 @@ class CythonBackend(Backend):
             # A kind with one state buffer finds it in both slots; the core reads what its rule needs.
             _core.train_epoch(network.table, params, X, y, order, batch_size, loss.code, optimizer.core_code,
                               optimizer.core_hyperparameters(), optimizer.step, buffers[0], buffers[-1],
-                              loss_total, progress, self.chunk_rows, on_progress=report)
+                              loss_total, progress, self.chunk_for(network, self.chunk_rows),
+                              on_progress=report)
         finally:
             # Also on KeyboardInterrupt: the core stops only between batches, so the step count
             # always matches the updates that reached params and the state buffers.

@@ -119,24 +119,28 @@ class NumpyBackend(Backend):
                                          loss, grad)
         return float(losses.sum()), grad
 
-    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, on_progress=None):
+    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, on_progress=None,
+                    n_batches=None):
         order = epoch_order(len(X), seed)
+        if n_batches is not None:
+            order = order[:n_batches * batch_size]
         grad = np.empty_like(params)
-        loss_sum, n_correct, n_batches = 0.0, 0, 0
-        for start in range(0, len(X), batch_size):
+        loss_sum, n_correct, applied = 0.0, 0, 0
+        for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            # A diverging batch overflows on its way to a non-finite loss; that is reported below
-            # (EpochResult.diverged_batch), so NumPy's overflow warnings would only repeat it.
+            # A diverging batch overflows on its way to a non-finite loss, or in its update; both are
+            # reported (EpochResult.diverged_batch here, fit's check of the parameters after the
+            # epoch), so NumPy's overflow warnings would only repeat it.
             with np.errstate(over="ignore", invalid="ignore"):
                 losses, predictions = _batch_loss_and_grad(network, params, gather_scale(X, rows, params.dtype),
                                                            y[rows], loss, grad)
-            batch_loss = float(losses.sum())
-            if not np.isfinite(batch_loss):
-                return EpochResult(loss_sum, n_correct, start, n_batches, n_batches + 1)
-            apply_update(params, grad, optimizer)
+                batch_loss = float(losses.sum())
+                if not np.isfinite(batch_loss):
+                    return EpochResult(loss_sum, n_correct, start, applied, applied + 1)
+                apply_update(params, grad, optimizer)
             loss_sum += batch_loss
             n_correct += int((predictions == y[rows]).sum())
-            n_batches += 1
+            applied += 1
             if on_progress is not None:  # after every batch: Python runs each one anyway
-                on_progress(n_batches, start + len(rows), loss_sum)
-        return EpochResult(loss_sum, n_correct, len(X), n_batches, None)
+                on_progress(applied, start + len(rows), loss_sum)
+        return EpochResult(loss_sum, n_correct, len(order), applied, None)

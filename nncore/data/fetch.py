@@ -42,7 +42,6 @@ progress) -> {file name: bytes of the uncompressed IDX file}``; a ``DatasetSpec`
 them, so tests and users can substitute their own.
 """
 
-import contextlib
 import gzip
 import hashlib
 import logging
@@ -61,6 +60,7 @@ from pathlib import Path
 from typing import Mapping
 
 from nncore._atomic import TEMPORARY_PREFIX, atomic_write_bytes
+from nncore._locking import waiting_lock
 from nncore._reading import allocate, open_regular_file
 from nncore.data import local
 from nncore.data.csv import open_text, read_csv
@@ -69,12 +69,6 @@ from nncore.data.idx import decode_idx, encode_idx
 from nncore.data.local import (
     FILES_BY_SPLIT, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, read_folder_split)
 from nncore.errors import DataError
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-    import msvcrt
 
 IDX_FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 IMAGE_SIDE = 28
@@ -451,7 +445,7 @@ def _read_verified(path, expected_sha256):
 def _fill_cache(spec, directory, source_dir, progress):
     """Fetch from the first working source and write all four files, under the lock."""
     directory.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(directory / _LOCK_FILE_NAME):
+    with waiting_lock(directory / _LOCK_FILE_NAME):
         # Another process may have filled the cache while this one waited for the lock.
         if all(_read_verified(directory / file_name, spec.sha256[file_name]) is not None
                for file_name in IDX_FILE_NAMES):
@@ -522,33 +516,6 @@ def _remove_leftovers(directory):
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _exclusive_lock(lock_path):
-    """Hold an exclusive advisory lock on ``lock_path``; the OS drops it if we die.
-
-    The lock file itself stays: deleting it would let two processes lock different files.
-    """
-    with open(lock_path, "a+b") as lock_file:
-        if fcntl is not None:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-        else:
-            lock_file.seek(0)
-            while True:
-                try:
-                    msvcrt.locking(lock_file.fileno(), msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:  # LK_LOCK gives up after 10 s; keep waiting
-                    continue
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
-            else:
-                lock_file.seek(0)
-                msvcrt.locking(lock_file.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 class _Progress:
