@@ -56,6 +56,13 @@ class Shift:
         """What checkpoints record of it."""
         return {"shift": self.pixels, "image_shape": None if self.image_shape is None else list(self.image_shape)}
 
+    @classmethod
+    def from_dict(cls, record):
+        """The shift ``to_dict`` recorded; ValueError for anything else."""
+        if not isinstance(record, dict) or set(record) != {"shift", "image_shape"}:
+            raise ValueError(f"not a recorded shift: {record!r}")
+        return cls(record["shift"], record["image_shape"])
+
     def __eq__(self, other):
         return isinstance(other, Shift) and (self.pixels, self.image_shape) == (other.pixels, other.image_shape)
 

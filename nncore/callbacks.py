@@ -20,6 +20,7 @@ model, optimizer, seed, epochs, history, ...; a callback may set its fields ther
 import math
 from pathlib import Path
 
+from .augment import Shift
 from .errors import ModelFileError
 from .history import HISTORY_KEYS, History
 from .io import load_checkpoint, save_checkpoint
@@ -204,6 +205,15 @@ class ModelCheckpoint(Callback):
             raise ModelFileError(f"{path}: invalid training state ({error})") from None
         if seed < 0 or offset < 0 or done < 0 or len(history) != done:
             raise ModelFileError(f"{path}: inconsistent training state")
+        settings = training.get("settings")
+        augmented = settings.get("augment") if isinstance(settings, dict) else None
+        try:
+            augmented = None if augmented is None else Shift.from_dict(augmented).to_dict()
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"{path}: invalid augment in the training state ({error})") from None
+        if augmented != run.settings["augment"]:
+            raise ValueError(f"the checkpoint in {path} was trained with augment {augmented}, not "
+                             f"{run.settings['augment']}: pass the same augment to resume it")
         self.model.params[:] = checkpoint["params"]
         run.optimizer, run.seed, run.epoch_offset, run.start = optimizer, seed, offset, done
         run.base_lr, run.history, run.best_params = base_lr, history, checkpoint["best_params"]

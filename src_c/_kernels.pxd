@@ -164,22 +164,27 @@ cdef inline void gather_rows(floating* out,                            # OUT (co
 cdef inline void dropout_row(floating* a,                             # IN/OUT (n,)
                              Py_ssize_t n, uint32_t bits,              # bits: the row's (row_bits)
                              uint32_t threshold, floating scale) noexcept nogil:
-    """Inverted dropout of one row: a[j] *= scale where unit j is kept, 0 where it is dropped.
+    """Inverted dropout of one row: a[j] *= scale where unit j is kept, *= 0 where it is dropped.
 
-    Unit j's bits are mix32(bits + j * GOLDEN32), kept when their top 24 bits are >= threshold;
-    the counter is advanced by addition, a select replaces the branch, so the loop vectorizes.
+    Unit j's bits are mix32(bits + j * GOLDEN32), kept when their top 24 bits are >= threshold.
+    The counter advances by addition and the factor is a select of two constants, so the loop
+    vectorizes (a select between a[j] * scale and 0 did not: GCC moves the multiply into the
+    branch and, honouring FP traps, cannot if-convert it). A dropped NaN stays NaN, so a
+    diverging batch is still seen.
     """
     cdef Py_ssize_t j
     cdef uint32_t counter = bits
+    cdef floating factor
     for j in range(n):
-        a[j] = a[j] * scale if (mix32(counter) >> 8) >= threshold else 0
+        factor = scale if (mix32(counter) >> 8) >= threshold else 0
+        a[j] = a[j] * factor
         counter = counter + GOLDEN32
 
 
 cdef inline void dropout_forward(floating* A,                          # IN/OUT (rows, n)
                                  Py_ssize_t rows, Py_ssize_t n,
                                  const Mask* mask) noexcept nogil:
-    """Inverted dropout in place on any layer's output (or the inputs): kept units times 1/(1 - rate), dropped 0.
+    """Inverted dropout in place on any layer's output (or the inputs): kept units times 1/(1 - rate), dropped times 0.
 
     bias_activation_forward applies the same mask in its epilogue; this pass is for outputs
     computed another way (the gathered inputs; products with their own fused epilogue).
@@ -338,24 +343,29 @@ cdef inline void activation_backward(floating* dA,                     # IN dA /
     only for a non-finite dA where A <= 0, which needs a non-finite forward pass: that
     batch's loss is not finite and its gradient is never applied.
 
-    With dropout, A is the dropped, scaled output: the gradient through the mask is dA * scale
-    where kept, 0 where dropped, and f' reads the activation A * (1 - rate). ReLU needs no mask:
-    a dropped unit's output is 0, where ReLU's f' is 0 too; the others draw it again from the
-    counters. Without dropout scale and the unscaling factor are 1, which changes no bit.
+    With dropout, A is the dropped, scaled output: the gradient through the mask is dA times
+    scale where kept, times 0 where dropped, and f' reads the activation A * (1 - rate). ReLU
+    needs no mask: a dropped unit's output is 0, where ReLU's f' is 0 too (dA * (scale or 0),
+    as numpy's dA * scale * (A > 0)); the others draw it again from the counters. Without
+    dropout the unscaling factor is 1, which changes no bit.
     """
     cdef Py_ssize_t i, j
     cdef floating one = 1    # typed: a bare 1 in an expression is a C double, and float math would widen
     cdef floating scale = <floating> keep_scale(mask.threshold) if mask != NULL else 1
     cdef floating unscale = <floating> drop_unscale(mask.threshold) if mask != NULL else 1
-    cdef floating t
+    cdef floating t, factor
     cdef floating* d
     cdef const floating* a
     for i in range(rows):
         d = dA + i * n
         a = A + i * n
-        if activation == ACTIVATION_RELU:
+        if activation == ACTIVATION_RELU and mask == NULL:
             for j in range(n):
-                d[j] = d[j] * scale if a[j] > 0 else 0
+                d[j] = d[j] if a[j] > 0 else 0
+        elif activation == ACTIVATION_RELU:
+            for j in range(n):
+                factor = scale if a[j] > 0 else 0    # a select of constants vectorizes (see dropout_row)
+                d[j] = d[j] * factor
         else:
             if mask != NULL:
                 dropout_row(d, n, row_bits(mask.key, mask.position + i), mask.threshold, scale)

@@ -32,9 +32,8 @@ def bias_activation_forward(Z, b, activation):
 
 
 def dropout_forward(A, keep, scale):
-    """Inverted dropout in place: A (m, n) times ``scale`` where ``keep``, 0 elsewhere."""
-    A *= scale
-    A[~keep] = 0
+    """Inverted dropout in place: A (m, n) times ``scale`` where ``keep``, times 0 elsewhere (NaN stays NaN)."""
+    A *= np.where(keep, scale, A.dtype.type(0))
     return A
 
 
