@@ -323,8 +323,8 @@ def test_the_estimator_and_the_cli_take_dropout_and_augment(tmp_path, capsys):
 
 @pytest.mark.network
 def test_a_short_regularised_run_beats_the_same_run_without_regularisation():
-    """MNIST, 10,000 training images, 784-512-10, 10 epochs: plain overfits (~97.0%); dropout 0.3 and
-    shifts of 2 pixels gain more than the 0.3 points demanded (measured: see the report of issue 14)."""
+    """MNIST, 10,000 training images, 784-512-10, 10 epochs. Measured: 95.24% plain, 96.02% with dropout
+    0.3 and shifts of 2 pixels; the 0.3 points demanded leave room for another BLAS's rounding."""
     train, test = nncore.load_mnist("train"), nncore.load_mnist("test")
     subset = train.images[:10000], train.labels[:10000]
     accuracies = []
