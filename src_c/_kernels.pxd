@@ -139,9 +139,9 @@ cdef inline void gather_shifted(floating* out,                         # OUT (co
         first_x = max(0, dx)
         last_x = min(width, width + dx)
         for y in range(max(0, dy), min(height, height + dy)):
-            source = X + row * n_features + (y - dy) * width - dx
+            source = X + row * n_features + (y - dy) * width    # not "- dx": no pointer before the array
             for x in range(first_x, last_x):
-                target[y * width + x] = (<floating> source[x]) * scale
+                target[y * width + x] = (<floating> source[x - dx]) * scale
 
 
 cdef inline void gather_rows(floating* out,                            # OUT (count, n_features)
