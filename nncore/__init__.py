@@ -2,6 +2,7 @@
 
 A typed Cython core over BLAS does the training; a plain NumPy backend is its specification.
 """
+from .augment import Shift
 from .callbacks import Callback, EarlyStopping, EpochLogger, LearningRateScheduler, ModelCheckpoint
 from .data import Dataset, load_fashion_mnist, load_mnist
 from .errors import DataError, ModelFileError, NNCoreError, TrainingDiverged
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP", "SGD", "Adam", "Callback", "Constant", "Cosine", "DataError", "Dataset", "EarlyStopping",
     "EpochLogger", "Evaluation", "History", "LearningRateScheduler", "MLPClassifier", "ModelCheckpoint",
-    "ModelFileError", "NNCoreError", "ProgressBar", "StepDecay", "TrainingDiverged", "__version__", "load",
+    "ModelFileError", "NNCoreError", "ProgressBar", "Shift", "StepDecay", "TrainingDiverged", "__version__",
+    "load",
     "load_fashion_mnist", "load_mnist",
 ]

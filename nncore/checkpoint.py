@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .augment import Shift
 from .errors import ModelFileError
 from .history import LOG_NAME, History
 from .losses import LOSSES
@@ -159,6 +160,11 @@ def _setting_problem(key, value, epochs_done):
     if key in ("backend", "lr_schedule"):
         return None if value is None or (isinstance(value, str) and len(value) <= _MAX_TEXT) else \
             f"must be null or a string of at most {_MAX_TEXT} characters"
+    if key == "augment":
+        try:
+            return None if value is None or Shift.from_dict(value) else None
+        except (TypeError, ValueError) as error:
+            return f"must be null or a recorded shift ({error})"
     # A setting this version does not know (a newer option): any small JSON value, compared as it is.
     try:
         text = json.dumps(value, allow_nan=False)

@@ -81,6 +81,14 @@ def _fraction(text):
     return value
 
 
+def _augment(text):
+    from .augment import get_augment
+    try:
+        return get_augment(text.lower())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected none or shift:K (K pixels, e.g. shift:2), got {text!r}") from None
+
+
 def _loss(text):
     from .losses import LOSSES, get_loss
     try:
@@ -193,6 +201,10 @@ def _add_train_parser(commands, parents):
     train.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="L2 weight decay")
     train.add_argument("--schedule", choices=("constant", "step", "cosine"), default=DEFAULTS["schedule"],
                        help="learning-rate schedule over the epochs (default: %(default)s)")
+    train.add_argument("--dropout", type=_fraction, nargs="+", metavar="RATE", default=[0.0], help=(
+        "dropout rate of the hidden layers in training: one for all, or one per hidden layer (default: 0)"))
+    train.add_argument("--augment", type=_augment, metavar="shift:K", help=(
+        "move each training image by a random (dy, dx) in -K..K pixels, zero-filled (default: none)"))
     train.add_argument("--loss", type=_loss, default="cross_entropy", help="cross-entropy or mse (default: cross-entropy)")
     train.add_argument("--init", choices=tuple(INITIALIZERS),
                        help="weight initialisation (default: the activation's: he for relu, xavier otherwise)")
@@ -359,11 +371,16 @@ def command_train(args):
     say(train_set.summary)
     say(test_set.summary)
     layer_sizes = [train_set.n_features, *args.hidden, train_set.n_classes]
-    model = MLP(layer_sizes, activation=args.activation, dtype=args.dtype, init=args.init, seed=args.seed)
+    dropout = args.dropout[0] if len(args.dropout) == 1 else args.dropout
+    model = MLP(layer_sizes, activation=args.activation, dtype=args.dtype, init=args.init, seed=args.seed,
+                dropout=dropout)
+    augment = args.augment.resolved(train_set.n_features, train_set) if args.augment is not None else None
     optimizer = _optimizer(args)
     batch = "full batch" if args.batch_size is None else f"batch {args.batch_size}"
     n_val = round(args.validation_split * len(train_set))
     hidden = f"{args.activation} hidden layers, " if args.hidden else ""
+    hidden += f"dropout {dropout}, " if any(model.dropout) else ""
+    hidden += f"augment {augment}, " if augment is not None else ""
     say(f"training {'-'.join(map(str, layer_sizes))} on {args.dataset} ({len(train_set) - n_val} train, "
         f"{n_val} validation), {hidden}{optimizer!r}, {args.schedule} schedule, {batch}, {args.epochs} epochs, "
         f"{args.loss} loss, backend {args.backend}")
@@ -377,7 +394,7 @@ def command_train(args):
                             backend=args.backend, early_stopping=early, checkpoint_dir=args.checkpoint_dir,
                             resume=args.resume, verbose=0 if args.quiet else 1,
                             lr_schedule=None if args.schedule == "constant" else args.schedule,
-                            seed=args.seed, n_threads=args.threads)
+                            seed=args.seed, n_threads=args.threads, augment=augment)
     if history.interrupted:
         kept = f"; the checkpoint in {args.checkpoint_dir} is intact (--resume continues)" \
             if args.checkpoint_dir else ""

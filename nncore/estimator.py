@@ -15,6 +15,7 @@ Input: X as everywhere in nncore (``nncore.inputs``: uint8, or integers 0..255, 
 by 1/255; floats are used as they are); this module only adds scikit-learn's conventions
 (any label values, feature names, a column-vector y) and the wording of its error messages.
 """
+import math
 import sys
 import warnings
 
@@ -23,6 +24,7 @@ import numpy as np
 from . import inputs
 from ._numbers import whole
 from .activations import get_activation
+from .augment import Shift, get_augment
 from .callbacks import EarlyStopping
 from .model import MLP
 from .network import checked_dtype
@@ -126,14 +128,17 @@ class MLPClassifier:
     ``tol`` for ``n_iter_no_change`` epochs, or, with ``early_stopping``, when the accuracy on
     a held-out ``validation_fraction`` has not (the best parameters are then kept).
     ``batch_size`` None means full batch. ``warm_start`` makes ``fit`` continue from the
-    current parameters; ``partial_fit`` runs one epoch.
+    current parameters; ``partial_fit`` runs one epoch. ``dropout`` is the hidden layers' dropout
+    rate in training (one, or one per hidden layer); ``augment`` "shift:K" moves each training
+    image by up to K pixels, zero-filled: square images (height = width = sqrt(n_features)), or
+    an ``nncore.Shift`` with its ``image_shape``.
     """
 
     def __init__(self, hidden_layer_sizes=(128,), activation="relu", solver="adam", alpha=0.0, batch_size=128,
                  learning_rate_init=1e-3, learning_rate="constant", max_iter=200, momentum=0.9,
                  nesterovs_momentum=False, loss="cross_entropy", tol=1e-4, n_iter_no_change=10,
                  early_stopping=False, validation_fraction=0.1, init=None, dtype="float32", random_state=None,
-                 warm_start=False, backend="cython", n_threads=None, verbose=0):
+                 warm_start=False, backend="cython", n_threads=None, verbose=0, dropout=0.0, augment=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -156,6 +161,8 @@ class MLPClassifier:
         self.backend = backend
         self.n_threads = n_threads
         self.verbose = verbose
+        self.dropout = dropout
+        self.augment = augment
 
     # ------------------------------------------------------------ scikit-learn protocol
 
@@ -216,6 +223,14 @@ class MLPClassifier:
         sizes = [sizes] if isinstance(sizes, (int, np.integer)) else list(sizes)
         return [whole("hidden_layer_sizes", s, 1) for s in sizes]
 
+    def _augment(self, n_features):
+        """``augment`` as fit takes it: a shift without an image shape is one of square images."""
+        augment = get_augment(self.augment)
+        side = math.isqrt(n_features)
+        if augment is not None and augment.image_shape is None and side * side == n_features:
+            augment = Shift(augment.pixels, (side, side))
+        return augment
+
     def _check_features(self, X, fitting):
         names = _feature_names(X)
         if fitting:
@@ -263,7 +278,8 @@ class MLPClassifier:
         if fresh:
             self.n_features_in_ = X.shape[1]
             self.model_ = MLP([X.shape[1], *self._hidden(), max(len(self.classes_), 1)],
-                              activation=self.activation, dtype=self.dtype, init=self.init, seed=self._seed())
+                              activation=self.activation, dtype=self.dtype, init=self.init, seed=self._seed(),
+                              dropout=self.dropout)
             self.model_.optimizer = self._optimizer()
             self.model_.class_names = tuple(str(label) for label in self.classes_) if len(self.classes_) else None
             self.n_iter_, self.loss_curve_ = 0, []
@@ -282,7 +298,7 @@ class MLPClassifier:
             data, epochs=epochs, batch_size=self.batch_size, loss=self.loss, backend=self.backend,
             validation_split=split, early_stopping=stopping, verbose=self.verbose,
             lr_schedule=None if self.learning_rate == "constant" else self.learning_rate,
-            n_threads=self.n_threads)
+            n_threads=self.n_threads, augment=self._augment(X.shape[1]))
         self.history_ = history
         self.n_iter_ += len(history)
         self.loss_curve_ = list(self.loss_curve_) + list(history.loss)

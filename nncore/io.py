@@ -5,7 +5,8 @@ A file is an uncompressed zip of ``.npy`` members, as ``numpy.savez`` writes, ho
 - ``header.npy``: the UTF-8 bytes of a JSON object (uint8, at most ``MAX_HEADER_BYTES``):
   ``format`` ("nncore"), ``format_version``, ``kind`` ("model" or "checkpoint"),
   ``layer_sizes``, ``activations`` (one name per hidden layer; version 1 files have
-  ``activation``: "relu" instead), ``dtype``, ``arrays`` (each member's shape and dtype),
+  ``activation``: "relu" instead), ``dropout`` (one rate per hidden layer; files without it
+  have none), ``dtype``, ``arrays`` (each member's shape and dtype),
   optionally ``data`` (what the model remembers of its data: see ``nncore.model_data``), and
   for checkpoints the optimizer's kind, hyperparameters and step count and the training
   state (``nncore.checkpoint``: epoch counters, seed, base learning rate, the run's settings,
@@ -121,7 +122,7 @@ def write_npz_atomic(path, header, arrays):
 def network_header(network, kind="model"):
     return {"format": FORMAT_NAME, "format_version": NEWEST_VERSION[kind], "kind": kind,
             "layer_sizes": list(network.layer_sizes), "activations": list(network.activation_names),
-            "dtype": network.dtype.name}
+            "dropout": list(network.dropout), "dtype": network.dtype.name}
 
 
 def model_header(model, kind="model"):
@@ -396,10 +397,17 @@ def _check_header(reader, header):
                         f"(each one of {tuple(ACTIVATIONS)})")
     if header.get("dtype") not in DTYPES:
         reader.fail(f"unsupported dtype {header.get('dtype')!r}")
-    n_params = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
-    if n_params > MAX_PARAMETERS:
-        reader.fail(f"layer_sizes {sizes} declare {n_params} parameters, more than the {MAX_PARAMETERS} nncore loads")
-    return Network(sizes, activations, header["dtype"]), kind, version
+    dropout = header.get("dropout", [0.0] * (len(sizes) - 2))
+    if not isinstance(dropout, list) or not all(type(rate) in (int, float) for rate in dropout):
+        reader.fail(f"invalid dropout {dropout!r}: one rate per hidden layer")
+    try:
+        network = Network(sizes, activations, header["dtype"], dropout)
+    except ValueError as error:  # sizes, activations and dtype passed above: the rates did not
+        reader.fail(f"invalid dropout {dropout!r}: {error}")
+    if network.n_params > MAX_PARAMETERS:
+        reader.fail(f"layer_sizes {sizes} declare {network.n_params} parameters, "
+                    f"more than the {MAX_PARAMETERS} nncore loads")
+    return network, kind, version
 
 
 def _known_members(reader, allowed):

@@ -1,16 +1,20 @@
 """Network: the one description of an MLP that the model, both backends and model files share.
 
 Layer widths (inputs first), the activation of each hidden layer (the output layer ends in the
-loss's softmax), the dtype, and the flat parameter layout, computed here once: one
+loss's softmax), the dropout rate of each hidden layer (training only: inverted dropout, so
+inference ignores it), the dtype, and the flat parameter layout, computed here once: one
 C-contiguous buffer holding, layer after layer, ``W_l`` (fan_in x fan_out, row-major) followed
 by ``b_l`` (fan_out,). Gradients and optimizer state buffers use the same layout. ``table``
 hands the layout to the compiled core, whose ``Layout`` (src_c/_network.pxd) mirrors it.
 
 Initialisation lives here too: ``INITIALIZERS`` (He, Xavier/Glorot) and ``initial_params``.
 """
+import math
+
 import numpy as np
 
 from .activations import ACTIVATIONS, get_activation
+from .counters import drop_threshold
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: The most parameters a network may have (4 GB of float64): model files hold at most this many,
@@ -45,6 +49,24 @@ def _checked_sizes(layer_sizes):
     return sizes
 
 
+def checked_dropout(dropout, n_hidden):
+    """``dropout`` (one rate for every hidden layer, or one per hidden layer) as a tuple of rates in [0, 1)."""
+    if isinstance(dropout, (str, bytes)):
+        raise TypeError(f"dropout must be a rate or a sequence of rates, got {dropout!r}")
+    try:
+        rates = [dropout] * n_hidden if np.ndim(dropout) == 0 else list(dropout)
+        rates = [float(rate) for rate in rates]
+    except (TypeError, ValueError):
+        raise TypeError(f"dropout must be a rate or a sequence of rates, got {dropout!r}") from None
+    if len(rates) != n_hidden:
+        raise ValueError(f"dropout lists {len(rates)} rates for {n_hidden} hidden layers")
+    for rate in rates:
+        # A rate so close to 1 that it rounds to 2^24 would keep nothing and scale by infinity.
+        if not math.isfinite(rate) or not 0 <= rate < 1 or drop_threshold(rate) >= 2 ** 24:
+            raise ValueError(f"dropout rates must lie in [0, 1), got {dropout!r}")
+    return tuple(rates)
+
+
 def checked_dtype(dtype):
     """``dtype`` as a NumPy dtype, which must be float32 or float64."""
     try:
@@ -60,16 +82,18 @@ class Network:
     """Layer sizes, hidden activations, dtype, and where every parameter lives in the flat buffer.
 
     ``activations`` is one name of ``nncore.activations.ACTIVATIONS`` for every hidden layer, or
-    a sequence with one name per hidden layer.
+    a sequence with one name per hidden layer; ``dropout`` likewise one rate or one per hidden
+    layer (the fraction of its units dropped in each training row).
     """
 
-    def __init__(self, layer_sizes, activations="relu", dtype="float32"):
+    def __init__(self, layer_sizes, activations="relu", dtype="float32", dropout=0.0):
         self.layer_sizes = _checked_sizes(layer_sizes)
         n_hidden = len(self.layer_sizes) - 2
         names = [activations] * n_hidden if isinstance(activations, str) else list(activations)
         if len(names) != n_hidden:
             raise ValueError(f"activation lists {len(names)} names for {n_hidden} hidden layers")
         self.activations = tuple(get_activation(name) for name in names)
+        self.dropout = checked_dropout(dropout, n_hidden)
         self.dtype = checked_dtype(dtype)
         self.w_offsets, self.b_offsets, position = [], [], 0
         for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
@@ -101,6 +125,11 @@ class Network:
     def activation_names(self):
         return tuple(a.name for a in self.activations)
 
+    @property
+    def drop_thresholds(self):
+        """Per dropout site (the inputs, then each hidden layer's output): round(rate * 2^24); 0 for none."""
+        return (0, *(drop_threshold(rate) for rate in self.dropout))
+
     def views(self, flat):
         """Per layer ``(W, b)``: views into ``flat`` (no copies), W (fan_in, fan_out), b (fan_out,)."""
         return [(flat[w:b].reshape(fan_in, fan_out), flat[b:b + fan_out])
@@ -131,11 +160,13 @@ class Network:
 
     def __eq__(self, other):
         return (isinstance(other, Network) and self.layer_sizes == other.layer_sizes
-                and self.activation_names == other.activation_names and self.dtype == other.dtype)
+                and self.activation_names == other.activation_names and self.dtype == other.dtype
+                and self.dropout == other.dropout)
 
     def __hash__(self):
-        return hash((self.layer_sizes, self.activation_names, self.dtype))
+        return hash((self.layer_sizes, self.activation_names, self.dtype, self.dropout))
 
     def __repr__(self):
-        return (f"Network({list(self.layer_sizes)}, activations={list(self.activation_names)}, "
+        dropout = f", dropout={list(self.dropout)}" if any(self.dropout) else ""
+        return (f"Network({list(self.layer_sizes)}, activations={list(self.activation_names)}{dropout}, "
                 f"dtype={self.dtype.name!r})")

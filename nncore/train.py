@@ -4,9 +4,11 @@ A whole epoch is one backend call, so the loop runs Python once per epoch. Sched
 stopping, checkpoints and the per-epoch line are callbacks (``nncore.callbacks``). Everything
 random is derived from one integer seed: the validation split from ``(seed, SPLIT_STREAM)``
 and each epoch's shuffle from ``(seed, epoch)`` (``epoch_seed``), where ``epoch`` counts every
-epoch the model has trained. A checkpoint therefore needs only that seed and the epoch
-counters to reproduce the rest of a run: a run resumed from its checkpoint ends with the same
-parameters, bit for bit (same backend, same thread count), as one never interrupted.
+epoch the model has trained. Dropout masks and image shifts are drawn from counters keyed by
+that epoch seed and each row's position in the epoch (``nncore.counters``). A checkpoint
+therefore needs only that seed and the epoch counters to reproduce the rest of a run: a run
+resumed from its checkpoint ends with the same parameters, bit for bit (same backend, same
+thread count), as one never interrupted.
 
 The loop guards the model against non-finite parameters and concurrent fits (``nncore._guards``).
 """
@@ -20,6 +22,7 @@ import numpy as np
 from . import inputs
 from ._guards import Snapshot, check_after_callback, diverged, non_finite, one_fit_at_a_time
 from ._numbers import finite
+from .augment import get_augment
 from .backends import DEFAULT_BACKEND, get_backend
 from .backends.base import PREDICT_BATCH_SIZE
 from .callbacks import Callback, EarlyStopping, EpochLogger, FunctionCallback, LearningRateScheduler, ModelCheckpoint
@@ -75,6 +78,7 @@ class TrainingRun:
     has_validation: bool = False
     samples_per_epoch: int = 0
     batches_per_epoch: int = 0
+    augment: object = None  # a resolved nncore.augment.Shift, or None
     notes: list = field(default_factory=list)  # what on_train_end adds to an interruption's warning
 
     def index_of(self, epoch):
@@ -89,7 +93,7 @@ class TrainingRun:
 def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross_entropy",
         validation_data=None, validation_split=None, backend=DEFAULT_BACKEND, callbacks=None,
         early_stopping=None, checkpoint_dir=None, resume=False, verbose="auto", lr_schedule=None,
-        seed=None, n_threads=None):
+        seed=None, n_threads=None, augment=None):
     """Train ``model`` for ``epochs`` epochs and return a ``History``.
 
     - ``X``: (n, n_inputs) pixels (uint8, or integers 0..255; scaled by 1/255 in the kernels) or
@@ -114,6 +118,9 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     - ``backend``: "cython" (the compiled core), "numpy" (the reference), or a Backend.
     - ``seed``: the shuffling/split seed (default: the model's seed, else a random one).
     - ``n_threads``: limit BLAS/OpenMP threads (threadpoolctl) for the run.
+    - ``augment``: None, or "shift:K" / ``nncore.Shift(K, image_shape)``: each training image
+      moved by a random (dy, dx) in -K..K, zero-filled (``nncore.augment``). The model's
+      dropout (``MLP(dropout=...)``) applies in every training batch.
 
     Ctrl-C (KeyboardInterrupt) stops the run: with a backend that stops between batches (the
     compiled one) after the batch in progress, otherwise back at the start of the interrupted
@@ -136,6 +143,8 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     if validation_split:
         validation_split = finite("validation_split", validation_split)
         split_indices(len(data), validation_split, 0, name="validation_split")  # refused now, not after epoch 1
+    augment = get_augment(augment)
+    augment = augment.resolved(model.network.n_inputs, X) if augment is not None else None
     validation = inputs.validation_samples(validation_data, model.network) if validation_data is not None else None
     backend = get_backend(backend)
     callbacks = _callbacks(lr_schedule, early_stopping, checkpoint_dir, resume, verbose, callbacks)
@@ -143,10 +152,11 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     chosen.ensure_state(model.network.n_params, model.network.dtype)
     settings = {"batch_size": batch_size, "loss": loss.name, "epochs": epochs, "backend": backend.name,
                 "validation_split": validation_split or None,
+                "augment": augment.to_dict() if augment is not None else None,
                 "lr_schedule": describe_schedule([c.schedule for c in callbacks if isinstance(c, LearningRateScheduler)])}
     run = TrainingRun(model, chosen, optimizer is not None, epochs, _run_seed(model, seed), model.epochs_trained,
                       chosen.lr, settings, bool(verbose), seed_given=seed is not None, data=data,
-                      validation=validation)
+                      validation=validation, augment=augment)
     with one_fit_at_a_time(model), inputs.thread_limit(n_threads):
         if hasattr(X, "image_shape") and hasattr(X, "class_names"):  # a Dataset: the model remembers it
             model.remember_data(X)
@@ -216,7 +226,8 @@ def _train_one_epoch(run, backend, loss, data, validation, batch_size, callbacks
 
     def train(n_batches=None):
         return backend.train_epoch(model.network, model.params, optimizer, data.X, data.y, batch_size or len(data),
-                                   seed, loss, on_progress=None if n_batches else progress, n_batches=n_batches)
+                                   seed, loss, run.augment, on_progress=None if n_batches else progress,
+                                   n_batches=n_batches)
 
     try:
         result = train()

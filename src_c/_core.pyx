@@ -28,8 +28,11 @@ from libc.math cimport isfinite
 cimport _blas
 cimport _kernels as k
 from _kernels cimport N_ACTIVATIONS
+from libc.stdint cimport uint32_t, uint64_t
+
+from _counters cimport GOLDEN32, KEEP_BITS, SHIFT_SITE, Mask, mix32, row_bits, shift_offsets, site_key
 from _network cimport (LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NONE, MAX_HYPERPARAMETERS, N_LOSSES, N_OPTIMIZERS,
-                       OPTIMIZER_ADAM, OPTIMIZER_SGD, Layout, OptimizerConfig, apply_update, batch_gradient,
+                       OPTIMIZER_ADAM, OPTIMIZER_SGD, Layout, Noise, OptimizerConfig, apply_update, batch_gradient,
                        inference)
 
 cdef extern from *:
@@ -151,6 +154,43 @@ cdef class _Plan:
         return self.net.sizes[self.net.n_layers]
 
 
+cdef class _Draws:
+    """A private, checked copy of a pass's noise table (nncore.counters.noise_table), as a ``Noise``.
+
+    The table is [seed, shift, image height, image width, one dropout threshold per site]: the
+    sites are the inputs and each hidden layer's output (the logits are never dropped), each
+    threshold in 0 .. 2^24 - 1; with a shift, height * width must be the input width.
+    """
+
+    cdef Noise noise
+    cdef object table
+
+    def __init__(self, table, _Plan plan):
+        self.table = np.array(table, dtype=np.intp, copy=True)  # ours: a caller cannot change it under the loops
+        cdef Py_ssize_t n_layers = plan.net.n_layers
+        if self.table.ndim != 1 or self.table.shape[0] != 4 + n_layers:
+            raise ValueError(f"noise must be a noise_table: seed, shift, height, width and {n_layers} thresholds")
+        seed, shift, height, width = self.table[:4].tolist()
+        thresholds = self.table[4:]
+        if not 0 <= seed < 2 ** 32:
+            raise ValueError(f"noise seed {seed} is not a 32-bit seed")
+        if thresholds.min() < 0 or thresholds.max() >= 2 ** KEEP_BITS:
+            raise ValueError(f"dropout thresholds {thresholds.tolist()} must lie in 0..2^{KEEP_BITS} - 1")
+        if shift < 0 or (shift > 0 and (min(height, width) < 1 or height * width != plan.n_inputs)):
+            raise ValueError(f"a shift of {shift} pixels needs images of height x width = {plan.n_inputs}, "
+                             f"got {height} x {width}")
+        cdef const Py_ssize_t[::1] view = self.table
+        self.noise.seed = seed
+        self.noise.drop_thresholds = &view[4]
+        self.noise.shift = shift
+        self.noise.image_height = height
+        self.noise.image_width = width
+
+
+cdef inline const Noise* _noise(_Draws draws) noexcept:
+    return &draws.noise if draws is not None else NULL
+
+
 cdef class _Rows:
     """X for the loops: checked against the layout, its buffer held (so it stays where it is) and its address.
 
@@ -237,6 +277,7 @@ cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
                     const int* y, const Py_ssize_t* order, Py_ssize_t n_samples, Py_ssize_t batch_size,
                     int loss_kind, const OptimizerConfig* opt, floating* state_a, floating* state_b,
                     floating* grad, floating* inputs, floating* acts, floating* delta_a, floating* delta_b,
+                    const Noise* noise,
                     double* loss_total,          # OUT sum of the applied batches' losses
                     Py_ssize_t* progress,        # OUT n_batches, n_correct, n_samples, diverged_batch
                     PyObject* on_progress        # IN a callable or NULL
@@ -257,7 +298,7 @@ cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
         batch_loss = 0
         batch_correct = 0
         batch_gradient(net, params, X_uint8, X_float, scale, y, order, start, m, loss_kind, grad,
-                       inputs, acts, delta_a, delta_b, &batch_loss, &batch_correct)
+                       inputs, acts, delta_a, delta_b, noise, &batch_loss, &batch_correct)
         # The NumPy backend sums the batch's losses in the parameters' dtype: a float32 sum
         # beyond FLT_MAX is inf there, so it counts as divergence here too.
         if not isfinite(batch_loss) or (floating is float and (batch_loss > FLT_MAX or batch_loss < -FLT_MAX)):
@@ -283,8 +324,11 @@ def train_epoch(layout, floating[::1] params not None, X, const int[::1] y not N
                 const Py_ssize_t[::1] order not None, Py_ssize_t batch_size, int loss_kind, int optimizer_kind,
                 hyperparameters, long long step0, floating[::1] state_a not None, floating[::1] state_b not None,
                 double[::1] loss_total not None, Py_ssize_t[::1] progress not None,
-                Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS, on_progress=None):
+                Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS, noise=None, on_progress=None):
     """One epoch in one call, GIL released; samples in ``order``, ``batch_size`` at a time.
+
+    ``noise`` (nncore.counters.noise_table, or None) turns on dropout and input shifts, drawn
+    for each row from the table's seed and the row's position in ``order``.
 
     ``optimizer_kind`` and ``hyperparameters`` are an nncore.optim class's ``core_code`` and
     ``core_hyperparameters()``; ``step0`` the updates it has applied so far. ``progress``
@@ -310,6 +354,7 @@ def train_epoch(layout, floating[::1] params not None, X, const int[::1] y not N
     source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
     labels = _private_labels(y, source.n_rows, plan.n_outputs)
     rows = _private_order(order, source.n_rows)
+    draws = _Draws(noise, plan) if noise is not None else None
     if n_samples == 0:
         return
     grad = np.empty_like(np.asarray(params))
@@ -317,10 +362,11 @@ def train_epoch(layout, floating[::1] params not None, X, const int[::1] y not N
     cdef const Layout* net = &(<_Plan> plan).net
     cdef const unsigned char* pixels = _pixels(source)
     cdef const floating* floats = _floats(source, params[0])
+    cdef const Noise* drawn = _noise(draws)
     with nogil:
         _run_epoch(net, &params[0], params.shape[0], pixels, floats, _input_scale(params[0]), &labels[0], &rows[0],
                    n_samples, batch_size, loss_kind, &opt, &state_a[0], &state_b[0], &grad[0], &inputs[0],
-                   &acts[0], &delta_a[0], &delta_b[0], &loss_total[0], &progress[0],
+                   &acts[0], &delta_a[0], &delta_b[0], drawn, &loss_total[0], &progress[0],
                    <PyObject*> on_progress if on_progress is not None else NULL)
 
 
@@ -369,8 +415,11 @@ def evaluate(layout, const floating[::1] params not None, X, const int[::1] y no
 
 
 def loss_and_grad(layout, const floating[::1] params not None, X, const int[::1] y not None, int loss_kind,
-                  floating[::1] grad not None, Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
-    """The gradient of the mean data loss over all of X into ``grad``; returns the loss sum."""
+                  floating[::1] grad not None, Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS, noise=None):
+    """The gradient of the mean data loss over all of X into ``grad``; returns the loss sum.
+
+    With ``noise`` (as train_epoch's), the rows are a training pass's positions 0..n-1.
+    """
     cdef floating[::1] inputs, acts, delta_a, delta_b
     cdef const int[::1] labels
     cdef double loss_sum = 0
@@ -381,14 +430,16 @@ def loss_and_grad(layout, const floating[::1] params not None, X, const int[::1]
     plan = _Plan(layout, params.shape[0], max(1, min(chunk_rows, y.shape[0])))
     source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
     labels = _private_labels(y, source.n_rows, plan.n_outputs)
+    draws = _Draws(noise, plan) if noise is not None else None
     inputs, acts, delta_a, delta_b = plan.workspaces(np.asarray(grad).dtype)
     cdef const Layout* net = &(<_Plan> plan).net
     cdef const unsigned char* pixels = _pixels(source)
     cdef const floating* floats = _floats(source, params[0])
+    cdef const Noise* drawn = _noise(draws)
     with nogil:
         batch_gradient(net, &params[0], pixels, floats, _input_scale(grad[0]), &labels[0], NULL, 0,
                        labels.shape[0], loss_kind, &grad[0], &inputs[0], &acts[0], &delta_a[0], &delta_b[0],
-                       &loss_sum, &n_correct)
+                       drawn, &loss_sum, &n_correct)
     return loss_sum
 
 
@@ -416,12 +467,73 @@ def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
                    <floating> beta, &C[0, 0], <int> C.shape[1])
 
 
-def bias_activation_forward(floating[:, ::1] Z, const floating[::1] b, int activation):
-    """Z += b, then the activation (an nncore.activations code), in place."""
+def _test_mask(dropout, Py_ssize_t rows):
+    """A Mask from (seed, site, position, threshold), checked, or None for no dropout."""
+    if dropout is None:
+        return None
+    seed, site, position, threshold = (int(v) for v in dropout)
+    if not (0 <= seed < 2 ** 32 and 0 <= site <= SHIFT_SITE and 0 <= position and 0 < threshold < 2 ** KEEP_BITS):
+        raise ValueError(f"dropout must be (seed, site, position, threshold) in range, got {dropout!r}")
+    return seed, site, position, threshold
+
+
+cdef Mask _mask(tuple checked) noexcept:
+    cdef Mask mask
+    mask.key = site_key(checked[0], checked[1])
+    mask.position = checked[2]
+    mask.threshold = checked[3]
+    return mask
+
+
+def bias_activation_forward(floating[:, ::1] Z, const floating[::1] b, int activation, dropout=None):
+    """Z += b, then the activation (an nncore.activations code), in place; then dropout if given as
+    (seed, site, position of Z's first row, threshold)."""
+    cdef Mask mask
     if b.shape[0] != Z.shape[1] or not 0 <= activation < N_ACTIVATIONS:
         raise ValueError("b must have Z.shape[1] entries and activation be a known code")
+    checked = _test_mask(dropout, Z.shape[0])
+    if checked is not None:
+        mask = _mask(checked)
     if Z.shape[0] and Z.shape[1]:
-        k.bias_activation_forward(&Z[0, 0], &b[0], Z.shape[0], Z.shape[1], activation)
+        k.bias_activation_forward(&Z[0, 0], &b[0], Z.shape[0], Z.shape[1], activation,
+                                  &mask if checked is not None else NULL)
+
+
+def dropout_forward(floating[:, ::1] A, dropout):
+    """Inverted dropout of A in place, the mask of (seed, site, position of A's first row, threshold)."""
+    cdef Mask mask = _mask(_test_mask(dropout, A.shape[0]))
+    if A.shape[0] and A.shape[1]:
+        k.dropout_forward(&A[0, 0], A.shape[0], A.shape[1], &mask)
+
+
+def unit_bits(Py_ssize_t seed, Py_ssize_t site, Py_ssize_t position, Py_ssize_t rows, Py_ssize_t n):
+    """The counters' 32 bits of units 0..n-1 of rows position..position+rows-1 at ``site`` (uint32 (rows, n))."""
+    if not (0 <= seed < 2 ** 32 and 0 <= site <= SHIFT_SITE and position >= 0 and rows >= 0 and n >= 0):
+        raise ValueError("seed, site, position, rows and n out of range")
+    bits = np.empty((rows, n), dtype=np.uint32)
+    cdef uint32_t[:, ::1] out = bits
+    cdef uint64_t key = site_key(seed, site)
+    cdef uint32_t counter
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        counter = row_bits(key, position + i)
+        for j in range(n):
+            out[i, j] = mix32(counter)
+            counter = counter + GOLDEN32
+    return bits
+
+
+def image_shifts(Py_ssize_t seed, Py_ssize_t position, Py_ssize_t rows, Py_ssize_t pixels):
+    """(dy, dx) of rows position..position+rows-1, as the shifted gather draws them (two intp arrays)."""
+    if not (0 <= seed < 2 ** 32 and position >= 0 and rows >= 0 and pixels >= 0):
+        raise ValueError("seed, position, rows and pixels out of range")
+    dy, dx = np.empty(rows, dtype=np.intp), np.empty(rows, dtype=np.intp)
+    cdef Py_ssize_t[::1] dy_view = dy, dx_view = dx
+    cdef uint64_t key = site_key(seed, SHIFT_SITE)
+    cdef Py_ssize_t i
+    for i in range(rows):
+        shift_offsets(row_bits(key, position + i), pixels, &dy_view[i], &dx_view[i])
+    return dy, dx
 
 
 def _check_logits(logits, y):
@@ -473,14 +585,21 @@ def softmax_forward(floating[:, ::1] Z):
         k.softmax_forward(&Z[i, 0], Z.shape[1], &argmax)
 
 
-def activation_backward(floating[:, ::1] dA, const floating[:, ::1] A, floating[::1] db, int activation):
-    """dA *= f'(A) in place (an nncore.activations code); db += its column sums, in the same pass."""
+def activation_backward(floating[:, ::1] dA, const floating[:, ::1] A, floating[::1] db, int activation,
+                        dropout=None):
+    """dA *= f'(A) in place (an nncore.activations code); db += its column sums, in the same pass.
+    With dropout (as bias_activation_forward's), A is the dropped output and the mask applies to dA."""
+    cdef Mask mask
     if A.shape[0] != dA.shape[0] or A.shape[1] != dA.shape[1] or db.shape[0] != dA.shape[1]:
         raise ValueError("dA and A must have one shape, db dA.shape[1] entries")
     if not 0 <= activation < N_ACTIVATIONS:
         raise ValueError(f"unknown activation code {activation}")
+    checked = _test_mask(dropout, dA.shape[0])
+    if checked is not None:
+        mask = _mask(checked)
     if dA.shape[0] and dA.shape[1]:
-        k.activation_backward(&dA[0, 0], &A[0, 0], dA.shape[0], dA.shape[1], &db[0], activation)
+        k.activation_backward(&dA[0, 0], &A[0, 0], dA.shape[0], dA.shape[1], &db[0], activation,
+                              &mask if checked is not None else NULL)
 
 
 def bias_backward(floating[::1] db, const floating[:, ::1] dZ):
@@ -491,8 +610,12 @@ def bias_backward(floating[::1] db, const floating[:, ::1] dZ):
         k.bias_backward(&db[0], &dZ[0, 0], dZ.shape[0], dZ.shape[1])
 
 
-def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out):
-    """out[i] = X[indices[i]], scaled by 1/255 (rounded to out's dtype) when X is uint8."""
+def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out, shift=None):
+    """out[i] = X[indices[i]], scaled by 1/255 (rounded to out's dtype) when X is uint8.
+
+    ``shift`` (seed, position of the first row, pixels, (height, width)): each row is an image
+    moved by the (dy, dx) its counters draw, zero-filled, as training's shifted gather does.
+    """
     cdef const unsigned char[:, ::1] X_uint8
     cdef const floating[:, ::1] X_float
     cdef Py_ssize_t i
@@ -508,6 +631,9 @@ def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out):
     for i in range(indices.shape[0]):
         if indices[i] < 0 or indices[i] >= X.shape[0]:
             raise IndexError(f"row {indices[i]} out of range")
+    if shift is not None:
+        _gather_shifted_checked(X, indices, out, shift)
+        return
     if indices.shape[0] == 0 or out.shape[1] == 0:
         return
     if X.dtype == np.uint8:
@@ -517,6 +643,27 @@ def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out):
     else:
         X_float = X
         k.gather_rows(&out[0, 0], &X_float[0, 0], X_float.shape[1], &indices[0], 0, indices.shape[0])
+
+
+def _gather_shifted_checked(X, const Py_ssize_t[::1] indices, floating[:, ::1] out, shift):
+    cdef const unsigned char[:, ::1] X_uint8
+    cdef const floating[:, ::1] X_float
+    cdef Py_ssize_t seed, position, pixels, height, width
+    seed, position, pixels, (height, width) = shift
+    if not (0 <= seed < 2 ** 32 and position >= 0 and pixels >= 0 and height >= 1 and width >= 1
+            and height * width == X.shape[1]):
+        raise ValueError(f"shift must be (seed, position, pixels, (height, width)) for {X.shape[1]} features")
+    if indices.shape[0] == 0:
+        return
+    cdef uint64_t key = site_key(seed, SHIFT_SITE)
+    if X.dtype == np.uint8:
+        X_uint8 = X
+        k.gather_shifted(&out[0, 0], &X_uint8[0, 0], height, width, &indices[0], 0, indices.shape[0],
+                         _input_scale(out[0, 0]), key, position, pixels)
+    else:
+        X_float = X
+        k.gather_shifted(&out[0, 0], &X_float[0, 0], height, width, &indices[0], 0, indices.shape[0],
+                         <floating> 1, key, position, pixels)
 
 
 def _check_flat(*arrays):

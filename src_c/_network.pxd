@@ -13,12 +13,20 @@ same gradient as one big batch, without an (m, n_inputs) workspace.
 
 Products use the BLAS shim's column-major ``gemm`` with the operands swapped (see _blas.pxd):
 each call is commented with the row-major product it computes.
+
+Training may add ``Noise`` (nncore.counters): dropout on the inputs or a hidden layer's output
+(a "site": activation index 0 is the inputs, l + 1 layer l's output) and random shifts of
+the input images, each drawn from counters keyed by the epoch's seed and a row's position in
+the epoch's order, so the passes take the first row's position along with a chunk.
+Inference passes no noise.
 """
 from cython cimport floating
 from libc.math cimport pow
+from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
+from _counters cimport SHIFT_SITE, Mask, site_key
 cimport _kernels as k
 
 cdef enum:
@@ -47,20 +55,42 @@ cdef struct Layout:
     Py_ssize_t chunk_rows            # rows the workspaces hold
 
 
+cdef struct Noise:
+    # The randomness of one training pass; _core.pyx fills it from a private, checked copy.
+    uint64_t seed                        # the epoch's seed (32 bits), keying every draw
+    const Py_ssize_t* drop_thresholds    # (n_layers,) per site: round(rate * 2^24), 0 for no dropout
+    Py_ssize_t shift                     # the most pixels an image moves each way; 0: no shift
+    Py_ssize_t image_height, image_width  # height * width == sizes[0] when shift > 0
+
+
 cdef struct OptimizerConfig:
     int kind                                         # OPTIMIZER_*
     double hyperparameters[MAX_HYPERPARAMETERS]      # in the order of the class's core_hyperparameters()
     long long step0                                  # updates applied before this call
 
 
+cdef inline const Mask* site_mask(const Noise* noise, Py_ssize_t site, Py_ssize_t position,
+                                  Mask* mask) noexcept nogil:     # OUT filled when there is dropout
+    """The dropout mask of ``site`` for rows from ``position`` on (in ``mask``), or NULL for none."""
+    if noise == NULL or noise.drop_thresholds[site] == 0:
+        return NULL
+    mask.key = site_key(noise.seed, site)
+    mask.position = position
+    mask.threshold = <uint32_t> noise.drop_thresholds[site]
+    return mask
+
+
 cdef inline void forward_chunk(const Layout* net, const floating* params,
                                const floating* inputs,       # IN  (rows, sizes[0])
                                Py_ssize_t rows,
-                               floating* acts) noexcept nogil:  # OUT per layer (rows, sizes[l + 1])
+                               floating* acts,               # OUT per layer (rows, sizes[l + 1])
+                               const Noise* noise,           # IN  dropout of the hidden layers, or NULL
+                               Py_ssize_t position) noexcept nogil:  # the first row's place in the epoch
     """Activations of every layer; the last layer's output (logits, bias added) ends the chain."""
     cdef Py_ssize_t l, fan_in, fan_out
     cdef const floating* A = inputs
     cdef floating* Z
+    cdef Mask mask
     for l in range(net.n_layers):
         fan_in = net.sizes[l]
         fan_out = net.sizes[l + 1]
@@ -68,7 +98,8 @@ cdef inline void forward_chunk(const Layout* net, const floating* params,
         # Z (rows, out) = A (rows, in) . W (in, out)
         gemm(c'n', c'n', <int> fan_out, <int> rows, <int> fan_in, 1, params + net.w_offsets[l],
              <int> fan_out, A, <int> fan_in, 0, Z, <int> fan_out)
-        k.bias_activation_forward(Z, params + net.b_offsets[l], rows, fan_out, <int> net.activations[l])
+        k.bias_activation_forward(Z, params + net.b_offsets[l], rows, fan_out, <int> net.activations[l],
+                                  site_mask(noise, l + 1, position, &mask) if l + 1 < net.n_layers else NULL)
         A = Z
 
 
@@ -102,8 +133,10 @@ cdef inline void backward_chunk(const Layout* net, const floating* params,
                                 floating* acts,             # IN  activations, the logits replaced by dlogits
                                 floating* grad,             # IN/OUT flat gradient
                                 floating beta,              # 0: overwrite dW, 1: accumulate into dW
-                                floating* delta_a, floating* delta_b  # workspaces (rows, max hidden width)
-                                ) noexcept nogil:
+                                floating* delta_a, floating* delta_b,  # workspaces (rows, max hidden width)
+                                const Noise* noise,         # IN  the forward pass's, or NULL
+                                Py_ssize_t position) noexcept nogil:
+
     """dW_l (beta=0: =, beta=1: +=) A_{l-1}^T dZ_l; db_l += column sums of dZ_l; dZ flows back.
 
     The bias gradients are only ever added to: the caller zeroes them once per batch. The first
@@ -114,6 +147,7 @@ cdef inline void backward_chunk(const Layout* net, const floating* params,
     cdef floating* dA
     cdef floating* spare
     cdef const floating* A_prev
+    cdef Mask mask
     k.bias_backward(grad + net.b_offsets[net.n_layers - 1], dZ, rows, net.sizes[net.n_layers])
     for l in range(net.n_layers - 1, -1, -1):
         fan_in = net.sizes[l]
@@ -128,11 +162,36 @@ cdef inline void backward_chunk(const Layout* net, const floating* params,
             gemm(c't', c'n', <int> fan_in, <int> rows, <int> fan_out, 1, params + net.w_offsets[l],
                  <int> fan_out, dZ, <int> fan_out, 0, dA, <int> fan_in)
             k.activation_backward(dA, A_prev, rows, fan_in, grad + net.b_offsets[l - 1],
-                                  <int> net.activations[l - 1])
+                                  <int> net.activations[l - 1], site_mask(noise, l, position, &mask))
             dZ = dA
             spare = delta_a
             delta_a = delta_b
             delta_b = spare
+
+
+cdef inline void gather_inputs(const Layout* net,
+                               const unsigned char* X_uint8, const floating* X_float,  # one of them, (n, sizes[0])
+                               floating scale,
+                               const Py_ssize_t* indices, Py_ssize_t first, Py_ssize_t rows,
+                               floating* inputs,            # OUT (rows, sizes[0])
+                               const Noise* noise,          # IN  shift and input dropout, or NULL
+                               Py_ssize_t position) noexcept nogil:
+    """A chunk's input rows, scaled if pixels; in training, shifted and dropped out as ``noise`` says."""
+    cdef Py_ssize_t n_in = net.sizes[0]
+    cdef Mask mask
+    if noise != NULL and noise.shift > 0:
+        if X_uint8 != NULL:
+            k.gather_shifted(inputs, X_uint8, noise.image_height, noise.image_width, indices, first, rows,
+                             scale, site_key(noise.seed, SHIFT_SITE), position, noise.shift)
+        else:
+            k.gather_shifted(inputs, X_float, noise.image_height, noise.image_width, indices, first, rows,
+                             <floating> 1, site_key(noise.seed, SHIFT_SITE), position, noise.shift)
+    elif X_uint8 != NULL:
+        k.gather_scale_uint8(inputs, X_uint8, n_in, indices, first, rows, scale)
+    else:
+        k.gather_rows(inputs, X_float, n_in, indices, first, rows)
+    if site_mask(noise, 0, position, &mask) != NULL:
+        k.dropout_forward(inputs, rows, n_in, &mask)
 
 
 cdef inline void batch_gradient(const Layout* net, const floating* params,
@@ -144,9 +203,10 @@ cdef inline void batch_gradient(const Layout* net, const floating* params,
                                 int loss_kind,
                                 floating* grad,              # OUT flat gradient of the batch's mean loss
                                 floating* inputs, floating* acts, floating* delta_a, floating* delta_b,
+                                const Noise* noise,          # IN  dropout and shifts, or NULL; row i's position is first + i
                                 double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
     """The gradient of the mean loss over one batch of m rows, chunk by chunk; adds its losses and hits."""
-    cdef Py_ssize_t l, i, start, rows, n_in = net.sizes[0]
+    cdef Py_ssize_t l, i, start, rows
     cdef Py_ssize_t n_out = net.sizes[net.n_layers]
     for l in range(net.n_layers):
         memset(grad + net.b_offsets[l], 0, net.sizes[l + 1] * sizeof(floating))
@@ -157,14 +217,12 @@ cdef inline void batch_gradient(const Layout* net, const floating* params,
             # The shuffled labels are read after the forward gemms: ask for them now.
             for i in range(rows):
                 k.nncore_prefetch(y + indices[first + start + i])
-        if X_uint8 != NULL:
-            k.gather_scale_uint8(inputs, X_uint8, n_in, indices, first + start, rows, scale)
-        else:
-            k.gather_rows(inputs, X_float, n_in, indices, first + start, rows)
-        forward_chunk(net, params, inputs, rows, acts)
+        gather_inputs(net, X_uint8, X_float, scale, indices, first + start, rows, inputs, noise, first + start)
+        forward_chunk(net, params, inputs, rows, acts, noise, first + start)
         loss_chunk(acts + net.act_offsets[net.n_layers - 1], rows, n_out, y, indices, first + start,
                    loss_kind, <floating> m, loss_sum, n_correct)
-        backward_chunk(net, params, inputs, rows, acts, grad, 0 if start == 0 else 1, delta_a, delta_b)
+        backward_chunk(net, params, inputs, rows, acts, grad, 0 if start == 0 else 1, delta_a, delta_b,
+                       noise, first + start)
         start += rows
 
 
@@ -187,7 +245,7 @@ cdef inline void inference(const Layout* net, const floating* params,
             source = inputs
         else:
             source = X_float + start * n_in    # contiguous rows: no copy
-        forward_chunk(net, params, source, rows, acts)
+        forward_chunk(net, params, source, rows, acts, NULL, start)
         if loss_kind == LOSS_NONE:
             for i in range(rows):
                 k.softmax_forward(logits + i * n_out, n_out, &argmax)

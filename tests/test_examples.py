@@ -37,6 +37,10 @@ def run_example(monkeypatch, tmp_path, capsys):
     ("mnist_minibatch_nll.py", ["--epochs", 2, "--hidden", 16], "784-16-10 NLL, batch 64, 2 epochs"),
     ("mnist_deep_he.py", ["--epochs", 2], "784-512-256-128-10 He/Adam"),
     ("fashion_mnist.py", ["--epochs", 2], "Fashion-MNIST 784-256-128-10, 2 epochs"),
+    ("regularized_recipes.py", ["mnist", "--epochs", 2, "--hidden", 32, 16],
+     "mnist 784-32-16-10 dropout 0.3 shift 2 seed 0, 2 epochs"),
+    ("regularized_recipes.py", ["fashion-mnist", "--epochs", 1, "--hidden", 16],
+     "fashion-mnist 784-16-10 dropout 0.3 shift 0 seed 0, 1 epochs"),
 ])
 def test_example_runs_and_reports_its_accuracy(run_example, name, argv, final):
     lines = run_example(name, *argv)
@@ -56,5 +60,5 @@ def test_kaggle_csv_example_reads_a_csv_with_a_header(run_example, tmp_path):
 def test_every_training_example_is_tested():
     # make_pictures.py belongs to the plots and is tested with them, dask_sweep.py in test_dask_sweep.py.
     tested = {"mnist_784_10_10_gd.py", "mnist_784_10_10_mse.py", "mnist_minibatch_nll.py", "mnist_deep_he.py",
-              "fashion_mnist.py", "kaggle_csv.py"}
+              "fashion_mnist.py", "kaggle_csv.py", "regularized_recipes.py"}
     assert {path.name for path in EXAMPLES.glob("*.py")} - {"make_pictures.py", "dask_sweep.py"} == tested

@@ -57,8 +57,8 @@ class Backend(abc.ABC):
     stops_between_batches = False
 
     @abc.abstractmethod
-    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, on_progress=None,
-                    n_batches=None):
+    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, augment=None,
+                    on_progress=None, n_batches=None):
         """One epoch of mini-batch training, updating ``params`` and the optimizer state in place.
 
         The samples are visited in ``epoch_order(len(X), seed)``, ``batch_size`` at a time (the
@@ -71,6 +71,8 @@ class Backend(abc.ABC):
         ``on_progress(n_batches, n_samples, loss_sum)``, when given, is called between batches
         with the counts so far (how often is the backend's choice: the compiled one at most
         every 20 ms); what it raises stops the epoch there, as Ctrl-C does.
+        The network's dropout and ``augment`` (a resolved ``nncore.augment.Shift``, or None) are
+        drawn from ``seed`` and each row's position in that order (``nncore.counters``).
         """
 
     @abc.abstractmethod
@@ -82,12 +84,16 @@ class Backend(abc.ABC):
         """(sum of per-sample losses, number of correct argmax predictions) over X, y."""
 
     @abc.abstractmethod
-    def data_gradient(self, network, params, X, y, loss):
-        """(sum of per-sample losses over all of X, the gradient of their mean (flat)); X not empty."""
+    def data_gradient(self, network, params, X, y, loss, seed=None, augment=None):
+        """(sum of per-sample losses over all of X, the gradient of their mean (flat)); X not empty.
 
-    def loss_and_grad(self, network, params, X, y, loss, weight_decay=0.0):
+        With ``seed`` (not None), the network's dropout and ``augment`` apply as in a training
+        pass that visits X in order (positions 0..n-1): a fixed mask, so a deterministic function.
+        """
+
+    def loss_and_grad(self, network, params, X, y, loss, weight_decay=0.0, seed=None, augment=None):
         """Mean loss over all of X (not empty) plus 0.5*weight_decay*||params||^2, and its gradient (flat)."""
-        loss_sum, grad = self.data_gradient(network, params, X, y, loss)
+        loss_sum, grad = self.data_gradient(network, params, X, y, loss, seed, augment)
         value = float(loss_sum) / len(X)
         if weight_decay:
             value += 0.5 * weight_decay * float(params @ params)

@@ -8,6 +8,7 @@ NumPy backend.
 import numpy as np
 
 from .._compiled import import_core
+from ..counters import noise_table
 from .base import Backend, EpochResult, epoch_order
 
 _core = import_core()
@@ -52,14 +53,15 @@ class CythonBackend(Backend):
                                              self.chunk_for(network, batch_size))
         return float(loss_sum), int(n_correct)
 
-    def data_gradient(self, network, params, X, y, loss):
+    def data_gradient(self, network, params, X, y, loss, seed=None, augment=None):
         grad = np.empty_like(params)
+        noise = None if seed is None else _noise(network, seed, augment)
         loss_sum = _core.loss_and_grad(network.table, params, X, y, loss.code, grad,
-                                       self.chunk_for(network, self.chunk_rows))
+                                       self.chunk_for(network, self.chunk_rows), noise)
         return float(loss_sum), grad
 
-    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, on_progress=None,
-                    n_batches=None):
+    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, augment=None,
+                    on_progress=None, n_batches=None):
         """Same contract as NumpyBackend.train_epoch. Ctrl-C stops the epoch after the batch in
         progress has been applied; ``optimizer.step`` then counts the applied batches and
         KeyboardInterrupt propagates. ``on_progress`` is called at most every 20 ms, when the
@@ -80,10 +82,17 @@ class CythonBackend(Backend):
             _core.train_epoch(network.table, params, X, y, order, batch_size, loss.code, optimizer.core_code,
                               optimizer.core_hyperparameters(), optimizer.step, buffers[0], buffers[-1],
                               loss_total, progress, self.chunk_for(network, self.chunk_rows),
-                              on_progress=report)
+                              _noise(network, seed, augment), on_progress=report)
         finally:
             # Also on KeyboardInterrupt: the core stops only between batches, so the step count
             # always matches the updates that reached params and the state buffers.
             optimizer.step += int(progress[0])
         n_batches, n_correct, n_samples, diverged = (int(v) for v in progress)
         return EpochResult(float(loss_total[0]), n_correct, n_samples, n_batches, diverged or None)
+
+
+def _noise(network, seed, augment):
+    """The core's noise table, or None when the pass draws nothing (the path without noise)."""
+    if augment is None and not any(network.drop_thresholds):
+        return None
+    return noise_table(seed, network.drop_thresholds, augment)

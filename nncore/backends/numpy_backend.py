@@ -10,9 +10,16 @@ optimizer updates in ``nncore.optim``; each has a kernel of the same name in src
 Shapes: a batch X is (m, n_in); layer l maps (m, fan_in) -> (m, fan_out) by Z = A W + b;
 hidden layers apply their activation; the last layer's Z are the logits, turned into
 probabilities by softmax.
+
+Training noise: a hidden layer with a dropout rate multiplies its output by a mask of kept
+units times 1/(1 - rate) (inverted dropout); a shift augmentation moves each input image. Both
+are drawn from counters (``nncore.counters``): the epoch's seed and each row's position in the
+epoch's order, so the compiled core draws exactly these masks and shifts.
 """
 import numpy as np
 
+from .. import counters
+from ..augment import shift_images
 from ..losses import softmax_forward
 from .base import Backend, EpochResult, epoch_order, input_scale
 
@@ -24,11 +31,24 @@ def bias_activation_forward(Z, b, activation):
     return activation.forward(Z)
 
 
-def activation_backward(dA, A, activation):
+def dropout_forward(A, keep, scale):
+    """Inverted dropout in place: A (m, n) times ``scale`` where ``keep``, times 0 elsewhere (NaN stays NaN)."""
+    A *= np.where(keep, scale, A.dtype.type(0))
+    return A
+
+
+def activation_backward(dA, A, activation, dropout=None):
     """dZ = dA * f'(Z) in place on dA, f' written from the layer's output A.
 
-    The kernel of the same name also adds dZ's column sums to the bias gradient in that pass.
+    ``dropout`` (keep, scale, unscale) is the forward pass's: then A is the dropped, scaled
+    output, the gradient flows through the mask as through the forward pass (dropout_forward),
+    and f' reads A * unscale, the activation before scaling (as the kernel reads it: it keeps
+    only A). The kernel of the same name also adds dZ's column sums to the bias gradient in that pass.
     """
+    if dropout is not None:
+        keep, scale, unscale = dropout
+        dropout_forward(dA, keep, scale)
+        A = A * unscale
     return activation.backward(dA, A)
 
 
@@ -53,16 +73,43 @@ def apply_update(params, grad, optimizer):
 
 # ---------------------------------------------------------------- a batch through the network
 
-def _forward_batch(network, layers, batch):
+class _Noise:
+    """The draws of one training batch: a dropout mask per site, and the input shifts.
+
+    ``seed`` is the epoch's; ``positions`` are the batch rows' places in the epoch's order.
+    """
+
+    def __init__(self, network, dtype, seed, positions, shift=None):
+        widths = network.layer_sizes[:-1]  # the sites: the inputs, then each hidden layer's output
+        self.dropouts = [None if threshold == 0 else
+                         (counters.keep_mask(seed, site, positions, widths[site], threshold),
+                          counters.keep_scale(threshold, dtype), counters.drop_unscale(threshold, dtype))
+                         for site, threshold in enumerate(network.drop_thresholds)]
+        self.shifts = None if shift is None else counters.image_shifts(seed, positions, shift.pixels)
+        self.shift = shift
+
+    def inputs(self, batch):
+        """The gathered batch, shifted and dropped out (a copy when anything changes)."""
+        if self.shift is not None:
+            batch = shift_images(batch, *self.shifts, self.shift.image_shape)
+        if self.dropouts[0] is not None:
+            batch = dropout_forward(batch.copy(), *self.dropouts[0][:2])
+        return batch
+
+
+def _forward_batch(network, layers, batch, noise=None):
     """Activations of every layer for one batch: [X, A_1, ..., A_{L-1}] and the logits."""
     activations = [batch]
-    for (W, b), activation in zip(layers[:-1], network.activations):
-        activations.append(bias_activation_forward(activations[-1] @ W, b, activation))
+    for site, ((W, b), activation) in enumerate(zip(layers[:-1], network.activations), start=1):
+        A = bias_activation_forward(activations[-1] @ W, b, activation)
+        if noise is not None and noise.dropouts[site] is not None:
+            dropout_forward(A, *noise.dropouts[site][:2])
+        activations.append(A)
     W, b = layers[-1]
     return activations, activations[-1] @ W + b
 
 
-def _backward_batch(network, layers, grad_layers, activations, dlogits):
+def _backward_batch(network, layers, grad_layers, activations, dlogits, noise=None):
     """Fill grad_layers (views into the flat gradient) from dlogits; dZ flows back layer by layer."""
     dZ = dlogits
     for index in range(len(layers) - 1, -1, -1):
@@ -70,15 +117,18 @@ def _backward_batch(network, layers, grad_layers, activations, dlogits):
         np.matmul(activations[index].T, dZ, out=dW)
         bias_backward(db, dZ)
         if index > 0:
-            dZ = activation_backward(dZ @ layers[index][0].T, activations[index], network.activations[index - 1])
+            dZ = activation_backward(dZ @ layers[index][0].T, activations[index], network.activations[index - 1],
+                                     None if noise is None else noise.dropouts[index])
 
 
-def _batch_loss_and_grad(network, params, batch, y, loss, grad):
+def _batch_loss_and_grad(network, params, batch, y, loss, grad, noise=None):
     """Per-sample losses and predictions of one batch, and its mean-loss gradient into ``grad``."""
     layers = network.views(params)
-    activations, logits = _forward_batch(network, layers, batch)
+    if noise is not None:
+        batch = noise.inputs(batch)
+    activations, logits = _forward_batch(network, layers, batch, noise)
     losses, dlogits, _ = loss.forward_backward(logits, y, len(y))
-    _backward_batch(network, layers, network.views(grad), activations, dlogits)
+    _backward_batch(network, layers, network.views(grad), activations, dlogits, noise)
     return losses, logits.argmax(axis=1)
 
 
@@ -113,14 +163,15 @@ class NumpyBackend(Backend):
             n_correct += int((logits.argmax(axis=1) == y[rows]).sum())
         return loss_sum, n_correct
 
-    def data_gradient(self, network, params, X, y, loss):
+    def data_gradient(self, network, params, X, y, loss, seed=None, augment=None):
         grad = np.empty_like(params)
-        losses, _ = _batch_loss_and_grad(network, params, gather_scale(X, np.arange(len(X)), params.dtype), y,
-                                         loss, grad)
+        rows = np.arange(len(X))
+        noise = None if seed is None else _Noise(network, params.dtype, seed, rows, augment)
+        losses, _ = _batch_loss_and_grad(network, params, gather_scale(X, rows, params.dtype), y, loss, grad, noise)
         return float(losses.sum()), grad
 
-    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, on_progress=None,
-                    n_batches=None):
+    def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, augment=None,
+                    on_progress=None, n_batches=None):
         order = epoch_order(len(X), seed)
         if n_batches is not None:
             order = order[:n_batches * batch_size]
@@ -131,9 +182,10 @@ class NumpyBackend(Backend):
             # A diverging batch overflows on its way to a non-finite loss, or in its update; both are
             # reported (EpochResult.diverged_batch here, fit's check of the parameters after the
             # epoch), so NumPy's overflow warnings would only repeat it.
+            noise = _Noise(network, params.dtype, seed, np.arange(start, start + len(rows)), augment)
             with np.errstate(over="ignore", invalid="ignore"):
                 losses, predictions = _batch_loss_and_grad(network, params, gather_scale(X, rows, params.dtype),
-                                                           y[rows], loss, grad)
+                                                           y[rows], loss, grad, noise)
                 batch_loss = float(losses.sum())
                 if not np.isfinite(batch_loss):
                     return EpochResult(loss_sum, n_correct, start, applied, applied + 1)
