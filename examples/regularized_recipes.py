@@ -4,7 +4,9 @@ What limits an MLP on these images is overfitting, not speed: dropout on the hid
 (``MLP(dropout=...)``) and each training image moved by a random (dy, dx) of up to K pixels,
 zero-filled (``fit(augment="shift:K")``), both drawn inside the compiled training kernels.
 Adam with a cosine decay over all epochs; the full training set, no validation split; the
-test accuracy is reported once, at the end. The measured figures are in the README.
+test accuracy is reported once, at the end. Measured (seeds 0, 1, 2; README, Examples): MNIST
+99.20 / 99.13 / 99.21%, Fashion-MNIST 90.46 / 90.67 / 90.80%; about 9 minutes each with one
+thread on a 2-core machine at load 2-3.
 
     python examples/regularized_recipes.py mnist [--seed 0] [--threads 1]
     python examples/regularized_recipes.py fashion-mnist [--seed 0]
