@@ -6,8 +6,8 @@ The Python-facing functions here take arrays that nncore.backends.cython_backend
 validated (dtype, shape, contiguity, label range); they only derive the workspace sizes,
 allocate the workspaces once per call, take raw pointers and release the GIL for the whole
 loop. The per-op kernels live in _kernels.pxd, the BLAS shim in _blas.pxd, the network
-passes in _network.pxd. Thin wrappers of each kernel (``gemm``, ``bias_relu_forward`` ...)
-are exported for the tests.
+passes in _network.pxd. Test and benchmark wrappers of single kernels live in a module of
+their own, nncore._testing (src_c/_testing.pyx).
 
 Compiled with -fno-math-errno (the distutils comment above): sqrt then needs no errno
 branch, so the Adam loop vectorizes (4x faster); nothing here reads errno.
@@ -19,12 +19,11 @@ import numpy as np
 
 from cython cimport floating
 from libc.float cimport FLT_MAX
-from libc.math cimport isfinite, pow
+from libc.math cimport isfinite
 from libc.string cimport memcpy
 
-cimport _blas
 cimport _kernels as k
-from _network cimport (LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NONE, Layout, backward_chunk,
+from _network cimport (LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NONE, Layout, OptimizerConfig, _apply_update,
                        batch_gradient, forward_chunk, loss_chunk)
 
 cdef extern from *:
@@ -151,28 +150,6 @@ cdef inline floating _input_scale(floating dtype_marker) noexcept nogil:
 
 
 # ---------------------------------------------------------------- the epoch
-
-cdef struct OptimizerConfig:
-    bint adam
-    double lr, momentum, weight_decay, beta1, beta2, eps
-    bint nesterov
-    long long step0
-
-
-cdef inline void _apply_update(const OptimizerConfig* opt, floating* params, const floating* grad,
-                               floating* state_a, floating* state_b, Py_ssize_t n,
-                               long long step_number) noexcept nogil:
-    """The optimizer's rule over the flat buffers; hyperparameters cast to the floating type once."""
-    if opt.adam:
-        k.adam_update(params, grad, state_a, state_b, n, <floating> opt.lr, <floating> opt.beta1,
-                      <floating> opt.beta2, <floating> (1.0 - opt.beta1), <floating> (1.0 - opt.beta2),
-                      <floating> (1.0 - pow(opt.beta1, <double> step_number)),
-                      <floating> (1.0 - pow(opt.beta2, <double> step_number)),
-                      <floating> opt.eps, <floating> opt.weight_decay)
-    else:
-        k.sgd_update(params, grad, state_a, n, <floating> opt.lr, <floating> opt.momentum, opt.nesterov,
-                     <floating> opt.weight_decay)
-
 
 cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
                     const unsigned char* X_uint8, const floating* X_float, floating scale,
@@ -391,213 +368,3 @@ def loss_and_grad(const floating[::1] params, layer_sizes, X, const int[::1] y, 
                        n_samples, loss_kind, &grad[0], &inputs[0], &acts[0], &delta_a[0], &delta_b[0],
                        &loss_sum, &n_correct)
     return loss_sum
-
-
-# ---------------------------------------------------------------- single kernels, for the tests
-
-def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C, double alpha=1.0,
-         double beta=0.0, bint trans_a=False, bint trans_b=False):
-    """Row-major C := alpha * op(A).op(B) + beta * C in place, through the BLAS shim."""
-    cdef Py_ssize_t m = A.shape[1] if trans_a else A.shape[0]
-    cdef Py_ssize_t inner = A.shape[0] if trans_a else A.shape[1]
-    cdef Py_ssize_t inner_b = B.shape[1] if trans_b else B.shape[0]
-    cdef Py_ssize_t n = B.shape[0] if trans_b else B.shape[1]
-    if inner != inner_b or C.shape[0] != m or C.shape[1] != n:
-        raise ValueError(f"shapes do not match: op(A) ({m}, {inner}), op(B) ({inner_b}, {n}), "
-                         f"C ({C.shape[0]}, {C.shape[1]})")
-    if max(m, n, inner) > INT_MAX:
-        raise ValueError("dimensions exceed the 32-bit BLAS index range")
-    if m == 0 or n == 0:
-        return
-    with nogil:
-        _blas.matmul_rowmajor(trans_a, trans_b, <int> m, <int> n, <int> inner, <floating> alpha,
-                              &A[0, 0] if A.shape[0] * A.shape[1] else NULL, <int> max(1, A.shape[1]),
-                              &B[0, 0] if B.shape[0] * B.shape[1] else NULL, <int> max(1, B.shape[1]),
-                              <floating> beta, &C[0, 0], <int> C.shape[1])
-
-
-def bias_relu_forward(floating[:, ::1] Z, const floating[::1] b):
-    """Z += b, then ReLU, in place."""
-    if b.shape[0] != Z.shape[1]:
-        raise ValueError("b must have Z.shape[1] entries")
-    if Z.shape[0] and Z.shape[1]:
-        k.bias_relu_forward(&Z[0, 0], &b[0], Z.shape[0], Z.shape[1])
-
-
-def _check_logits(logits, y):
-    if logits.ndim != 2 or logits.shape[1] < 1 or y.shape != (logits.shape[0],):
-        raise ValueError("logits must be (rows, k >= 1) and y (rows,)")
-    if len(y) and (y.min() < 0 or y.max() >= logits.shape[1]):
-        raise ValueError("labels out of range")
-
-
-def _loss_rows(floating[:, ::1] z, const int[::1] y, double m, int loss_kind):
-    cdef Py_ssize_t i, argmax
-    losses = np.empty(z.shape[0], dtype=np.asarray(z).dtype)
-    predictions = np.empty(z.shape[0], dtype=np.intp)
-    cdef floating[::1] losses_view = losses
-    cdef Py_ssize_t[::1] predictions_view = predictions
-    for i in range(z.shape[0]):
-        if loss_kind == LOSS_CROSS_ENTROPY:
-            losses_view[i] = k.cross_entropy_row(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
-        else:
-            losses_view[i] = k.mse_row(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
-        predictions_view[i] = argmax
-    return losses, predictions
-
-
-def softmax_cross_entropy(logits, y, m):
-    """(per-sample losses, dlogits = (P - onehot) / m, argmax predictions) of logits (rows, k)."""
-    logits = np.array(logits, order="C")
-    y = np.ascontiguousarray(y, dtype=np.int32)
-    _check_logits(logits, y)
-    losses, predictions = _loss_rows(logits, y, float(m), LOSS_CROSS_ENTROPY)
-    return losses, logits, predictions
-
-
-def mse(logits, y, m):
-    """(per-sample sum_k (p_k - onehot_k)^2, its gradient through the softmax / m, argmax predictions)."""
-    logits = np.array(logits, order="C")
-    y = np.ascontiguousarray(y, dtype=np.int32)
-    _check_logits(logits, y)
-    losses, predictions = _loss_rows(logits, y, float(m), LOSS_MSE)
-    return losses, logits, predictions
-
-
-def softmax(floating[:, ::1] Z):
-    """Row-wise softmax in place."""
-    cdef Py_ssize_t i, argmax
-    if Z.shape[1] == 0:
-        return
-    for i in range(Z.shape[0]):
-        k.softmax_row(&Z[i, 0], Z.shape[1], &argmax)
-
-
-def relu_backward(floating[:, ::1] dA, const floating[:, ::1] A, floating[::1] db):
-    """dA *= (A > 0) in place; db += its column sums (the bias gradient), in the same pass."""
-    if A.shape[0] != dA.shape[0] or A.shape[1] != dA.shape[1] or db.shape[0] != dA.shape[1]:
-        raise ValueError("dA and A must have one shape, db dA.shape[1] entries")
-    if dA.shape[0] and dA.shape[1]:
-        k.relu_backward_bias_grad(&dA[0, 0], &A[0, 0], dA.shape[0], dA.shape[1], &db[0])
-
-
-def bias_grad(const floating[:, ::1] dZ, floating[::1] db):
-    """db += column sums of dZ."""
-    if db.shape[0] != dZ.shape[1]:
-        raise ValueError("db must have dZ.shape[1] entries")
-    if dZ.shape[0] and dZ.shape[1]:
-        k.column_sums_add(&dZ[0, 0], dZ.shape[0], dZ.shape[1], &db[0])
-
-
-def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out):
-    """out[i] = X[indices[i]], scaled by 1/255 (rounded to out's dtype) when X is uint8."""
-    cdef const unsigned char[:, ::1] X_uint8
-    cdef const floating[:, ::1] X_float
-    cdef Py_ssize_t i
-    # X is a Python object: with boundscheck off, X.shape[1] of a 1-D array reads past the tuple.
-    if not isinstance(X, np.ndarray):
-        raise TypeError(f"X must be a NumPy array, got {type(X).__name__}")
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
-    if out.shape[0] != indices.shape[0] or out.shape[1] != X.shape[1]:
-        raise ValueError("out must be (len(indices), X.shape[1])")
-    for i in range(indices.shape[0]):
-        if indices[i] < 0 or indices[i] >= X.shape[0]:
-            raise IndexError(f"row {indices[i]} out of range")
-    if indices.shape[0] == 0 or out.shape[1] == 0:
-        return
-    if X.dtype == np.uint8:
-        X_uint8 = X
-        k.gather_scale_uint8(&out[0, 0], &X_uint8[0, 0], X_uint8.shape[1], &indices[0], 0, indices.shape[0],
-                             _input_scale(out[0, 0]))
-    else:
-        X_float = X
-        k.gather_rows(&out[0, 0], &X_float[0, 0], X_float.shape[1], &indices[0], 0, indices.shape[0])
-
-
-def _check_flat(*arrays):
-    if len({a.shape[0] for a in arrays}) != 1:
-        raise ValueError("the flat buffers must have one length")
-
-
-def sgd_update(floating[::1] params, const floating[::1] grad, floating[::1] velocity, double lr,
-               double momentum, bint nesterov, double weight_decay):
-    """One SGD step over the flat buffers, in place (numpy_backend.sgd_update)."""
-    cdef OptimizerConfig opt
-    _check_flat(params, grad, velocity)
-    if params.shape[0] == 0:
-        return
-    opt.adam = False
-    opt.lr = lr
-    opt.momentum = momentum
-    opt.nesterov = nesterov
-    opt.weight_decay = weight_decay
-    _apply_update(&opt, &params[0], &grad[0], &velocity[0], &velocity[0], params.shape[0], 1)
-
-
-def adam_update(floating[::1] params, const floating[::1] grad, floating[::1] m, floating[::1] v,
-                long long step_number, double lr, double beta1, double beta2, double eps, double weight_decay):
-    """One Adam step over the flat buffers, in place; step_number counts from 1 (numpy_backend.adam_update)."""
-    cdef OptimizerConfig opt
-    _check_flat(params, grad, m, v)
-    if params.shape[0] == 0:
-        return
-    opt.adam = True
-    opt.lr = lr
-    opt.beta1 = beta1
-    opt.beta2 = beta2
-    opt.eps = eps
-    opt.weight_decay = weight_decay
-    _apply_update(&opt, &params[0], &grad[0], &m[0], &v[0], params.shape[0], step_number)
-
-
-# ---------------------------------------------------------------- measuring
-
-def gemm_floor_seconds(const floating[::1] params, layer_sizes, Py_ssize_t n_samples, Py_ssize_t batch_size):
-    """Seconds that the gemm calls of one training epoch take alone (benchmarks/epoch_quick.py).
-
-    The same calls in the same order as train_epoch (forward per layer; dW per layer; dX for all
-    but the first), on workspaces of the same shapes, with nothing in between: an epoch's floor.
-    """
-    cdef Layout net
-    cdef Py_ssize_t start, rows, l, fan_in, fan_out
-    cdef floating[::1] grad, inputs, acts, delta
-    cdef double began, ended
-    cdef Py_ssize_t chunk = max(1, min(DEFAULT_CHUNK_ROWS, batch_size, n_samples))
-    _check_structure(params.shape[0], layer_sizes, None)
-    tables, acts_size, delta_size = _layout_tables(layer_sizes, chunk)
-    _fill_layout(&net, tables, len(layer_sizes) - 1, chunk)
-    dtype = np.asarray(params).dtype
-    grad = np.zeros(params.shape[0], dtype=dtype)
-    inputs = np.full(chunk * net.sizes[0], 0.5, dtype=dtype)
-    acts = np.full(acts_size, 0.5, dtype=dtype)
-    delta = np.full(delta_size, 0.5, dtype=dtype)
-    with nogil:
-        began = nncore_seconds()
-        start = 0
-        while start < n_samples:
-            rows = min(chunk, n_samples - start)
-            forward_chunk_gemms_only(&net, &params[0], &inputs[0], rows, &acts[0])
-            for l in range(net.n_layers - 1, -1, -1):
-                fan_in = net.sizes[l]
-                fan_out = net.sizes[l + 1]
-                _blas.gemm(c'n', c't', <int> fan_out, <int> fan_in, <int> rows, 1, &acts[0] + net.act_offsets[l],
-                           <int> fan_out, &inputs[0] if l == 0 else &acts[0] + net.act_offsets[l - 1],
-                           <int> fan_in, 0, &grad[0] + net.w_offsets[l], <int> fan_out)
-                if l > 0:
-                    _blas.gemm(c't', c'n', <int> fan_in, <int> rows, <int> fan_out, 1, &params[0] + net.w_offsets[l],
-                               <int> fan_out, &acts[0] + net.act_offsets[l], <int> fan_out, 0, &delta[0], <int> fan_in)
-            start += rows
-        ended = nncore_seconds()
-    return ended - began
-
-
-cdef void forward_chunk_gemms_only(const Layout* net, const floating* params, const floating* inputs,
-                                   Py_ssize_t rows, floating* acts) noexcept nogil:
-    cdef Py_ssize_t l
-    cdef const floating* A = inputs
-    for l in range(net.n_layers):
-        _blas.gemm(c'n', c'n', <int> net.sizes[l + 1], <int> rows, <int> net.sizes[l], 1,
-                   params + net.w_offsets[l], <int> net.sizes[l + 1], A, <int> net.sizes[l], 0,
-                   acts + net.act_offsets[l], <int> net.sizes[l + 1])
-        A = acts + net.act_offsets[l]

@@ -8,6 +8,7 @@ scaled by 1/m for the whole batch: the same gradient as one big batch, without a
 (m, n_inputs) workspace.
 """
 from cython cimport floating
+from libc.math cimport pow
 from libc.string cimport memset
 
 from _blas cimport gemm
@@ -143,3 +144,25 @@ cdef inline void batch_gradient(const Layout* net, const floating* params,
                    loss_kind, <floating> m, loss_sum, n_correct)
         backward_chunk(net, params, inputs, rows, acts, grad, 0 if start == 0 else 1, delta_a, delta_b)
         start += rows
+
+
+cdef struct OptimizerConfig:
+    bint adam
+    double lr, momentum, weight_decay, beta1, beta2, eps
+    bint nesterov
+    long long step0
+
+
+cdef inline void _apply_update(const OptimizerConfig* opt, floating* params, const floating* grad,
+                               floating* state_a, floating* state_b, Py_ssize_t n,
+                               long long step_number) noexcept nogil:
+    """The optimizer's rule over the flat buffers; hyperparameters cast to the floating type once."""
+    if opt.adam:
+        k.adam_update(params, grad, state_a, state_b, n, <floating> opt.lr, <floating> opt.beta1,
+                      <floating> opt.beta2, <floating> (1.0 - opt.beta1), <floating> (1.0 - opt.beta2),
+                      <floating> (1.0 - pow(opt.beta1, <double> step_number)),
+                      <floating> (1.0 - pow(opt.beta2, <double> step_number)),
+                      <floating> opt.eps, <floating> opt.weight_decay)
+    else:
+        k.sgd_update(params, grad, state_a, n, <floating> opt.lr, <floating> opt.momentum, opt.nesterov,
+                     <floating> opt.weight_decay)

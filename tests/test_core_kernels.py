@@ -8,12 +8,20 @@ softmax overflows or returns NaN; both implementations must stay finite and exac
 import numpy as np
 import pytest
 
-from nncore.backends import cython_backend as cb
+from nncore import _testing as core
 from nncore.backends import numpy_backend as nb
 
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 1e-6, np.float64: 1e-13}
 ATOL = {np.float32: 1e-7, np.float64: 1e-15}
+
+
+def gather_scale(X, indices, dtype):
+    """The batch X[indices] in ``dtype`` through the compiled gather (numpy_backend.gather_scale's twin)."""
+    indices = np.ascontiguousarray(indices, dtype=np.intp)
+    out = np.empty((len(indices), X.shape[1]), dtype=dtype)
+    core.gather_scale(np.ascontiguousarray(X), indices, out)
+    return out
 
 
 def close(actual, expected, dtype, scale=1.0):
@@ -40,13 +48,13 @@ def test_bias_relu_forward_matches_reference(dtype):
     b = rng.standard_normal(17).astype(dtype)
     expected = nb.bias_relu_forward(Z.copy(), b)
     actual = Z.copy()
-    cb.bias_relu_forward(actual, b)
+    core.bias_relu_forward(actual, b)
     np.testing.assert_array_equal(actual, expected)
 
 
 def test_bias_relu_forward_keeps_nan_so_divergence_is_seen():
     Z = np.array([[np.nan, -1.0, 2.0]])
-    cb.bias_relu_forward(Z, np.zeros(3))
+    core.bias_relu_forward(Z, np.zeros(3))
     assert np.isnan(Z[0, 0]) and Z[0, 1] == 0 and Z[0, 2] == 2
 
 
@@ -56,7 +64,7 @@ def test_softmax_cross_entropy_matches_reference(dtype, m):
     rng = np.random.default_rng(m)
     logits = (rng.standard_normal((40, 10)) * 5).astype(dtype)
     y = rng.integers(0, 10, 40)
-    losses, dlogits, predictions = cb.softmax_cross_entropy(logits, y, m)
+    losses, dlogits, predictions = core.softmax_cross_entropy(logits, y, m)
     ref_losses, ref_dlogits, _ = nb.cross_entropy_forward_backward(logits, y, m)
     assert losses.dtype == dlogits.dtype == dtype
     close(losses, ref_losses, dtype)
@@ -69,7 +77,7 @@ def test_softmax_cross_entropy_is_stable_for_extreme_logits(dtype):
     logits = extreme_logits(dtype)
     k = logits.shape[1]
     y = np.array([0, 3, 5, 9, 0, 0, 4, 9])
-    losses, dlogits, predictions = cb.softmax_cross_entropy(logits, y, 4)
+    losses, dlogits, predictions = core.softmax_cross_entropy(logits, y, 4)
     ref_losses, ref_dlogits, _ = nb.cross_entropy_forward_backward(logits, y, 4)
     assert np.all(np.isfinite(losses)) and np.all(np.isfinite(dlogits))
     close(losses, ref_losses, dtype, scale=1e4)
@@ -89,7 +97,7 @@ def test_softmax_cross_entropy_is_stable_for_extreme_logits(dtype):
 
 def test_softmax_cross_entropy_of_a_nine_way_tie_at_the_top():
     logits = np.r_[-1e4, np.full(9, 1e4)][None, :]
-    losses, _, _ = cb.softmax_cross_entropy(logits, [4], 1)
+    losses, _, _ = core.softmax_cross_entropy(logits, [4], 1)
     assert losses[0] == pytest.approx(np.log(9), rel=1e-12)
 
 
@@ -99,7 +107,7 @@ def test_mse_matches_reference(dtype, m):
     rng = np.random.default_rng(10 + m)
     logits = (rng.standard_normal((40, 10)) * 3).astype(dtype)
     y = rng.integers(0, 10, 40)
-    losses, dlogits, predictions = cb.mse(logits, y, m)
+    losses, dlogits, predictions = core.mse(logits, y, m)
     ref_losses, ref_dlogits, _ = nb.mse_forward_backward(logits, y, m)
     close(losses, ref_losses, dtype)
     close_dlogits(dlogits, ref_dlogits, dtype, m)
@@ -110,7 +118,7 @@ def test_mse_matches_reference(dtype, m):
 def test_mse_is_stable_for_extreme_logits(dtype):
     logits = extreme_logits(dtype)
     y = np.array([0, 3, 5, 9, 0, 0, 4, 9])
-    losses, dlogits, _ = cb.mse(logits, y, 8)
+    losses, dlogits, _ = core.mse(logits, y, 8)
     ref_losses, ref_dlogits, _ = nb.mse_forward_backward(logits, y, 8)
     assert np.all(np.isfinite(losses)) and np.all(np.isfinite(dlogits))
     close(losses, ref_losses, dtype)
@@ -125,7 +133,7 @@ def test_softmax_matches_reference_and_is_stable(dtype):
     rng = np.random.default_rng(3)
     logits = np.vstack([(rng.standard_normal((20, 10)) * 4).astype(dtype), extreme_logits(dtype)])
     probs = logits.copy()
-    cb.softmax(probs)
+    core.softmax(probs)
     close(probs, nb.softmax(logits), dtype)
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=RTOL[dtype] * 10)
 
@@ -137,7 +145,7 @@ def test_relu_backward_masks_in_place_and_sums_the_bias_gradient(dtype):
     dA = rng.standard_normal((25, 13)).astype(dtype)
     expected = nb.relu_backward(dA.copy(), A)
     actual, db = dA.copy(), np.zeros(13, dtype)
-    cb.relu_backward(actual, A, db)
+    core.relu_backward(actual, A, db)
     np.testing.assert_array_equal(actual, expected)
     close(db, expected.sum(axis=0), dtype, scale=10)
 
@@ -147,7 +155,7 @@ def test_bias_grad_is_the_column_sum_added_in(dtype):
     rng = np.random.default_rng(5)
     dZ = rng.standard_normal((30, 7)).astype(dtype)
     db = np.ones(7, dtype)
-    cb.bias_grad(dZ, db)
+    core.bias_grad(dZ, db)
     close(db, 1 + dZ.sum(axis=0), dtype, scale=10)
 
 
@@ -157,22 +165,22 @@ def test_gather_scale_of_uint8_equals_reference_exactly(dtype):
     X = rng.integers(0, 256, (50, 31), dtype=np.uint8)
     rows = rng.permutation(50)[:17]
     expected = nb.gather_scale(X, rows, dtype)
-    actual = cb.gather_scale(X, rows, dtype)
+    actual = gather_scale(X, rows, dtype)
     assert actual.dtype == dtype
     np.testing.assert_array_equal(actual, expected)
-    assert cb.gather_scale(X, [3], dtype)[0, X[3].argmax()] == dtype(X[3].max()) * dtype(1 / 255)
+    assert gather_scale(X, [3], dtype)[0, X[3].argmax()] == dtype(X[3].max()) * dtype(1 / 255)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gather_of_float_inputs_is_a_plain_copy(dtype):
     X = np.random.default_rng(7).standard_normal((20, 9)).astype(dtype)
     rows = [5, 0, 19, 5]
-    np.testing.assert_array_equal(cb.gather_scale(X, rows, dtype), X[rows])
+    np.testing.assert_array_equal(gather_scale(X, rows, dtype), X[rows])
 
 
 def test_gather_rejects_rows_out_of_range():
     with pytest.raises(IndexError):
-        cb.gather_scale(np.zeros((3, 2), np.uint8), [3], np.float32)
+        gather_scale(np.zeros((3, 2), np.uint8), [3], np.float32)
 
 
 SGD_CASES = [dict(lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0),
@@ -195,7 +203,7 @@ def test_sgd_update_matches_reference_over_three_steps(dtype, case):
     for _ in range(3):
         grad = rng.standard_normal(1001).astype(dtype)
         before = params.copy()
-        cb.sgd_update(params, grad, velocity, **case)
+        core.sgd_update(params, grad, velocity, **case)
         nb.sgd_update(ref_params, grad, ref_velocity, **case)
         np.testing.assert_allclose(params - before, ref_params - before, **_update_tolerance(dtype))
         np.testing.assert_allclose(velocity, ref_velocity, **_update_tolerance(dtype))
@@ -213,7 +221,7 @@ def test_adam_update_matches_reference_with_bias_correction(dtype, weight_decay)
     for step in (1, 2, 3, 50):
         grad = rng.standard_normal(999).astype(dtype)
         before = params.copy()
-        cb.adam_update(params, grad, m, v, step, 1e-3, 0.9, 0.999, 1e-8, weight_decay)
+        core.adam_update(params, grad, m, v, step, 1e-3, 0.9, 0.999, 1e-8, weight_decay)
         nb.adam_update(ref_params, grad, ref_m, ref_v, step, 1e-3, 0.9, 0.999, 1e-8, weight_decay)
         np.testing.assert_allclose(params - before, ref_params - before, **_update_tolerance(dtype))
         np.testing.assert_allclose(m, ref_m, **_update_tolerance(dtype))
@@ -225,12 +233,11 @@ def test_adam_first_step_moves_every_parameter_by_lr():
     # With bias correction, step 1 is lr * g / (|g| + eps): the sign of g times lr.
     params = np.zeros(4)
     grad = np.array([3.0, -0.5, 1e-3, -7.0])
-    cb.adam_update(params, grad, np.zeros(4), np.zeros(4), 1, 0.01, 0.9, 0.999, 1e-12, 0.0)
+    core.adam_update(params, grad, np.zeros(4), np.zeros(4), 1, 0.01, 0.9, 0.999, 1e-12, 0.0)
     np.testing.assert_allclose(params, -0.01 * np.sign(grad), rtol=1e-8)
 
 
 def test_gather_wrapper_rejects_one_dimensional_inputs():
     # X is untyped in the wrapper: without this check X.shape[1] would read past the shape tuple.
-    from nncore import _core
     with pytest.raises(ValueError, match="2-D"):
-        _core.gather_scale(np.zeros(5, np.uint8), np.zeros(1, np.intp), np.zeros((1, 5), np.float32))
+        core.gather_scale(np.zeros(5, np.uint8), np.zeros(1, np.intp), np.zeros((1, 5), np.float32))

@@ -492,7 +492,8 @@ def call_kernel_keeping_layout(kernel, args, options):
             return x.copy()
         return x  # views and read-only arrays are passed as they are (the kernel must refuse or cope)
     copies = [fresh(x) for x in args]
-    function = getattr(cython_backend, kernel)
+    from nncore import _testing
+    function = getattr(_testing, kernel)
     result = function(*copies, **options)
     outputs = {"gemm": [2], "bias_relu_forward": [0], "softmax": [0], "relu_backward": [0, 2], "bias_grad": [0, 1],
                "gather_scale": [2], "sgd_update": [0, 2], "adam_update": [0, 2, 3]}
@@ -522,7 +523,8 @@ def test_the_core_tests_pass_under_a_bounds_checked_build(tmp_path):
     for name in ("setup.py", "pyproject.toml", "README.md"):
         if (REPOSITORY / name).exists():
             shutil.copy2(REPOSITORY / name, source / name)
-    shutil.copytree(REPOSITORY / "src_c", source / "src_c", ignore=shutil.ignore_patterns("*.c", "*.html"))
+    # Cython's generated C (_core.c, ...) is left behind; the hand-written C kernels are sources.
+    shutil.copytree(REPOSITORY / "src_c", source / "src_c", ignore=shutil.ignore_patterns("_*.c", "*.html"))
     shutil.copytree(REPOSITORY / "nncore", source / "nncore", ignore=shutil.ignore_patterns("*.so", "*.pyd",
                                                                                             "__pycache__"))
     shutil.copytree(REPOSITORY / "tests", source / "tests", ignore=shutil.ignore_patterns("__pycache__"))
@@ -556,7 +558,7 @@ def test_the_core_tests_pass_under_a_bounds_checked_build(tmp_path):
 CRASH_PROBE = r'''
 import itertools, sys
 import numpy as np
-from nncore import _core
+from nncore import _testing
 
 f32 = lambda *shape: np.ones(shape, np.float32)
 VALID = {
@@ -577,7 +579,7 @@ WRONG = [None, 3, 2.5, "x", [1.0, 2.0], np.float32(1.0), f32(), f32(4), f32(3, 1
          np.ones((2, 3), object), np.ones((3,), np.intp) * 99]
 outcomes = {}
 for name, args in VALID.items():
-    function = getattr(_core, name)
+    function = getattr(_testing, name)
     function(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])  # the valid call works
     for position, wrong in itertools.product(range(len(args)), WRONG):
         call = [a.copy() if isinstance(a, np.ndarray) else a for a in args]

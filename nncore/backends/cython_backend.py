@@ -5,9 +5,6 @@ makes one call into the extension, which runs the whole loop (an epoch, an infer
 the full-batch gradient) in C with the GIL released and without allocating per batch. The
 extension is imported here, at module import, so a missing or broken build raises
 ImportError at once; there is no fallback to the NumPy backend.
-
-Thin wrappers of the individual kernels (``gemm``, ``bias_relu_forward``, ...) are re-exported
-from the extension for the tests.
 """
 import numpy as np
 
@@ -21,27 +18,6 @@ NAME = "cython"
 # gradients accumulated, which gives the same result as one big batch without an
 # (n_samples, n_inputs) float copy of the data. Tests lower it to exercise the chunking.
 CHUNK_ROWS = _core.DEFAULT_CHUNK_ROWS
-
-# The single kernels, for tests and experiments (see src_c/_core.pyx for their contracts).
-gemm = _core.gemm
-bias_relu_forward = _core.bias_relu_forward
-softmax = _core.softmax
-softmax_cross_entropy = _core.softmax_cross_entropy
-mse = _core.mse
-relu_backward = _core.relu_backward
-bias_grad = _core.bias_grad
-sgd_update = _core.sgd_update
-adam_update = _core.adam_update
-
-
-def gather_scale(X, indices, dtype):
-    """The batch X[indices] in ``dtype``; uint8 pixels are scaled by 1/255 (numpy_backend.gather_scale)."""
-    indices = np.ascontiguousarray(indices, dtype=np.intp)
-    out = np.empty((len(indices), X.shape[1]), dtype=dtype)
-    if X.dtype != np.uint8 and X.dtype != out.dtype:
-        raise TypeError(f"X must be uint8 or {out.dtype}, got {X.dtype}")
-    _core.gather_scale(np.ascontiguousarray(X), indices, out)
-    return out
 
 
 def forward(params, layer_sizes, X, batch_size=None):

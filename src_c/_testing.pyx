@@ -1,0 +1,256 @@
+# cython: language_level=3
+# distutils: extra_compile_args = -fno-math-errno
+"""Test and benchmark entry points into the compiled kernels: nncore._testing, not part of the API.
+
+Each wrapper checks its arguments (so a wrong call raises, never reads out of bounds) and
+runs ONE kernel of the core on NumPy arrays, so tests can hold each kernel against its NumPy
+definition; ``gemm_floor_seconds`` times an epoch's matrix products alone for the benchmark.
+The training entry points themselves are in nncore._core; this module ships beside it only
+because tests and benchmarks of an installed package need a compiled way in.
+"""
+import time
+
+import numpy as np
+
+from cython cimport floating
+
+cimport _blas
+cimport _kernels as k
+from _network cimport LOSS_CROSS_ENTROPY, LOSS_MSE, OptimizerConfig, _apply_update
+
+cdef extern from *:
+    """
+    #ifndef NNCORE_SOURCE_HASH
+    #define NNCORE_SOURCE_HASH "unknown"
+    #endif
+    """
+    const char* NNCORE_SOURCE_HASH
+
+SOURCE_HASH = NNCORE_SOURCE_HASH.decode("ascii")
+INT_MAX = 2 ** 31 - 1
+
+
+# ---------------------------------------------------------------- single kernels
+
+def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C, double alpha=1.0,
+         double beta=0.0, bint trans_a=False, bint trans_b=False):
+    """Row-major C := alpha * op(A).op(B) + beta * C in place, through the BLAS shim."""
+    cdef Py_ssize_t m = A.shape[1] if trans_a else A.shape[0]
+    cdef Py_ssize_t inner = A.shape[0] if trans_a else A.shape[1]
+    cdef Py_ssize_t inner_b = B.shape[1] if trans_b else B.shape[0]
+    cdef Py_ssize_t n = B.shape[0] if trans_b else B.shape[1]
+    if inner != inner_b or C.shape[0] != m or C.shape[1] != n:
+        raise ValueError(f"shapes do not match: op(A) ({m}, {inner}), op(B) ({inner_b}, {n}), "
+                         f"C ({C.shape[0]}, {C.shape[1]})")
+    if max(m, n, inner) > INT_MAX:
+        raise ValueError("dimensions exceed the 32-bit BLAS index range")
+    if m == 0 or n == 0:
+        return
+    with nogil:
+        _blas.matmul_rowmajor(trans_a, trans_b, <int> m, <int> n, <int> inner, <floating> alpha,
+                              &A[0, 0] if A.shape[0] * A.shape[1] else NULL, <int> max(1, A.shape[1]),
+                              &B[0, 0] if B.shape[0] * B.shape[1] else NULL, <int> max(1, B.shape[1]),
+                              <floating> beta, &C[0, 0], <int> C.shape[1])
+
+
+def bias_relu_forward(floating[:, ::1] Z, const floating[::1] b):
+    """Z += b, then ReLU, in place."""
+    if b.shape[0] != Z.shape[1]:
+        raise ValueError("b must have Z.shape[1] entries")
+    if Z.shape[0] and Z.shape[1]:
+        k.bias_relu_forward(&Z[0, 0], &b[0], Z.shape[0], Z.shape[1])
+
+
+def _check_logits(logits, y):
+    if logits.ndim != 2 or logits.shape[1] < 1 or y.shape != (logits.shape[0],):
+        raise ValueError("logits must be (rows, k >= 1) and y (rows,)")
+    if len(y) and (y.min() < 0 or y.max() >= logits.shape[1]):
+        raise ValueError("labels out of range")
+
+
+def _loss_rows(floating[:, ::1] z, const int[::1] y, double m, int loss_kind):
+    cdef Py_ssize_t i, argmax
+    losses = np.empty(z.shape[0], dtype=np.asarray(z).dtype)
+    predictions = np.empty(z.shape[0], dtype=np.intp)
+    cdef floating[::1] losses_view = losses
+    cdef Py_ssize_t[::1] predictions_view = predictions
+    for i in range(z.shape[0]):
+        if loss_kind == LOSS_CROSS_ENTROPY:
+            losses_view[i] = k.cross_entropy_row(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
+        else:
+            losses_view[i] = k.mse_row(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
+        predictions_view[i] = argmax
+    return losses, predictions
+
+
+def _loss_kernel(logits, y, m, int loss_kind):
+    """(per-sample losses, dlogits, argmax predictions) of one loss kernel over the rows of a copy of logits."""
+    logits = np.array(logits, order="C")
+    y = np.ascontiguousarray(y, dtype=np.int32)
+    _check_logits(logits, y)
+    losses, predictions = _loss_rows(logits, y, float(m), loss_kind)
+    return losses, logits, predictions
+
+
+def softmax_cross_entropy(logits, y, m):
+    """(per-sample losses, dlogits = (P - onehot) / m, argmax predictions) of logits (rows, k)."""
+    return _loss_kernel(logits, y, m, LOSS_CROSS_ENTROPY)
+
+
+def mse(logits, y, m):
+    """(per-sample sum_k (p_k - onehot_k)^2, its gradient through the softmax / m, argmax predictions)."""
+    return _loss_kernel(logits, y, m, LOSS_MSE)
+
+
+def softmax(floating[:, ::1] Z):
+    """Row-wise softmax in place."""
+    cdef Py_ssize_t i, argmax
+    if Z.shape[1] == 0:
+        return
+    for i in range(Z.shape[0]):
+        k.softmax_row(&Z[i, 0], Z.shape[1], &argmax)
+
+
+def relu_backward(floating[:, ::1] dA, const floating[:, ::1] A, floating[::1] db):
+    """dA *= (A > 0) in place; db += its column sums (the bias gradient), in the same pass."""
+    if A.shape[0] != dA.shape[0] or A.shape[1] != dA.shape[1] or db.shape[0] != dA.shape[1]:
+        raise ValueError("dA and A must have one shape, db dA.shape[1] entries")
+    if dA.shape[0] and dA.shape[1]:
+        k.relu_backward_bias_grad(&dA[0, 0], &A[0, 0], dA.shape[0], dA.shape[1], &db[0])
+
+
+def bias_grad(const floating[:, ::1] dZ, floating[::1] db):
+    """db += column sums of dZ."""
+    if db.shape[0] != dZ.shape[1]:
+        raise ValueError("db must have dZ.shape[1] entries")
+    if dZ.shape[0] and dZ.shape[1]:
+        k.column_sums_add(&dZ[0, 0], dZ.shape[0], dZ.shape[1], &db[0])
+
+
+def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out):
+    """out[i] = X[indices[i]], scaled by 1/255 (rounded to out's dtype) when X is uint8."""
+    cdef const unsigned char[:, ::1] X_uint8
+    cdef const floating[:, ::1] X_float
+    cdef Py_ssize_t i
+    # X is a Python object: with boundscheck off, X.shape[1] of a 1-D array reads past the tuple.
+    if not isinstance(X, np.ndarray):
+        raise TypeError(f"X must be a NumPy array, got {type(X).__name__}")
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
+    if out.shape[0] != indices.shape[0] or out.shape[1] != X.shape[1]:
+        raise ValueError("out must be (len(indices), X.shape[1])")
+    for i in range(indices.shape[0]):
+        if indices[i] < 0 or indices[i] >= X.shape[0]:
+            raise IndexError(f"row {indices[i]} out of range")
+    if indices.shape[0] == 0 or out.shape[1] == 0:
+        return
+    if X.dtype == np.uint8:
+        X_uint8 = X
+        k.gather_scale_uint8(&out[0, 0], &X_uint8[0, 0], X_uint8.shape[1], &indices[0], 0, indices.shape[0],
+                             <floating> (1.0 / 255.0))
+    else:
+        X_float = X
+        k.gather_rows(&out[0, 0], &X_float[0, 0], X_float.shape[1], &indices[0], 0, indices.shape[0])
+
+
+def _check_flat(*arrays):
+    if len({a.shape[0] for a in arrays}) != 1:
+        raise ValueError("the flat buffers must have one length")
+
+
+def sgd_update(floating[::1] params, const floating[::1] grad, floating[::1] velocity, double lr,
+               double momentum, bint nesterov, double weight_decay):
+    """One SGD step over the flat buffers, in place (numpy_backend.sgd_update)."""
+    cdef OptimizerConfig opt
+    _check_flat(params, grad, velocity)
+    if params.shape[0] == 0:
+        return
+    opt.adam = False
+    opt.lr = lr
+    opt.momentum = momentum
+    opt.nesterov = nesterov
+    opt.weight_decay = weight_decay
+    _apply_update(&opt, &params[0], &grad[0], &velocity[0], &velocity[0], params.shape[0], 1)
+
+
+def adam_update(floating[::1] params, const floating[::1] grad, floating[::1] m, floating[::1] v,
+                long long step_number, double lr, double beta1, double beta2, double eps, double weight_decay):
+    """One Adam step over the flat buffers, in place; step_number counts from 1 (numpy_backend.adam_update)."""
+    cdef OptimizerConfig opt
+    _check_flat(params, grad, m, v)
+    if params.shape[0] == 0:
+        return
+    opt.adam = True
+    opt.lr = lr
+    opt.beta1 = beta1
+    opt.beta2 = beta2
+    opt.eps = eps
+    opt.weight_decay = weight_decay
+    _apply_update(&opt, &params[0], &grad[0], &m[0], &v[0], params.shape[0], step_number)
+
+
+# ---------------------------------------------------------------- measuring
+
+def gemm_floor_seconds(const floating[::1] params, layer_sizes, Py_ssize_t n_samples, Py_ssize_t batch_size,
+                       Py_ssize_t chunk_rows):
+    """Seconds that the gemm calls of one training epoch take alone (the benchmark's floor).
+
+    The same calls in the same order as nncore._core.train_epoch (forward per layer; dW per
+    layer; dX for all but the first), batches above ``chunk_rows`` in chunks of that many rows
+    as the core runs them, on workspaces of the same shapes, with nothing in between.
+    """
+    sizes = [int(s) for s in layer_sizes]
+    if len(sizes) < 2 or min(sizes) < 1 or n_samples < 1 or batch_size < 1 or chunk_rows < 1:
+        raise ValueError(f"need >= 2 positive layer sizes and positive counts, got {sizes}")
+    layer_pairs = list(zip(sizes[:len(sizes) - 1], sizes[1:]))
+    if params.shape[0] != sum(a * b + b for a, b in layer_pairs):
+        raise ValueError(f"params do not match layer sizes {sizes}")
+    cdef Py_ssize_t chunk = min(chunk_rows, batch_size, n_samples)
+    if chunk * max(sizes) > INT_MAX:
+        raise ValueError("the products exceed the 32-bit BLAS index range")
+    w_offsets, act_offsets, position, activations = [], [], 0, 0
+    for fan_in, fan_out in layer_pairs:
+        w_offsets.append(position)
+        position += fan_in * fan_out + fan_out
+        act_offsets.append(activations)
+        activations += chunk * fan_out
+    cdef Py_ssize_t[::1] size_table = np.array(sizes, dtype=np.intp)
+    cdef Py_ssize_t[::1] w_table = np.array(w_offsets, dtype=np.intp)
+    cdef Py_ssize_t[::1] act_table = np.array(act_offsets, dtype=np.intp)
+    dtype = np.asarray(params).dtype
+    cdef floating[::1] grad = np.zeros(params.shape[0], dtype=dtype)
+    cdef floating[::1] inputs = np.full(chunk * sizes[0], 0.5, dtype=dtype)
+    cdef floating[::1] acts = np.full(activations, 0.5, dtype=dtype)
+    cdef floating[::1] delta = np.full(chunk * max(sizes), 0.5, dtype=dtype)
+    cdef Py_ssize_t n_layers = len(sizes) - 1
+    began = time.perf_counter()  # a whole epoch of products: the Python clock's cost is nothing beside it
+    with nogil:
+        _epoch_gemms(n_layers, &size_table[0], &w_table[0], &act_table[0], &params[0], n_samples, chunk,
+                     &inputs[0], &acts[0], &grad[0], &delta[0])
+    return time.perf_counter() - began
+
+
+cdef void _epoch_gemms(Py_ssize_t n_layers, const Py_ssize_t* sizes, const Py_ssize_t* w_offsets,
+                       const Py_ssize_t* act_offsets, const floating* params, Py_ssize_t n_samples,
+                       Py_ssize_t chunk, const floating* inputs, floating* acts, floating* grad,
+                       floating* delta) noexcept nogil:
+    cdef Py_ssize_t start = 0, rows, l
+    cdef const floating* A
+    while start < n_samples:
+        rows = min(chunk, n_samples - start)
+        A = inputs
+        for l in range(n_layers):
+            # Z (rows, out) = A (rows, in) . W (in, out)
+            _blas.gemm(c'n', c'n', <int> sizes[l + 1], <int> rows, <int> sizes[l], 1, params + w_offsets[l],
+                       <int> sizes[l + 1], A, <int> sizes[l], 0, acts + act_offsets[l], <int> sizes[l + 1])
+            A = acts + act_offsets[l]
+        for l in range(n_layers - 1, -1, -1):
+            # dW (in, out) = A_prev^T (in, rows) . dZ (rows, out)
+            _blas.gemm(c'n', c't', <int> sizes[l + 1], <int> sizes[l], <int> rows, 1, acts + act_offsets[l],
+                       <int> sizes[l + 1], inputs if l == 0 else acts + act_offsets[l - 1], <int> sizes[l],
+                       0, grad + w_offsets[l], <int> sizes[l + 1])
+            if l > 0:
+                # dA (rows, in) = dZ (rows, out) . W^T (out, in)
+                _blas.gemm(c't', c'n', <int> sizes[l], <int> rows, <int> sizes[l + 1], 1, params + w_offsets[l],
+                           <int> sizes[l + 1], acts + act_offsets[l], <int> sizes[l + 1], 0, delta, <int> sizes[l])
+        start += rows
