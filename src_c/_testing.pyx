@@ -4,7 +4,8 @@
 
 Each wrapper checks its arguments (so a wrong call raises, never reads out of bounds) and
 runs ONE kernel of the core on NumPy arrays, so tests can hold each kernel against its NumPy
-definition; ``gemm_floor_seconds`` times an epoch's matrix products alone for the benchmark.
+definition, and the narrow-layer kernels (src_c/narrow.c) against BLAS; ``gemm_floor_seconds``
+and the ``time_*`` functions time products alone for the benchmarks.
 The training entry points themselves are in nncore._core; this module ships beside it only
 because tests and benchmarks of an installed package need a compiled way in.
 """
@@ -16,6 +17,7 @@ from cython cimport floating
 
 cimport _blas
 cimport _kernels as k
+cimport _narrow as n
 from _network cimport LOSS_CROSS_ENTROPY, LOSS_MSE, OptimizerConfig, _apply_update
 
 cdef extern from *:
@@ -137,6 +139,8 @@ def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out):
         raise TypeError(f"X must be a NumPy array, got {type(X).__name__}")
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
+    if X.dtype != np.uint8 and X.dtype != np.asarray(out).dtype:
+        raise TypeError(f"X must be uint8 or {np.asarray(out).dtype}, got {X.dtype}")
     if out.shape[0] != indices.shape[0] or out.shape[1] != X.shape[1]:
         raise ValueError("out must be (len(indices), X.shape[1])")
     for i in range(indices.shape[0]):
@@ -254,3 +258,174 @@ cdef void _epoch_gemms(Py_ssize_t n_layers, const Py_ssize_t* sizes, const Py_ss
                 _blas.gemm(c't', c'n', <int> sizes[l], <int> rows, <int> sizes[l + 1], 1, params + w_offsets[l],
                            <int> sizes[l + 1], acts + act_offsets[l], <int> sizes[l + 1], 0, delta, <int> sizes[l])
         start += rows
+
+
+# ---------------------------------------------------------------- narrow-layer kernels (src_c/narrow.c)
+
+NARROW_ACTIVATIONS = {"none": n.NNCORE_NARROW_NONE, "identity": n.NNCORE_NARROW_IDENTITY,
+                      "logistic": n.NNCORE_NARROW_LOGISTIC, "tanh": n.NNCORE_NARROW_TANH,
+                      "relu": n.NNCORE_NARROW_RELU}
+NARROW_ISAS = tuple(n.nncore_narrow_isa_name(isa).decode() for isa in range(n.NNCORE_NARROW_ISA_COUNT))
+
+
+def narrow_isas():
+    """The instruction sets whose kernels are compiled in and run on this CPU, slowest first."""
+    return [name for isa, name in enumerate(NARROW_ISAS) if n.nncore_narrow_isa_supported(isa)]
+
+
+def narrow_isa(name=None):
+    """The instruction set the narrow kernels run; with ``name``, switch to it first."""
+    if name is not None:
+        if name not in NARROW_ISAS:
+            raise ValueError(f"unknown instruction set {name!r}; one of {NARROW_ISAS}")
+        if n.nncore_narrow_set_isa(NARROW_ISAS.index(name)) != 0:
+            raise ValueError(f"{name} kernels cannot run here (available: {narrow_isas()})")
+    return NARROW_ISAS[n.nncore_narrow_isa()]
+
+
+cdef int _activation_code(activation) except -1:
+    if activation not in NARROW_ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(NARROW_ACTIVATIONS)}, got {activation!r}")
+    return NARROW_ACTIVATIONS[activation]
+
+
+cdef Py_ssize_t _row_length(name, Py_ssize_t row_stride, Py_ssize_t column_stride, Py_ssize_t columns,
+                            Py_ssize_t itemsize) except? -1:
+    """A 2-D array's row stride in elements (its leading dimension); each row must be contiguous."""
+    if columns > 1 and column_stride != itemsize:
+        raise ValueError(f"{name}'s rows must be contiguous (any distance apart)")
+    if row_stride % itemsize:
+        raise ValueError(f"{name}'s rows are not a whole number of elements apart")
+    return row_stride // itemsize
+
+
+def _check_index(index, Py_ssize_t rows, Py_ssize_t n_samples):
+    """The rows of X as a C-contiguous intp array of length ``rows``, each in range; None stays None."""
+    if index is None:
+        if rows > n_samples:
+            raise ValueError(f"X has {n_samples} rows, fewer than the {rows} asked for")
+        return None
+    index = np.ascontiguousarray(index, dtype=np.intp)
+    if index.shape != (rows,):
+        raise ValueError(f"index must have {rows} entries, got shape {index.shape}")
+    if rows and (index.min() < 0 or index.max() >= n_samples):
+        raise IndexError(f"index holds a row outside X's {n_samples}")
+    return index
+
+
+def narrow_pack(const floating[:, :] W):
+    """W (K, n) packed as the narrow kernels read it: W^T, (n, packed_stride(K)), zero past K."""
+    cdef Py_ssize_t K = W.shape[0], width = W.shape[1]
+    packed = np.zeros((width, n.nncore_narrow_packed_stride(K)), dtype=np.asarray(W).dtype)
+    cdef floating[:, ::1] WT = packed
+    if K and width:
+        n.pack(&WT[0, 0], &W[0, 0], _row_length("W", W.strides[0], W.strides[1], width, sizeof(floating)), K, width)
+    return packed
+
+
+cdef void _check_weights(Py_ssize_t K, Py_ssize_t width, W, b, Py_ssize_t z_rows, Py_ssize_t z_width,
+                         Py_ssize_t rows) except *:
+    if W.shape[0] != K or W.shape[1] != width:
+        raise ValueError(f"W must be ({K}, {width}), got ({W.shape[0]}, {W.shape[1]})")
+    if b is not None and b.shape[0] != width:
+        raise ValueError(f"b must have {width} entries, got {b.shape[0]}")
+    if z_rows != rows or z_width != width:
+        raise ValueError(f"Z must be ({rows}, {width}), got ({z_rows}, {z_width})")
+
+
+def narrow_forward(floating[:, :] Z, const floating[:, :] A, const floating[:, :] W,
+                   const floating[::1] b=None, double alpha=1.0, activation="none"):
+    """Z (rows, n) := act(alpha * A (rows, K) . W (K, n) + b), in one pass (W packed here)."""
+    cdef int code = _activation_code(activation)
+    cdef Py_ssize_t rows = A.shape[0], K = A.shape[1], width = W.shape[1]
+    _check_weights(K, width, W, b, Z.shape[0], Z.shape[1], rows)
+    if rows == 0 or width == 0:
+        return
+    cdef floating[:, ::1] WT = narrow_pack(W)
+    cdef Py_ssize_t ld_z = _row_length("Z", Z.strides[0], Z.strides[1], Z.shape[1], sizeof(floating))
+    cdef Py_ssize_t ld_a = _row_length("A", A.strides[0], A.strides[1], A.shape[1], sizeof(floating))
+    with nogil:
+        n.forward(&Z[0, 0], ld_z, &A[0, 0] if K else NULL, ld_a, &WT[0, 0], &b[0] if b is not None else NULL,
+                  <floating> alpha, rows, K, width, code)
+
+
+def narrow_forward_u8(floating[:, :] Z, const unsigned char[:, :] X, index, const floating[:, :] W,
+                      const floating[::1] b=None, double alpha=1.0 / 255.0, activation="none"):
+    """Z (rows, n) := act(alpha * X[index] . W + b), X uint8 converted as it is read (X[:rows] when index is None)."""
+    cdef int code = _activation_code(activation)
+    cdef Py_ssize_t rows = Z.shape[0], K = X.shape[1], width = W.shape[1]
+    _check_weights(K, width, W, b, Z.shape[0], Z.shape[1], rows)
+    index = _check_index(index, rows, X.shape[0])
+    if rows == 0 or width == 0:
+        return
+    cdef const Py_ssize_t[::1] rows_of_X = index
+    cdef floating[:, ::1] WT = narrow_pack(W)
+    cdef Py_ssize_t ld_z = _row_length("Z", Z.strides[0], Z.strides[1], Z.shape[1], sizeof(floating))
+    cdef Py_ssize_t ld_x = _row_length("X", X.strides[0], X.strides[1], X.shape[1], 1)
+    with nogil:
+        n.forward_u8(&Z[0, 0], ld_z, &X[0, 0] if K else NULL, ld_x, &rows_of_X[0] if rows_of_X is not None else NULL,
+                     &WT[0, 0], &b[0] if b is not None else NULL, <floating> alpha, rows, K, width, code)
+
+
+def narrow_weight_grad(floating[:, :] dW, const floating[:, :] A, const floating[:, :] dZ,
+                       double alpha=1.0, bint accumulate=False):
+    """dW (K, n) := alpha * A^T (K, rows) . dZ (rows, n), or += when accumulate."""
+    cdef Py_ssize_t rows = A.shape[0], K = A.shape[1], width = dZ.shape[1]
+    if dZ.shape[0] != rows or dW.shape[0] != K or dW.shape[1] != width:
+        raise ValueError(f"need A (rows, K), dZ (rows, n), dW (K, n); got ({A.shape[0]}, {A.shape[1]}), "
+                         f"({dZ.shape[0]}, {dZ.shape[1]}), ({dW.shape[0]}, {dW.shape[1]})")
+    if K == 0 or width == 0:
+        return
+    cdef Py_ssize_t ld_dw = _row_length("dW", dW.strides[0], dW.strides[1], dW.shape[1], sizeof(floating))
+    cdef Py_ssize_t ld_a = _row_length("A", A.strides[0], A.strides[1], A.shape[1], sizeof(floating))
+    cdef Py_ssize_t ld_dz = _row_length("dZ", dZ.strides[0], dZ.strides[1], dZ.shape[1], sizeof(floating))
+    with nogil:
+        n.weight_grad(&dW[0, 0], ld_dw, &A[0, 0] if rows else NULL, ld_a, &dZ[0, 0] if rows else NULL, ld_dz,
+                      <floating> alpha, accumulate, rows, K, width)
+
+
+def narrow_weight_grad_u8(floating[:, :] dW, const unsigned char[:, :] X, index, const floating[:, :] dZ,
+                          double alpha=1.0 / 255.0, bint accumulate=False):
+    """dW (K, n) := alpha * X[index]^T . dZ (rows, n), or += when accumulate; X uint8 (X[:rows] without index)."""
+    cdef Py_ssize_t rows = dZ.shape[0], K = X.shape[1], width = dZ.shape[1]
+    if dW.shape[0] != K or dW.shape[1] != width:
+        raise ValueError(f"dW must be ({K}, {width}), got ({dW.shape[0]}, {dW.shape[1]})")
+    index = _check_index(index, rows, X.shape[0])
+    if K == 0 or width == 0:
+        return
+    cdef const Py_ssize_t[::1] rows_of_X = index
+    cdef Py_ssize_t ld_dw = _row_length("dW", dW.strides[0], dW.strides[1], dW.shape[1], sizeof(floating))
+    cdef Py_ssize_t ld_x = _row_length("X", X.strides[0], X.strides[1], X.shape[1], 1)
+    cdef Py_ssize_t ld_dz = _row_length("dZ", dZ.strides[0], dZ.strides[1], dZ.shape[1], sizeof(floating))
+    with nogil:
+        n.weight_grad_u8(&dW[0, 0], ld_dw, &X[0, 0] if rows else NULL, ld_x,
+                         &rows_of_X[0] if rows_of_X is not None and rows else NULL, &dZ[0, 0] if rows else NULL,
+                         ld_dz, <floating> alpha, accumulate, rows, K, width)
+
+
+def narrow_input_grad(floating[:, :] dA, const floating[:, :] dZ, const floating[:, :] W,
+                      const floating[:, :] A_out=None, activation="none", floating[::1] db=None):
+    """dA (rows, K) := (dZ (rows, n) . W^T) * act'(A_out); db (K,) += column sums of dA when given."""
+    cdef int code = _activation_code(activation)
+    cdef Py_ssize_t rows = dZ.shape[0], K = W.shape[0], width = W.shape[1]
+    if dZ.shape[1] != width or dA.shape[0] != rows or dA.shape[1] != K:
+        raise ValueError(f"need dZ (rows, n), W (K, n), dA (rows, K); got ({dZ.shape[0]}, {dZ.shape[1]}), "
+                         f"({W.shape[0]}, {W.shape[1]}), ({dA.shape[0]}, {dA.shape[1]})")
+    if code not in (n.NNCORE_NARROW_NONE, n.NNCORE_NARROW_IDENTITY) and (
+            A_out is None or A_out.shape[0] != rows or A_out.shape[1] != K):
+        raise ValueError(f"{activation} needs A_out ({rows}, {K}), the activation's output")
+    if db is not None and db.shape[0] != K:
+        raise ValueError(f"db must have {K} entries, got {db.shape[0]}")
+    if rows == 0 or K == 0:
+        return
+    cdef floating[:, ::1] WT = narrow_pack(W) if width else np.zeros((1, n.nncore_narrow_packed_stride(K)),
+                                                                      dtype=np.asarray(dA).dtype)
+    cdef bint with_output = A_out is not None and A_out.shape[0] * A_out.shape[1] > 0
+    cdef Py_ssize_t ld_da = _row_length("dA", dA.strides[0], dA.strides[1], dA.shape[1], sizeof(floating))
+    cdef Py_ssize_t ld_dz = _row_length("dZ", dZ.strides[0], dZ.strides[1], dZ.shape[1], sizeof(floating))
+    cdef Py_ssize_t ld_a_out = (_row_length("A_out", A_out.strides[0], A_out.strides[1], A_out.shape[1],
+                                            sizeof(floating)) if with_output else 0)
+    with nogil:
+        n.input_grad(&dA[0, 0], ld_da, &dZ[0, 0] if width else NULL, ld_dz, &WT[0, 0],
+                     &A_out[0, 0] if with_output else NULL, ld_a_out, code, &db[0] if db is not None else NULL,
+                     rows, K, width)

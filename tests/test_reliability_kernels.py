@@ -572,6 +572,12 @@ VALID = {
     "adam_update": (f32(5), f32(5), f32(5), f32(5), 1, 0.1, 0.9, 0.999, 1e-8, 0.0),
     "softmax_cross_entropy": (f32(2, 3), np.zeros(2, np.int64), 2.0),
     "mse": (f32(2, 3), np.zeros(2, np.int64), 2.0),
+    "narrow_pack": (f32(5, 3),),
+    "narrow_forward": (f32(2, 3), f32(2, 5), f32(5, 3), f32(3), 1.0, "relu"),
+    "narrow_forward_u8": (f32(2, 3), np.ones((4, 5), np.uint8), np.zeros(2, np.intp), f32(5, 3)),
+    "narrow_weight_grad": (f32(5, 3), f32(2, 5), f32(2, 3)),
+    "narrow_weight_grad_u8": (f32(5, 3), np.ones((4, 5), np.uint8), np.zeros(2, np.intp), f32(2, 3)),
+    "narrow_input_grad": (f32(2, 5), f32(2, 3), f32(5, 3), f32(2, 5), "tanh", f32(5)),
 }
 # Every argument in turn replaced by something of the wrong kind or rank.
 WRONG = [None, 3, 2.5, "x", [1.0, 2.0], np.float32(1.0), f32(), f32(4), f32(3, 1), f32(1, 2, 3), f32(0), f32(0, 3),
