@@ -429,3 +429,150 @@ def narrow_input_grad(floating[:, :] dA, const floating[:, :] dZ, const floating
         n.input_grad(&dA[0, 0], ld_da, &dZ[0, 0] if width else NULL, ld_dz, &WT[0, 0],
                      &A_out[0, 0] if with_output else NULL, ld_a_out, code, &db[0] if db is not None else NULL,
                      rows, K, width)
+
+
+# ---------------------------------------------------------------- timing the narrow kernels against BLAS
+
+NARROW_TIMED_OPS = ("forward", "weight_grad", "input_grad")
+# narrow: pack W (once per call, as once per optimizer step) + the kernel; narrow_prepacked: the kernel
+# alone; blas: what the core does today (gather, gemm, the fused element-wise kernel); gemm: the gemm alone.
+NARROW_TIMED_IMPLS = ("narrow", "narrow_prepacked", "blas", "gemm")
+
+
+cdef struct _Operands:
+    void* Z
+    void* A
+    void* W
+    void* WT
+    void* b
+    void* dZ
+    void* dW
+    void* dA
+    void* A_out
+    void* db
+    void* gathered
+    const unsigned char* X
+    const Py_ssize_t* order
+    Py_ssize_t n_samples
+
+
+cdef void _narrow_forward_once(int impl, bint from_u8, _Operands* o, floating* dtype_marker, const Py_ssize_t* index,
+                               Py_ssize_t rows, Py_ssize_t K, Py_ssize_t width) noexcept nogil:
+    cdef floating scale = <floating> (1.0 / 255.0)
+    cdef const floating* source = <floating*> o.A
+    if impl <= 1:
+        if impl == 0:
+            n.pack(<floating*> o.WT, <floating*> o.W, width, K, width)
+        if from_u8:
+            n.forward_u8(<floating*> o.Z, width, o.X, K, index, <floating*> o.WT, <floating*> o.b, scale, rows, K,
+                         width, n.NNCORE_NARROW_RELU)
+        else:
+            n.forward(<floating*> o.Z, width, source, K, <floating*> o.WT, <floating*> o.b, 1, rows, K, width,
+                      n.NNCORE_NARROW_RELU)
+        return
+    if from_u8:
+        k.gather_scale_uint8(<floating*> o.gathered, o.X, K, index, 0, rows, scale)
+        source = <floating*> o.gathered
+    _blas.gemm(c'n', c'n', <int> width, <int> rows, <int> K, 1, <floating*> o.W, <int> width, source, <int> K, 0,
+               <floating*> o.Z, <int> width)
+    if impl == 2:
+        k.bias_relu_forward(<floating*> o.Z, <floating*> o.b, rows, width)
+
+
+cdef void _narrow_weight_grad_once(int impl, bint from_u8, _Operands* o, floating* dtype_marker,
+                                   const Py_ssize_t* index, Py_ssize_t rows, Py_ssize_t K,
+                                   Py_ssize_t width) noexcept nogil:
+    cdef floating scale = <floating> (1.0 / 255.0)
+    cdef const floating* source = <floating*> o.A
+    if impl <= 1:
+        if from_u8:
+            n.weight_grad_u8(<floating*> o.dW, width, o.X, K, index, <floating*> o.dZ, width, scale, False, rows, K,
+                             width)
+        else:
+            n.weight_grad(<floating*> o.dW, width, source, K, <floating*> o.dZ, width, 1, False, rows, K, width)
+        return
+    if from_u8 and impl == 2:
+        k.gather_scale_uint8(<floating*> o.gathered, o.X, K, index, 0, rows, scale)
+        source = <floating*> o.gathered
+    _blas.gemm(c'n', c't', <int> width, <int> K, <int> rows, 1, <floating*> o.dZ, <int> width, source, <int> K, 0,
+               <floating*> o.dW, <int> width)
+
+
+cdef void _narrow_input_grad_once(int impl, _Operands* o, floating* dtype_marker, Py_ssize_t rows, Py_ssize_t K,
+                                  Py_ssize_t width) noexcept nogil:
+    if impl <= 1:
+        if impl == 0:
+            n.pack(<floating*> o.WT, <floating*> o.W, width, K, width)
+        n.input_grad(<floating*> o.dA, K, <floating*> o.dZ, width, <floating*> o.WT, <floating*> o.A_out, K,
+                     n.NNCORE_NARROW_RELU, <floating*> o.db, rows, K, width)
+        return
+    _blas.gemm(c't', c'n', <int> K, <int> rows, <int> width, 1, <floating*> o.W, <int> width, <floating*> o.dZ,
+               <int> width, 0, <floating*> o.dA, <int> K)
+    if impl == 2:
+        k.relu_backward_bias_grad(<floating*> o.dA, <floating*> o.A_out, rows, K, <floating*> o.db)
+
+
+cdef void _narrow_repeat(int op, int impl, bint from_u8, bint fresh_rows, _Operands* o, floating* dtype_marker,
+                         Py_ssize_t rows, Py_ssize_t K, Py_ssize_t width, Py_ssize_t repeats) noexcept nogil:
+    cdef Py_ssize_t r
+    cdef const Py_ssize_t* index = o.order
+    for r in range(repeats):
+        if fresh_rows:  # each call a new stretch of one shuffled epoch, as batches are: rows come from memory
+            index = o.order + (r * rows) % (o.n_samples - rows + 1)
+        if op == 0:
+            _narrow_forward_once(impl, from_u8, o, dtype_marker, index, rows, K, width)
+        elif op == 1:
+            _narrow_weight_grad_once(impl, from_u8, o, dtype_marker, index, rows, K, width)
+        else:
+            _narrow_input_grad_once(impl, o, dtype_marker, rows, K, width)
+
+
+def time_narrow(op, impl, dtype, Py_ssize_t rows, Py_ssize_t K, Py_ssize_t width, Py_ssize_t repeats,
+                bint from_u8=False, bint fresh_rows=True, Py_ssize_t n_samples=60_000):
+    """(wall, process CPU) seconds per call of one narrow-layer product, ``repeats`` calls in a C loop.
+
+    op: forward (ReLU epilogue), weight_grad or input_grad (ReLU mask and bias gradient); impl: one
+    of NARROW_TIMED_IMPLS. With ``from_u8`` the rows come from an (n_samples, K) uint8 array through
+    a shuffled index (the gemm alternatives gather them first), a new stretch per call unless
+    ``fresh_rows`` is false (the same rows, in cache, as for dW right after the forward read them).
+    """
+    if op not in NARROW_TIMED_OPS or impl not in NARROW_TIMED_IMPLS:
+        raise ValueError(f"op must be one of {NARROW_TIMED_OPS}, impl one of {NARROW_TIMED_IMPLS}")
+    if min(rows, K, width, repeats) < 1 or rows > n_samples or max(rows, K, width) > INT_MAX:
+        raise ValueError("rows, K, width and repeats must be positive, rows at most n_samples")
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    draw = lambda *shape: rng.standard_normal(shape).astype(dtype)
+    arrays = {"Z": draw(rows, width), "A": draw(rows, K), "W": draw(K, width),
+              "WT": np.zeros((width, n.nncore_narrow_packed_stride(K)), dtype), "b": draw(width),
+              "dZ": draw(rows, width), "dW": draw(K, width), "dA": draw(rows, K),
+              "A_out": np.maximum(draw(rows, K), 0), "db": draw(K), "gathered": draw(rows, K)}
+    cdef const unsigned char[:, ::1] X = rng.integers(0, 256, (n_samples if from_u8 else 1, K), dtype=np.uint8)
+    cdef const Py_ssize_t[::1] order = rng.permutation(n_samples).astype(np.intp)
+    cdef int op_code = NARROW_TIMED_OPS.index(op), impl_code = NARROW_TIMED_IMPLS.index(impl)
+    if dtype == np.float32:
+        return _time_narrow_typed(<float> 0, arrays, X, order, op_code, impl_code, from_u8, fresh_rows, rows, K,
+                                  width, repeats)
+    if dtype == np.float64:
+        return _time_narrow_typed(<double> 0, arrays, X, order, op_code, impl_code, from_u8, fresh_rows, rows, K,
+                                  width, repeats)
+    raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+
+
+cdef tuple _time_narrow_typed(floating dtype_marker, dict arrays, const unsigned char[:, ::1] X,
+                              const Py_ssize_t[::1] order, int op, int impl, bint from_u8, bint fresh_rows,
+                              Py_ssize_t rows, Py_ssize_t K, Py_ssize_t width, Py_ssize_t repeats):
+    cdef _Operands o
+    cdef floating[:, ::1] Z = arrays["Z"], A = arrays["A"], W = arrays["W"], WT = arrays["WT"]
+    cdef floating[:, ::1] dZ = arrays["dZ"], dW = arrays["dW"], dA = arrays["dA"], A_out = arrays["A_out"]
+    cdef floating[:, ::1] gathered = arrays["gathered"]
+    cdef floating[::1] b = arrays["b"], db = arrays["db"]
+    o.Z, o.A, o.W, o.WT, o.b = &Z[0, 0], &A[0, 0], &W[0, 0], &WT[0, 0], &b[0]
+    o.dZ, o.dW, o.dA, o.A_out, o.db = &dZ[0, 0], &dW[0, 0], &dA[0, 0], &A_out[0, 0], &db[0]
+    o.gathered = &gathered[0, 0]
+    o.X, o.order, o.n_samples = &X[0, 0], &order[0], order.shape[0]
+    n.pack(&WT[0, 0], &W[0, 0], width, K, width)  # what the prepacked runs read
+    began, cpu_began = time.perf_counter(), time.process_time()
+    with nogil:
+        _narrow_repeat(op, impl, from_u8, fresh_rows, &o, &dtype_marker, rows, K, width, repeats)
+    return (time.perf_counter() - began) / repeats, (time.process_time() - cpu_began) / repeats

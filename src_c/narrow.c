@@ -16,11 +16,13 @@
 #if defined(__GNUC__) || defined(__clang__)
 #define NN_VECTORS 1
 #define NN_INLINE static inline __attribute__((always_inline))
+#define NN_NOINLINE __attribute__((noinline))
 #define NN_RESTRICT __restrict
 #define nncore_prefetch(address) __builtin_prefetch(address)
 #else
 #define NN_VECTORS 0
 #define NN_INLINE static inline
+#define NN_NOINLINE
 #define NN_RESTRICT
 #define nncore_prefetch(address) ((void) 0)
 #endif
@@ -43,6 +45,7 @@
 enum {
     NN_MAX_ROWS = 8,        /* tile rows (forward), vectors (dW): the largest used, for G = 1 */
     NN_MAX_GROUP = 12,      /* columns of a tile: 12 accumulators fit 16 registers with the operands */
+    NN_GRAD_GROUP = 6,      /* dW's: 2 K-vectors x 5 columns for n = 10 beat 1 x 10 by 15% (fewer loads) */
     NN_PREFETCH_ROWS = 4,   /* shuffled uint8 rows miss every cache: ask for them this far ahead */
     NN_BLOCK_BYTES = 16384  /* the slice of W^T (forward) or dW^T (dW) kept in L1 while rows stream by */
 };
@@ -67,11 +70,11 @@ static ptrdiff_t nncore_narrow_grad_block(ptrdiff_t n, size_t element_size) {
     return block < 16 ? 16 : block;
 }
 
-/* Columns handled per tile: all n up to NN_MAX_GROUP, else n split into near-equal groups. */
-static int nncore_narrow_group_width(ptrdiff_t n) {
-    if (n <= NN_MAX_GROUP)
+/* Columns handled per tile: all n up to `limit`, else n split into near-equal groups. */
+static int nncore_narrow_group_width(ptrdiff_t n, int limit) {
+    if (n <= limit)
         return (int) n;
-    ptrdiff_t groups = (n + NN_MAX_GROUP - 1) / NN_MAX_GROUP;
+    ptrdiff_t groups = (n + limit - 1) / limit;
     return (int) ((n + groups - 1) / groups);
 }
 
