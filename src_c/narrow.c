@@ -47,7 +47,8 @@ enum {
     NN_MAX_GROUP = 12,      /* columns of a tile: 12 accumulators fit 16 registers with the operands */
     NN_GRAD_GROUP = 6,      /* dW's: 2 K-vectors x 5 columns for n = 10 beat 1 x 10 by 15% (fewer loads) */
     NN_PREFETCH_ROWS = 4,   /* shuffled uint8 rows miss every cache: ask for them this far ahead */
-    NN_BLOCK_BYTES = 16384  /* the slice of W^T (forward) or dW^T (dW) kept in L1 while rows stream by */
+    NN_BLOCK_BYTES = 16384, /* the slice of W^T (forward) or dW^T (dW) kept in L1 while rows stream by */
+    NN_L2_SLICE_BYTES = 196608  /* the rows' slice dW keeps in L2 (512 KB here) across its tiles */
 };
 
 /* ---------------------------------------------------------------- shared arithmetic */

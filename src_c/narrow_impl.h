@@ -439,14 +439,15 @@ static void NN_FN(forward)(T* Z, ptrdiff_t ldz, const T* A, ptrdiff_t lda,
 
 /* ---------------------------------------------------------------- dW: K-lanes times dZ broadcasts */
 
-/* out[g * out_stride + l] = sum over rows i of A_i[k + l] * dZ_i[g], l < KV * VL (`partial`:
+/* out[g * out_stride + l] (+= when add) sum over rows i of A_i[k + l] * dZ_i[g], l < KV * VL (`partial`:
  * the lanes past `count` of ONE vector are zero), for G columns of dZ. With prefetch_bytes, the
  * first tile of a block asks for the block's bytes of the rows ahead: the later tiles find them
  * in cache (shuffled rows are otherwise a cache miss per row and 64-byte line). */
 NN_INLINE void NN_FN(outer_tile)(const int KV, const int G, const int from_u8, const int partial,
                                  const T* A, ptrdiff_t lda, const unsigned char* X, ptrdiff_t ldx,
                                  const ptrdiff_t* index, ptrdiff_t prefetch_bytes, ptrdiff_t k, ptrdiff_t count,
-                                 const T* dZ, ptrdiff_t lddz, ptrdiff_t rows, T* out, ptrdiff_t out_stride) {
+                                 const T* dZ, ptrdiff_t lddz, ptrdiff_t rows, T* out, ptrdiff_t out_stride,
+                                 int add) {
     V acc[NN_MAX_ROWS][NN_MAX_GROUP];
     NN_UNROLL for (int v = 0; v < KV; v++)
         NN_UNROLL for (int g = 0; g < G; g++)
@@ -472,14 +473,16 @@ NN_INLINE void NN_FN(outer_tile)(const int KV, const int G, const int from_u8, c
         }
     }
     NN_UNROLL for (int v = 0; v < KV; v++)
-        NN_UNROLL for (int g = 0; g < G; g++)
-            NN_FN(store)(out + g * out_stride + v * VL, acc[v][g]);
+        NN_UNROLL for (int g = 0; g < G; g++) {
+            T* o = out + g * out_stride + v * VL;
+            NN_FN(store)(o, add ? NN_FN(load)(o) + acc[v][g] : acc[v][g]);
+        }
 }
 
 #define NN_OUTER_CASE(KV_, G_, PARTIAL_) \
     case ((G_) * 16 + (KV_)) * 2 + (PARTIAL_): \
         NN_FN(outer_tile)(KV_, G_, from_u8, PARTIAL_, A, lda, X, ldx, index, prefetch_bytes, k, count, dZ, lddz, \
-                          rows, out, out_stride); \
+                          rows, out, out_stride, add); \
         break;
 #define NN_OUTER_CASES_OF_GROUP(KV_, G_) NN_OUTER_CASE(KV_, G_, 0) NN_OUTER_CASE(1, G_, 0) NN_OUTER_CASE(1, G_, 1)
 #define NN_OUTER_CASES \
@@ -491,7 +494,7 @@ NN_INLINE void NN_FN(outer_tile)(const int KV, const int G, const int from_u8, c
 
 static void NN_FN(outer_tile_float)(int KV, int G, int partial, const T* A, ptrdiff_t lda, ptrdiff_t k,
                                     ptrdiff_t count, const T* dZ, ptrdiff_t lddz, ptrdiff_t rows, T* out,
-                                    ptrdiff_t out_stride) {
+                                    ptrdiff_t out_stride, int add) {
     const int from_u8 = 0;
     const unsigned char* X = NULL;
     const ptrdiff_t ldx = 0, *index = NULL, prefetch_bytes = 0;
@@ -500,7 +503,8 @@ static void NN_FN(outer_tile_float)(int KV, int G, int partial, const T* A, ptrd
 
 static void NN_FN(outer_tile_u8)(int KV, int G, int partial, const unsigned char* X, ptrdiff_t ldx,
                                  const ptrdiff_t* index, ptrdiff_t prefetch_bytes, ptrdiff_t k, ptrdiff_t count,
-                                 const T* dZ, ptrdiff_t lddz, ptrdiff_t rows, T* out, ptrdiff_t out_stride) {
+                                 const T* dZ, ptrdiff_t lddz, ptrdiff_t rows, T* out, ptrdiff_t out_stride,
+                                 int add) {
     const int from_u8 = 1;
     const T* A = NULL;
     const ptrdiff_t lda = 0;
@@ -517,23 +521,35 @@ static void NN_FN(weight_grad)(T* dW, ptrdiff_t lddw, const T* A, ptrdiff_t lda,
     const ptrdiff_t block = nncore_narrow_grad_block(n, sizeof(T));
     const ptrdiff_t out_stride = block + 16;
     const int group = nncore_narrow_group_width(n, NN_GRAD_GROUP);
+    /* Rows per pass: the block's slice of them stays in L2 while its tiles go by (a 1024-row chunk
+     * of float rows is 3 MB: streamed once per tile from L3 it halved the rate). */
+    const ptrdiff_t row_bytes = block * (ptrdiff_t) (X != NULL ? 1 : sizeof(T));
+    const ptrdiff_t row_block = NN_L2_SLICE_BYTES / row_bytes > 16 ? NN_L2_SLICE_BYTES / row_bytes : 16;
     for (ptrdiff_t k0 = 0; k0 < K; k0 += block) {
         const ptrdiff_t width = K - k0 < block ? K - k0 : block;
-        for (ptrdiff_t j0 = 0; j0 < n; j0 += group) {
-            const int G = n - j0 < group ? (int) (n - j0) : group;
-            const int tile_vectors = nncore_narrow_rows_of_group(G);  /* the last group may be narrower */
-            for (ptrdiff_t k = k0; k < k0 + width;) {
-                const ptrdiff_t left = k0 + width - k;
-                const int KV = left >= tile_vectors * VL ? tile_vectors : 1;
-                const int partial = left < VL;
-                T* out = transposed + j0 * out_stride + (k - k0);
-                const ptrdiff_t prefetch_bytes = index != NULL && k == k0 && j0 == 0 ? width : 0;
-                if (X != NULL)
-                    NN_FN(outer_tile_u8)(KV, G, partial, X, ldx, index, prefetch_bytes, k, left, dZ + j0, lddz, rows,
-                                         out, out_stride);
-                else
-                    NN_FN(outer_tile_float)(KV, G, partial, A, lda, k, left, dZ + j0, lddz, rows, out, out_stride);
-                k += partial ? left : KV * VL;
+        for (ptrdiff_t i0 = 0; i0 == 0 || i0 < rows; i0 += row_block) {
+            const ptrdiff_t count_rows = rows - i0 < row_block ? rows - i0 : row_block;
+            const T* A_rows = A != NULL ? A + i0 * lda : NULL;
+            const unsigned char* X_rows = X != NULL && index == NULL ? X + i0 * ldx : X;
+            const ptrdiff_t* index_rows = index != NULL ? index + i0 : NULL;
+            for (ptrdiff_t j0 = 0; j0 < n; j0 += group) {
+                const int G = n - j0 < group ? (int) (n - j0) : group;
+                const int tile_vectors = nncore_narrow_rows_of_group(G);  /* the last group may be narrower */
+                const T* dZ_rows = dZ + i0 * lddz + j0;
+                for (ptrdiff_t k = k0; k < k0 + width;) {
+                    const ptrdiff_t left = k0 + width - k;
+                    const int KV = left >= tile_vectors * VL ? tile_vectors : 1;
+                    const int partial = left < VL;
+                    T* out = transposed + j0 * out_stride + (k - k0);
+                    const ptrdiff_t prefetch_bytes = index != NULL && k == k0 && j0 == 0 ? width : 0;
+                    if (X != NULL)
+                        NN_FN(outer_tile_u8)(KV, G, partial, X_rows, ldx, index_rows, prefetch_bytes, k, left, dZ_rows,
+                                             lddz, count_rows, out, out_stride, i0 > 0);
+                    else
+                        NN_FN(outer_tile_float)(KV, G, partial, A_rows, lda, k, left, dZ_rows, lddz, count_rows, out,
+                                                out_stride, i0 > 0);
+                    k += partial ? left : KV * VL;
+                }
             }
         }
         NN_FN(store_transposed)(dW + k0 * lddw, lddw, transposed, out_stride, width, n, alpha, accumulate);
