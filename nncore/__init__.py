@@ -2,19 +2,20 @@
 
 A typed Cython core over BLAS does the training; a plain NumPy backend is its specification.
 """
+from .callbacks import Callback, EarlyStopping, EpochLogger, LearningRateScheduler, ModelCheckpoint
 from .data import Dataset, load_fashion_mnist, load_mnist
 from .errors import DataError, ModelFileError, NNCoreError, TrainingDiverged
 from .estimator import MLPClassifier
-from .io import load
-from .model import MLP, Evaluation
+from .history import History
+from .model import MLP, Evaluation, load
 from .optim import SGD, Adam
 from .schedules import Constant, Cosine, StepDecay
-from .train import Callback, EarlyStopping, History
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "SGD", "Adam", "Callback", "Constant", "Cosine", "DataError", "Dataset",
-    "EarlyStopping", "Evaluation", "History", "MLPClassifier", "ModelFileError", "NNCoreError",
-    "StepDecay", "TrainingDiverged", "__version__", "load", "load_fashion_mnist", "load_mnist",
+    "MLP", "SGD", "Adam", "Callback", "Constant", "Cosine", "DataError", "Dataset", "EarlyStopping",
+    "EpochLogger", "Evaluation", "History", "LearningRateScheduler", "MLPClassifier", "ModelCheckpoint",
+    "ModelFileError", "NNCoreError", "StepDecay", "TrainingDiverged", "__version__", "load",
+    "load_fashion_mnist", "load_mnist",
 ]

@@ -18,6 +18,8 @@ EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 DATASETS = ("mnist", "fashion-mnist")
 
 #: ``nncore train``'s defaults: 784-256-128-10, Adam 2e-3 with cosine decay, batch 128, 10 epochs.
+#: "lr" holds the learning rates tuned on MNIST per optimizer kind; a kind not listed starts
+#: from its class's default.
 DEFAULTS = {"hidden": [256, 128], "epochs": 10, "batch_size": 128, "optimizer": "adam",
             "lr": {"adam": 2e-3, "sgd": 0.05}, "momentum": 0.9, "schedule": "cosine",
             "validation_split": 0.1, "seed": 0}
@@ -73,12 +75,11 @@ def _fraction(text):
 
 
 def _loss(text):
-    value = text.replace("-", "_").lower()
-    if value in ("nll", "ce", "crossentropy"):
-        value = "cross_entropy"
-    if value not in ("cross_entropy", "mse"):
-        raise argparse.ArgumentTypeError(f"expected cross-entropy or mse, got {text!r}")
-    return value
+    from .losses import LOSSES, get_loss
+    try:
+        return get_loss(text.lower()).name
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOSSES)}, got {text!r}") from None
 
 
 # ---------------------------------------------------------------- the parser
@@ -91,6 +92,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
+    from .activations import ACTIVATIONS
+    from .network import INITIALIZERS
+    from .optim import OPTIMIZERS
+
     parser = _Parser(
         prog="nncore", description="Train and use MLPs on MNIST-class data (compiled core over BLAS).")
     from . import __version__
@@ -117,16 +122,20 @@ def build_parser():
     train.add_argument("--epochs", type=_non_negative_int, default=DEFAULTS["epochs"], help="epochs (default: %(default)s)")
     train.add_argument("--batch-size", type=_batch_size, default=DEFAULTS["batch_size"],
                        help="samples per update; 'full' for full-batch gradient descent (default: %(default)s)")
-    train.add_argument("--optimizer", choices=("adam", "sgd"), default=DEFAULTS["optimizer"], help="(default: %(default)s)")
-    train.add_argument("--lr", type=_non_negative_float,
-                       help="learning rate (default: 0.002 for adam, 0.05 for sgd)")
+    train.add_argument("--activation", choices=tuple(ACTIVATIONS), default="relu",
+                       help="activation of the hidden layers (default: %(default)s)")
+    train.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default=DEFAULTS["optimizer"],
+                       help="(default: %(default)s)")
+    tuned = ", ".join(f"{lr:g} for {kind}" for kind, lr in DEFAULTS["lr"].items())
+    train.add_argument("--lr", type=_non_negative_float, help=f"learning rate (default: {tuned})")
     train.add_argument("--momentum", type=_fraction, default=DEFAULTS["momentum"], help="SGD momentum (default: %(default)s)")
     train.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD)")
     train.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="L2 weight decay")
     train.add_argument("--schedule", choices=("constant", "step", "cosine"), default=DEFAULTS["schedule"],
                        help="learning-rate schedule over the epochs (default: %(default)s)")
     train.add_argument("--loss", type=_loss, default="cross_entropy", help="cross-entropy or mse (default: cross-entropy)")
-    train.add_argument("--init", choices=("he", "xavier"), default="he", help="weight initialisation (default: %(default)s)")
+    train.add_argument("--init", choices=tuple(INITIALIZERS),
+                       help="weight initialisation (default: the activation's: he for relu, xavier otherwise)")
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="(default: %(default)s)")
     train.add_argument("--seed", type=_non_negative_int, default=DEFAULTS["seed"],
                        help="seed of the initial weights, the shuffling and the validation split (default: %(default)s)")
@@ -169,44 +178,37 @@ def build_parser():
     commands.add_parser("info", help="versions, compiled core, BLAS library and threads",
                         description="Report versions, the compiled core, the BLAS library and thread counts.")
     commands.add_parser("bench", help="benchmark the backends (see `nncore bench --help`)", add_help=False)
+    _add_export_parser(commands)
     return parser
+
+
+def _add_export_parser(commands):
+    from .onnx_export import INPUT_DTYPES  # onnx itself is imported only when exporting
+
+    export = commands.add_parser(
+        "export", help="write a model as an ONNX graph (needs nncore[onnx])",
+        description="Write a saved model as an ONNX graph (opset 13): Gemm + activation per layer, Softmax.")
+    export.add_argument("model", metavar="MODEL", help="a model file written by `nncore train --save`")
+    export.add_argument("--onnx", metavar="PATH", required=True, help="where to write the .onnx file")
+    export.add_argument("--input", choices=INPUT_DTYPES, default="uint8", help=(
+        "uint8: the graph takes pixels 0..255 and scales them by 1/255; float: it takes values of the "
+        "model's dtype as they are (default: %(default)s)"))
 
 
 # ---------------------------------------------------------------- data
 
 def load_split(dataset, split, data_dir=None):
-    """The ``split`` of ``dataset``: from the verified cache, or read as-is from ``data_dir``."""
-    if data_dir is None:
-        from .data import load_dataset
-        return load_dataset(dataset, split, progress=True)
-    return _read_local_split(dataset, split, Path(data_dir))
+    """The ``split`` of ``dataset``: from the verified cache, or read as-is from ``data_dir``.
 
-
-def _read_local_split(dataset, split, directory):
-    from .data import Dataset, read_csv, read_idx
-    from .data.fetch import DATASETS as SPECS
-    from .data.fetch import FILES_BY_SPLIT
-
-    if not directory.is_dir():
-        raise UserError(f"--data-dir {directory}: no such directory")
-    spec = SPECS[dataset]
-    found = []
-    for name in FILES_BY_SPLIT[split]:
-        path = next((p for p in (directory / name, directory / f"{name}.gz") if p.is_file()), None)
-        found.append(path)
-    if all(found):
-        images, labels = read_idx(found[0]), read_idx(found[1])
-    else:
-        csv = next((directory / name for name in spec.csv_names[split] if (directory / name).is_file()), None)
-        if csv is None:
-            raise UserError(f"--data-dir {directory}: holds neither {FILES_BY_SPLIT[split][0]}[.gz] and "
-                            f"{FILES_BY_SPLIT[split][1]}[.gz] nor {' or '.join(spec.csv_names[split])}")
-        images, labels = read_csv(csv)
-    return Dataset(images.reshape(len(images), -1), labels, spec.class_names, name=f"{dataset}/{split}")
+    Either way the result's ``source``/``summary`` says where it came from; a split without
+    labels (Kaggle's test.csv) is an ``nncore.data.ImageSet``.
+    """
+    from .data import load_dataset
+    return load_dataset(dataset, split, data_dir=data_dir, progress=data_dir is None)
 
 
 def _load_model(path):
-    from .io import load
+    from .model import load
     return load(path)
 
 
@@ -227,9 +229,9 @@ def _plots(directory, model, dataset, history=None):
 # ---------------------------------------------------------------- commands
 
 def command_train(args):
+    from .callbacks import EarlyStopping
     from .model import MLP
-    from .optim import SGD, Adam
-    from .train import EarlyStopping
+    from .optim import make_optimizer
 
     if args.resume and not args.checkpoint_dir:
         raise UserError("--resume needs --checkpoint-dir")
@@ -237,16 +239,17 @@ def command_train(args):
     train_set = load_split(args.dataset, "train", args.data_dir)
     test_set = load_split(args.dataset, "test", args.data_dir)
     layer_sizes = [train_set.n_features, *args.hidden, train_set.n_classes]
-    model = MLP(layer_sizes, dtype=args.dtype, init=args.init, seed=args.seed)
-    lr = args.lr if args.lr is not None else DEFAULTS["lr"][args.optimizer]
-    if args.optimizer == "adam":
-        optimizer = Adam(lr=lr, weight_decay=args.weight_decay)
-    else:
-        optimizer = SGD(lr=lr, momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay)
+    model = MLP(layer_sizes, activation=args.activation, dtype=args.dtype, init=args.init, seed=args.seed)
+    options = {"momentum": args.momentum, "nesterov": args.nesterov, "weight_decay": args.weight_decay}
+    lr = args.lr if args.lr is not None else DEFAULTS["lr"].get(args.optimizer)
+    if lr is not None:  # else the kind's own default
+        options["lr"] = lr
+    optimizer = make_optimizer(args.optimizer, **options)
     batch = "full batch" if args.batch_size is None else f"batch {args.batch_size}"
     n_val = round(args.validation_split * len(train_set))
+    hidden = f"{args.activation} hidden layers, " if args.hidden else ""
     say(f"training {'-'.join(map(str, layer_sizes))} on {args.dataset} ({len(train_set) - n_val} train, "
-        f"{n_val} validation), {optimizer!r}, {args.schedule} schedule, {batch}, {args.epochs} epochs, "
+        f"{n_val} validation), {hidden}{optimizer!r}, {args.schedule} schedule, {batch}, {args.epochs} epochs, "
         f"{args.loss} loss, backend {args.backend}")
     early = EarlyStopping(patience=args.early_stopping) if args.early_stopping else None
     with warnings.catch_warnings():
@@ -304,15 +307,8 @@ def command_predict(args):
     model = _load_model(args.model)
     labels, class_names = None, None
     if args.idx:
-        from .data import read_idx
-        if not Path(args.idx).is_file():
-            raise UserError(f"{args.idx}: no such file")
-        images = read_idx(args.idx)
-        if images.ndim < 2:
-            raise UserError(f"{args.idx}: holds a {images.ndim}-D array, not images")
-        images = images.reshape(len(images), -1)
-        if images.dtype != np.uint8 and images.dtype.kind != "f":
-            raise UserError(f"{args.idx}: images must be uint8 or float, got {images.dtype}")
+        from .data import read_images
+        images = read_images(args.idx).images
         indices = np.arange(len(images))
     else:
         dataset = load_split(args.dataset, args.split, args.data_dir)
@@ -332,6 +328,19 @@ def command_predict(args):
             mark = "" if labels[row] == predicted[row] else "  (wrong)"
             line += f"  {name(labels[row]):>5}{mark}"
         print(line)
+    return 0
+
+
+def command_export(args):
+    from .onnx_export import OPSET, hidden_activations, to_onnx
+
+    model = _load_model(args.model)
+    to_onnx(model, args.onnx, input_dtype=args.input)
+    takes = "uint8 pixels (scaled by 1/255 in the graph)" if args.input == "uint8" else \
+        f"{model.dtype.name} values (as they are)"
+    print(f"wrote {args.onnx}: {'-'.join(map(str, model.layer_sizes))} "
+          f"({', '.join(hidden_activations(model)) or 'no hidden layers'}), {model.dtype.name}, "
+          f"input {takes}, ONNX opset {OPSET}")
     return 0
 
 
@@ -365,7 +374,7 @@ def command_bench(argv):
 
 
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
-            "fetch": command_fetch, "info": command_info}
+            "fetch": command_fetch, "info": command_info, "export": command_export}
 
 
 def _error(message, code=EXIT_ERROR):

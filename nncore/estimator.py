@@ -8,17 +8,21 @@ exception class the checks look for (``NotFittedError``, ``DataConversionWarning
 class is taken from scikit-learn if it has already been imported, else a local stand-in
 with the same name and bases is used: importing nncore never imports scikit-learn.
 
-Input: uint8 arrays are pixel intensities, scaled by 1/255 as everywhere in nncore; other
-numbers are used as they are (converted to ``dtype``).
+Input: X as everywhere in nncore (``nncore.inputs``: uint8, or integers 0..255, are pixels scaled
+by 1/255; floats are used as they are); this module only adds scikit-learn's conventions
+(any label values, feature names, a column-vector y) and the wording of its error messages.
 """
 import sys
 import warnings
 
 import numpy as np
 
-from .model import MLP, thread_limit
-from .optim import SGD, Adam
-from .train import EarlyStopping
+from . import inputs
+from .activations import get_activation
+from .callbacks import EarlyStopping
+from .model import MLP
+from .network import checked_dtype
+from .optim import make_optimizer, optimizer_class
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -50,34 +54,31 @@ def _feature_names(X):
     return None
 
 
-def _as_array(X, dtype, name="X"):
-    """X as a 2-D C-contiguous array: uint8 kept, everything else ``dtype``; finite; not sparse."""
-    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
-        raise TypeError("sparse input is not supported by MLPClassifier; convert it with X.toarray()")
-    if X is None:
-        raise ValueError(f"{name} is None: expected an array-like")
-    if not isinstance(X, np.ndarray):
-        X = np.asarray(X)
-    if X.dtype.kind == "c":
-        raise ValueError("Complex data not supported")
-    if X.dtype.kind == "O":
-        X = X.astype(np.float64)  # float() raises the TypeError a non-number deserves
-    if X.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold numbers, got dtype {X.dtype}")
-    if X.ndim != 2:
-        raise ValueError(f"Expected 2D array, got {X.ndim}D array instead. Reshape your data, "
-                         "e.g. X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample")
-    if X.shape[0] == 0:
-        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
-    if X.shape[1] == 0:
-        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
-    if X.dtype == np.uint8:
-        return np.ascontiguousarray(X)
-    converted = np.ascontiguousarray(X, dtype=dtype)
-    # Checked after the conversion: a finite float64 such as 1e300 is inf in float32.
-    if not np.all(np.isfinite(converted)):
-        raise ValueError(f"Input {name} contains NaN or infinity")
-    return converted
+class _ScikitLearnWording(inputs.Wording):
+    """The input contract's refusals in the words scikit-learn's ``check_array`` uses."""
+
+    def __init__(self, estimator):
+        self.estimator = type(estimator).__name__
+
+    def complex(self, name):
+        return ValueError("Complex data not supported")
+
+    def not_2d(self, name, shape):
+        return ValueError(f"Expected 2D array, got {len(shape)}D array instead. Reshape your data, e.g. "
+                          "X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample")
+
+    def too_few_samples(self, name, shape, minimum):
+        return ValueError(f"Found array with {shape[0]} sample(s) (shape={shape}) while a minimum of {minimum} "
+                          "is required.")
+
+    def no_features(self, name, shape):
+        return ValueError(f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 is required.")
+
+    def wrong_width(self, name, got, expected):
+        return ValueError(f"X has {got} features, but {self.estimator} is expecting {expected} features as input.")
+
+    def not_finite(self, name, dtype):
+        return ValueError(f"Input {name} contains NaN or infinity")
 
 
 def _as_target(y):
@@ -108,7 +109,9 @@ class MLPClassifier:
     """A scikit-learn-compatible classifier trained by nncore's compiled core.
 
     ``hidden_layer_sizes`` are the hidden widths (the input and output sizes come from the
-    data). ``solver`` is "adam" or "sgd" (with ``momentum``, ``nesterovs_momentum``),
+    data); ``activation`` is one of scikit-learn's "identity", "logistic", "tanh", "relu" for
+    every hidden layer. ``solver`` is an optimizer kind of ``nncore.optim.OPTIMIZERS``, "adam"
+    or "sgd" (with ``momentum``, ``nesterovs_momentum``),
     ``learning_rate_init`` its learning rate, ``alpha`` the L2 weight decay,
     ``learning_rate`` "constant", "step" or "cosine". ``max_iter`` is the number of epochs;
     as in scikit-learn, training stops earlier when the training loss has not improved by
@@ -121,7 +124,7 @@ class MLPClassifier:
     def __init__(self, hidden_layer_sizes=(128,), activation="relu", solver="adam", alpha=0.0, batch_size=128,
                  learning_rate_init=1e-3, learning_rate="constant", max_iter=200, momentum=0.9,
                  nesterovs_momentum=False, loss="cross_entropy", tol=1e-4, n_iter_no_change=10,
-                 early_stopping=False, validation_fraction=0.1, init="he", dtype="float32", random_state=None,
+                 early_stopping=False, validation_fraction=0.1, init=None, dtype="float32", random_state=None,
                  warm_start=False, backend="cython", n_threads=None, verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -197,12 +200,8 @@ class MLPClassifier:
         raise ValueError(f"random_state must be None, an int, a RandomState or a Generator, got {state!r}")
 
     def _optimizer(self):
-        if self.solver == "adam":
-            return Adam(lr=self.learning_rate_init, weight_decay=self.alpha)
-        if self.solver == "sgd":
-            return SGD(lr=self.learning_rate_init, momentum=self.momentum,
-                       nesterov=bool(self.nesterovs_momentum) and self.momentum > 0, weight_decay=self.alpha)
-        raise ValueError(f"solver must be 'adam' or 'sgd', got {self.solver!r}")
+        return make_optimizer(self.solver, "solver", lr=self.learning_rate_init, weight_decay=self.alpha,
+                              momentum=self.momentum, nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
 
     def _hidden(self):
         sizes = self.hidden_layer_sizes
@@ -230,23 +229,22 @@ class MLPClassifier:
             raise ValueError("The feature names should match those that were passed during fit.")
 
     def _X(self, X, fitting=False):
+        """X through nncore's input contract, in scikit-learn's words; for a fresh fit, of any width."""
         self._check_features(X, fitting)
-        X = _as_array(X, np.dtype(self.dtype) if self.dtype in ("float32", "float64") else np.float32)
-        if not fitting and X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                             f"{self.n_features_in_} features as input.")
-        return X
+        dtype = checked_dtype(self.dtype) if fitting else self.model_.dtype
+        return inputs.features(X, None if fitting else self.n_features_in_, dtype, min_samples=1,
+                               wording=_ScikitLearnWording(self))
 
     def _fit(self, X, y, epochs, classes=None, incremental=False):
-        if self.activation != "relu":
-            raise ValueError(f"activation must be 'relu', got {self.activation!r}")
+        get_activation(self.activation)
+        optimizer_class(self.solver, "solver")
         for name in ("max_iter", "n_iter_no_change"):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         y = _as_target(y)
         fresh = not (incremental or self.warm_start) or not hasattr(self, "model_")
-        X = self._X(X, fitting=fresh) if fresh else self._X(X)
+        X = self._X(X, fitting=fresh)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
         if fresh:
@@ -254,13 +252,15 @@ class MLPClassifier:
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if unknown.size:
             raise ValueError(f"y holds labels {unknown.tolist()} not in classes_ {self.classes_.tolist()}")
-        encoded = np.searchsorted(self.classes_, y).astype(np.int32)
         if fresh:
             self.n_features_in_ = X.shape[1]
             self.model_ = MLP([X.shape[1], *self._hidden(), max(len(self.classes_), 1)],
                               activation=self.activation, dtype=self.dtype, init=self.init, seed=self._seed())
             self.model_.optimizer = self._optimizer()
             self.n_iter_, self.loss_curve_ = 0, []
+        network = self.model_.network
+        encoded = inputs.labels(np.searchsorted(self.classes_, y), len(X), network.n_classes)
+        data = inputs.Samples.checked_for(network, X, encoded)
         stopping = None
         if not incremental:
             if self.early_stopping:
@@ -270,7 +270,7 @@ class MLPClassifier:
                                          restore_best_weights=False)
         split = self.validation_fraction if (self.early_stopping and not incremental) else None
         history = self.model_.fit(
-            X, encoded, epochs=epochs, batch_size=self.batch_size, loss=self.loss, backend=self.backend,
+            data, epochs=epochs, batch_size=self.batch_size, loss=self.loss, backend=self.backend,
             validation_split=split, early_stopping=stopping, verbose=self.verbose,
             lr_schedule=None if self.learning_rate == "constant" else self.learning_rate,
             n_threads=self.n_threads)
@@ -304,9 +304,8 @@ class MLPClassifier:
         """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
         if not hasattr(self, "model_"):
             raise _not_fitted(self)
-        X = self._X(X)
-        with thread_limit(self.n_threads):
-            return self.model_.predict_proba(X, backend=self.backend)
+        samples = inputs.Samples.checked_for(self.model_.network, self._X(X))
+        return self.model_.predict_proba(samples, backend=self.backend, n_threads=self.n_threads)
 
     def predict_log_proba(self, X):
         with np.errstate(divide="ignore"):

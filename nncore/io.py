@@ -4,25 +4,33 @@ A file is an uncompressed zip of ``.npy`` members, as ``numpy.savez`` writes, ho
 
 - ``header.npy``: the UTF-8 bytes of a JSON object (uint8, at most ``MAX_HEADER_BYTES``):
   ``format`` ("nncore"), ``format_version``, ``kind`` ("model" or "checkpoint"),
-  ``layer_sizes``, ``activation``, ``dtype``, ``arrays`` (each member's shape and dtype), and
+  ``layer_sizes``, ``activations`` (one name per hidden layer; version 1 files have
+  ``activation``: "relu" instead), ``dtype``, ``arrays`` (each member's shape and dtype), and
   for checkpoints the training state (optimizer kind, hyperparameters and step count, epoch
   counters, seed, base learning rate, the history so far);
-- ``params.npy``: the flat parameter buffer (see ``nncore.backends._common``);
+- ``params.npy``: the flat parameter buffer (see ``nncore.network``);
 - in checkpoints, ``optimizer.<name>.npy`` for each optimizer state buffer and optionally
   ``best_params.npy`` (early stopping's best weights).
 
 Reading never unpickles and never trusts a size it has not checked: every member's ``.npy``
 header is parsed by hand, its dtype must be a plain float or uint8 (never object), and its
-shape must equal the one the header's layer sizes imply, before its bytes are read. Anything
-else raises ``ModelFileError`` naming the file and the problem.
+shape must equal the one the header's layer sizes imply, before its bytes are read. Only a
+regular file is opened (a FIFO or ``/dev/zero`` is refused, not read forever); the zip's
+central directory is bounded before ``zipfile`` parses it, a member name may appear only
+once (no "last one wins"), and the JSON header may name a key only once and nest only
+``MAX_HEADER_DEPTH`` deep. Anything else raises ``ModelFileError`` naming the file and the
+problem, in one line of bounded length.
 
 Writing goes to a temporary file in the destination's directory, is fsynced, then renamed
 over the destination (``os.replace``), so a reader (or a resumed run) sees the old file or the
 new one, never half of one.
 """
+import collections
 import io
 import json
 import math
+import os
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -30,18 +38,30 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_open
-from .backends._common import count_parameters
+from ._reading import open_regular_file
+from .activations import ACTIVATIONS
 from .errors import ModelFileError
+from .network import Network
+from .optim import OPTIMIZERS
 
 FORMAT_NAME = "nncore"
-FORMAT_VERSION = 1
+#: 2 stores each hidden layer's activation; 1 (all ReLU) is still read.
+FORMAT_VERSION = 2
 MAX_HEADER_BYTES = 1 << 20
 #: Models larger than this are refused on load (4 GB of float64), whatever the header says.
 MAX_PARAMETERS = 1 << 29
-ACTIVATIONS = ("relu",)
 DTYPES = ("float32", "float64")
 KINDS = ("model", "checkpoint")
-OPTIMIZER_BUFFERS = {"sgd": ("velocity",), "adam": ("m", "v")}
+OPTIMIZER_BUFFERS = {kind: cls.buffer_names for kind, cls in OPTIMIZERS.items()}
+#: More members than any nncore file holds, and a central directory that could list them:
+#: zipfile parses the whole directory on open, so it is bounded before that.
+MAX_MEMBERS = 64
+MAX_CENTRAL_DIRECTORY_BYTES = 1 << 20
+#: The header's JSON nests 3-4 levels; deeper is crafted (and Python's parser recurses).
+MAX_HEADER_DEPTH = 32
+# Messages quote what the file says; this keeps a crafted field from making a 1 MB line.
+_MAX_PROBLEM_CHARACTERS = 400
+_LISTED_MEMBERS = 5
 # What zipfile raises on a damaged or crafted archive: besides BadZipFile, NotImplementedError
 # (unknown compression method or zip version), RuntimeError (encrypted member), zlib.error.
 _ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError,
@@ -62,7 +82,7 @@ def write_npz_atomic(path, header, arrays):
     header = dict(header, arrays={name: {"shape": list(a.shape), "dtype": a.dtype.name}
                                   for name, a in arrays.items()})
     header_bytes = json.dumps(header, allow_nan=True).encode("utf-8")
-    # The temporary name matches the leftovers nncore.train removes (".checkpoint.npz.*.tmp").
+    # The temporary name matches the leftovers ModelCheckpoint removes (".checkpoint.npz.*.tmp").
     with atomic_open(path, prefix=f".{path.name}.", suffix=".tmp") as stream:
         with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr("header.npy", _npy_bytes(np.frombuffer(header_bytes, dtype=np.uint8)))
@@ -70,21 +90,21 @@ def write_npz_atomic(path, header, arrays):
                 archive.writestr(f"{name}.npy", _npy_bytes(array))
 
 
-def model_header(model, kind="model"):
+def network_header(network, kind="model"):
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "kind": kind,
-            "layer_sizes": list(model.layer_sizes), "activation": model.activation,
-            "dtype": model.dtype.name}
+            "layer_sizes": list(network.layer_sizes), "activations": list(network.activation_names),
+            "dtype": network.dtype.name}
 
 
 def save_model(model, path):
-    """Save ``model``'s architecture and parameters to ``path`` (written exactly there, atomically)."""
-    write_npz_atomic(path, model_header(model), {"params": model.params})
+    """Save ``model``'s network and parameters to ``path`` (written exactly there, atomically)."""
+    write_npz_atomic(path, network_header(model.network), {"params": model.params})
 
 
 def save_checkpoint(path, model, optimizer, training_state, best_params=None):
     """Save parameters, optimizer state and ``training_state`` (a JSON-able dict) to ``path``."""
     state = optimizer.state_dict()
-    header = model_header(model, kind="checkpoint")
+    header = network_header(model.network, kind="checkpoint")
     header["optimizer"] = {"kind": state["kind"], "step": state["step"],
                            "hyperparameters": state["hyperparameters"]}
     header["training"] = training_state
@@ -104,22 +124,41 @@ class _Reader:
         self.path = Path(path)
 
     def fail(self, problem):
+        if len(problem) > _MAX_PROBLEM_CHARACTERS:
+            problem = problem[:_MAX_PROBLEM_CHARACTERS] + f"... ({len(problem)} characters)"
         raise ModelFileError(f"{self.path}: {problem}")
 
     def open(self):
-        if not self.path.exists():
-            raise ModelFileError(f"{self.path}: no such file")
-        if self.path.is_dir():
-            raise ModelFileError(f"{self.path}: is a directory, not a model file")
         try:
-            self.archive = zipfile.ZipFile(self.path)
+            self.stream = open_regular_file(self.path, ModelFileError)
+        except FileNotFoundError:
+            raise ModelFileError(f"{self.path}: no such file") from None
+        try:
+            _check_central_directory_size(self.stream, self)
+            self.archive = zipfile.ZipFile(self.stream)
+        except ModelFileError:
+            self.stream.close()
+            raise
         except _ZIP_ERRORS as error:
+            self.stream.close()
             self.fail(f"not an nncore model file (not a valid .npz archive: {error})")
-        self.members = {info.filename: info for info in self.archive.infolist()}
+        except BaseException:
+            self.stream.close()
+            raise
+        infos = self.archive.infolist()
+        self.members = {info.filename: info for info in infos}
+        if len(self.members) != len(infos):
+            self.close()
+            name, count = collections.Counter(info.filename for info in infos).most_common(1)[0]
+            self.fail(f"member {name!r} appears {count} times; a model file holds each array once")
+        if len(infos) > MAX_MEMBERS:
+            self.close()
+            self.fail(f"holds {len(infos)} members; an nncore file has at most {MAX_MEMBERS}")
         return self
 
     def close(self):
         self.archive.close()
+        self.stream.close()
 
     def check_stored(self, name, info):
         # nncore writes stored (uncompressed) members: a compressed one could be a zip bomb,
@@ -177,17 +216,91 @@ class _Reader:
         if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_HEADER_BYTES:
             self.fail("header is not a JSON byte string")
         raw = self.read_member("header", shape, np.uint8).tobytes()
-        try:
-            header = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            self.fail(f"header is not valid JSON ({error})")
+        header = self.parse_json(raw)
         if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
             self.fail("not an nncore model file (wrong format name)")
         return header
 
 
+    def parse_json(self, raw):
+        """The header's JSON: keys unique at every level, nesting bounded."""
+        try:
+            header = json.loads(raw.decode("utf-8"), object_pairs_hook=_object_with_unique_keys)
+        except RecursionError:
+            self.fail(f"header nests deeper than {MAX_HEADER_DEPTH} levels")
+        except _DuplicateKey as error:
+            self.fail(f"header names {error.args[0]!r} twice in one object; which one is meant?")
+        except ValueError as error:
+            # JSONDecodeError and UnicodeDecodeError are ValueErrors; so is an integer
+            # literal longer than Python converts (4,300 digits).
+            self.fail(f"header is not valid JSON ({error})")
+        if _nesting_depth(header) > MAX_HEADER_DEPTH:
+            self.fail(f"header nests deeper than {MAX_HEADER_DEPTH} levels")
+        return header
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_with_unique_keys(pairs):
+    keys = collections.Counter(key for key, _ in pairs)
+    if len(keys) != len(pairs):
+        raise _DuplicateKey(keys.most_common(1)[0][0])
+    return dict(pairs)
+
+
+def _nesting_depth(value):
+    """Levels of lists and objects in ``value``: 0 for a scalar, 2 for {"a": [1]}; no recursion."""
+    depth, containers = 0, [value] if isinstance(value, (dict, list)) else []
+    while containers:
+        depth += 1
+        children = [child for item in containers
+                    for child in (item.values() if isinstance(item, dict) else item)]
+        containers = [child for child in children if isinstance(child, (dict, list))]
+    return depth
+
+
+_END_RECORD = struct.Struct("<4s4H2LH")  # signature, disks, entries, directory size/offset, comment
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")  # signature, disk, offset of the zip64 end record, disks
+_ZIP64_END_RECORD = struct.Struct("<4sQ2H2L4Q")  # ..., entries, directory size, directory offset
+
+
+def _check_central_directory_size(stream, reader):
+    """Refuse a central directory larger than any nncore file's before zipfile reads it.
+
+    Finds the end record as zipfile does (at the very end, else the last one within the
+    comment-length window) and, for zip64 archives, the zip64 end record it points to.
+    Anything it cannot find is left to zipfile, which refuses it.
+    """
+    size = os.fstat(stream.fileno()).st_size
+    tail_size = min(size, _END_RECORD.size + 0xFFFF)
+    stream.seek(size - tail_size)
+    tail = stream.read(tail_size)
+    position = len(tail) - _END_RECORD.size
+    if position < 0:
+        return
+    if tail[position:position + 4] != b"PK\x05\x06":
+        position = tail.rfind(b"PK\x05\x06")
+        if position < 0 or position + _END_RECORD.size > len(tail):
+            return
+    entries, directory_size = _END_RECORD.unpack_from(tail, position)[4:6]
+    locator_position = position - _ZIP64_LOCATOR.size
+    if (entries == 0xFFFF or directory_size == 0xFFFFFFFF) and locator_position >= 0:
+        signature, _, zip64_offset, _ = _ZIP64_LOCATOR.unpack_from(tail, locator_position)
+        if signature == b"PK\x06\x07" and zip64_offset + _ZIP64_END_RECORD.size <= size:
+            stream.seek(zip64_offset)
+            record = stream.read(_ZIP64_END_RECORD.size)
+            if record[:4] == b"PK\x06\x06":
+                entries, directory_size = _ZIP64_END_RECORD.unpack(record)[7:9]
+    if entries > MAX_MEMBERS or directory_size > MAX_CENTRAL_DIRECTORY_BYTES:
+        reader.fail(f"its zip directory lists {entries} members in {directory_size} bytes; "
+                    f"an nncore file has at most {MAX_MEMBERS} members")
+    stream.seek(0)
+
+
 def _check_header(reader, header):
-    """Validate the architecture fields; return (layer_sizes, activation, dtype, kind)."""
+    """Validate the architecture fields; return (Network, kind)."""
     version = header.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         reader.fail(f"invalid format_version {version!r}")
@@ -202,54 +315,62 @@ def _check_header(reader, header):
             or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_PARAMETERS
                        for s in sizes)):
         reader.fail(f"invalid layer_sizes {sizes!r}")
-    if count_parameters(sizes) > MAX_PARAMETERS:
-        reader.fail(f"layer_sizes {sizes} declare {count_parameters(sizes)} parameters, "
-                    f"more than the {MAX_PARAMETERS} nncore loads")
-    if header.get("activation") not in ACTIVATIONS:
-        reader.fail(f"unsupported activation {header.get('activation')!r}")
+    if version == 1:
+        if header.get("activation") != "relu":
+            reader.fail(f"unsupported activation {header.get('activation')!r}")
+        activations = ["relu"] * (len(sizes) - 2)
+    else:
+        activations = header.get("activations")
+        if (not isinstance(activations, list) or len(activations) != len(sizes) - 2
+                or not all(isinstance(name, str) and name in ACTIVATIONS for name in activations)):
+            reader.fail(f"invalid activations {activations!r} for {len(sizes) - 2} hidden layers "
+                        f"(each one of {tuple(ACTIVATIONS)})")
     if header.get("dtype") not in DTYPES:
         reader.fail(f"unsupported dtype {header.get('dtype')!r}")
-    return tuple(sizes), header["activation"], np.dtype(header["dtype"]), kind
+    network = Network(sizes, activations, header["dtype"])
+    if network.n_params > MAX_PARAMETERS:
+        reader.fail(f"layer_sizes {sizes} declare {network.n_params} parameters, "
+                    f"more than the {MAX_PARAMETERS} nncore loads")
+    return network, kind
 
 
 def _known_members(reader, allowed):
     unknown = sorted(set(reader.members) - {f"{name}.npy" for name in allowed})
     if unknown:
-        reader.fail(f"unexpected members {unknown}")
+        listed = ", ".join(repr(name[:80]) for name in unknown[:_LISTED_MEMBERS])
+        more = f" and {len(unknown) - _LISTED_MEMBERS} more" if len(unknown) > _LISTED_MEMBERS else ""
+        reader.fail(f"unexpected members {listed}{more}")
 
 
-def load(path):
-    """Load a model (or the model inside a checkpoint) saved by ``MLP.save``; return an ``MLP``.
+def read_model(path):
+    """(Network, params) of a model file (or of the model inside a checkpoint) saved by ``MLP.save``.
 
     Raises ``ModelFileError`` if the file is missing, corrupt, crafted or from a newer nncore.
+    ``nncore.load`` builds the ``MLP``.
     """
-    from .model import MLP
-
     reader = _Reader(path).open()
     try:
         header = reader.header()
-        layer_sizes, activation, dtype, kind = _check_header(reader, header)
+        network, kind = _check_header(reader, header)
         if kind == "model":
             _known_members(reader, {"header", "params"})
-        params = reader.read_member("params", (count_parameters(layer_sizes),), dtype)
+        params = reader.read_member("params", (network.n_params,), network.dtype)
     finally:
         reader.close()
     if not np.all(np.isfinite(params)):
         raise ModelFileError(f"{path}: parameters contain NaN or infinity")
-    model = MLP(layer_sizes, activation=activation, dtype=dtype.name, seed=0)
-    model.params[:] = params
-    return model
+    return network, params
 
 
 def load_checkpoint(path):
-    """Read a checkpoint: a dict with ``header``, ``params``, ``optimizer_state`` and ``best_params``."""
+    """Read a checkpoint: a dict with ``header``, ``network``, ``params``, ``optimizer_state`` and ``best_params``."""
     reader = _Reader(path).open()
     try:
         header = reader.header()
-        layer_sizes, _, dtype, kind = _check_header(reader, header)
+        network, kind = _check_header(reader, header)
         if kind != "checkpoint":
             reader.fail("is a model file, not a checkpoint")
-        n = count_parameters(layer_sizes)
+        n, dtype = network.n_params, network.dtype
         optimizer = header.get("optimizer")
         if (not isinstance(optimizer, dict) or not isinstance(optimizer.get("kind"), str)
                 or optimizer.get("kind") not in OPTIMIZER_BUFFERS
@@ -272,4 +393,5 @@ def load_checkpoint(path):
         reader.close()
     optimizer_state = {"kind": optimizer["kind"], "step": optimizer["step"],
                        "hyperparameters": optimizer["hyperparameters"], "buffers": buffers}
-    return {"header": header, "params": params, "optimizer_state": optimizer_state, "best_params": best}
+    return {"header": header, "network": network, "params": params, "optimizer_state": optimizer_state,
+            "best_params": best}

@@ -1,7 +1,13 @@
-"""Optimizers: hyperparameters plus state buffers laid out like the flat parameter buffer.
+"""Optimizers: one class per kind, and the registry everything else derives from.
 
-The update itself is a backend kernel (one pass over the flat buffers); these classes only
-hold what it needs, so that both backends, checkpoints and ``fit`` share one definition.
+A class holds all there is to know about its kind: the hyperparameters and their defaults
+(its ``__init__`` signature, written once), the state buffers (laid out like the flat
+parameter buffer), the NumPy update (the reference: ``sgd_update``, ``adam_update``, the
+twins of the kernels of the same names in src_c/_kernels.pxd) and what the compiled core
+needs (``core_code``, an ``OPTIMIZER_*`` of src_c/_network.pxd, and ``core_hyperparameters``
+in the order its update reads them). Model and checkpoint files, ``fit``, the command line
+(``--optimizer``) and the estimator (``solver=``) all look kinds up in ``OPTIMIZERS``.
+
 The update rules are PyTorch's (``torch.optim.SGD`` and ``torch.optim.Adam``):
 
 SGD:  g = grad + weight_decay * theta;  v = momentum * v + g;
@@ -12,6 +18,7 @@ Adam: t += 1;  g = grad + weight_decay * theta;  m = b1 m + (1 - b1) g;  v = b2 
 Weight decay is applied to every parameter, biases included, as PyTorch does; it is the
 gradient of the penalty 0.5 * weight_decay * ||theta||^2.
 """
+import inspect
 import math
 
 import numpy as np
@@ -25,27 +32,62 @@ def _non_negative(name, value, upper=None):
     return value
 
 
+# ---------------------------------------------------------------- the NumPy updates (the reference)
+
+def sgd_update(params, grad, velocity, lr, momentum, nesterov, weight_decay):
+    """One SGD step over the flat buffers, in place."""
+    g = grad + weight_decay * params if weight_decay else grad
+    if momentum:
+        velocity *= momentum
+        velocity += g
+        step = g + momentum * velocity if nesterov else velocity
+    else:
+        step = g
+    params -= lr * step
+
+
+def adam_update(params, grad, m, v, step_number, lr, beta1, beta2, eps, weight_decay):
+    """One Adam step over the flat buffers, in place; ``step_number`` counts from 1."""
+    g = grad + weight_decay * params if weight_decay else grad
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    m_hat = m / (1 - beta1 ** step_number)
+    v_hat = v / (1 - beta2 ** step_number)
+    params -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+# ---------------------------------------------------------------- the kinds
+
 class Optimizer:
-    """Common state handling: buffers created lazily to match the parameters."""
+    """Common state handling: buffers created lazily to match the parameters.
+
+    A kind sets ``kind``, ``buffer_names``, ``core_code`` and defines ``hyperparameters``,
+    ``core_hyperparameters`` and ``numpy_update``.
+    """
 
     kind = None
-    _buffer_names = ()
+    buffer_names = ()
+    core_code = None
 
     def __init__(self):
         self._buffers = {}
         self.step = 0  # number of updates applied so far
 
     def ensure_state(self, n_params, dtype):
-        """Create zeroed state buffers for ``n_params`` parameters of ``dtype``, if not there yet."""
+        """Create zeroed state buffers for ``n_params`` parameters of ``dtype``, or check the ones there are."""
         dtype = np.dtype(dtype)
-        for name in self._buffer_names:
+        for name in self.buffer_names:
             buffer = self._buffers.get(name)
             if buffer is None:
                 self._buffers[name] = np.zeros(n_params, dtype=dtype)
-            elif buffer.shape != (n_params,) or buffer.dtype != dtype:
+            elif (buffer.shape != (n_params,) or buffer.dtype != dtype or not buffer.flags.c_contiguous
+                  or not buffer.flags.writeable):
                 raise ValueError(
-                    f"{type(self).__name__} state {name!r} was made for {buffer.shape[0]} {buffer.dtype} "
-                    f"parameters, not {n_params} {dtype}: use a new optimizer for a different model")
+                    f"optimizer state {name!r} of {type(self).__name__} is a {buffer.dtype} array of shape "
+                    f"{buffer.shape}, not a writeable, C-contiguous one for {n_params} {dtype} parameters: use a "
+                    "new optimizer for a different model")
 
     def state_buffers(self):
         """The state arrays by name (empty until the first update)."""
@@ -56,6 +98,15 @@ class Optimizer:
         self.step = 0
 
     def hyperparameters(self):
+        """The constructor's arguments, by name: what ``state_dict`` stores and ``repr`` shows."""
+        raise NotImplementedError
+
+    def core_hyperparameters(self):
+        """The hyperparameters the compiled update reads, in its order (src_c/_network.pxd, apply_update)."""
+        raise NotImplementedError
+
+    def numpy_update(self, params, grad):
+        """Apply one update with ``grad`` to ``params`` in place (step already counted)."""
         raise NotImplementedError
 
     def state_dict(self):
@@ -69,7 +120,7 @@ class Optimizer:
             raise ValueError(f"state is for a {state.get('kind')!r} optimizer, not {self.kind!r}")
         self.__init__(**state["hyperparameters"])
         self.step = int(state["step"])
-        unknown = set(state["buffers"]) - set(self._buffer_names)
+        unknown = set(state["buffers"]) - set(self.buffer_names)
         if unknown:
             raise ValueError(f"unknown {self.kind} state buffers: {sorted(unknown)}")
         self._buffers = {name: np.ascontiguousarray(buffer).copy() for name, buffer in state["buffers"].items()}
@@ -83,7 +134,8 @@ class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum and weight decay."""
 
     kind = "sgd"
-    _buffer_names = ("velocity",)
+    buffer_names = ("velocity",)
+    core_code = 0
 
     def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0):
         super().__init__()
@@ -98,12 +150,20 @@ class SGD(Optimizer):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
 
+    def core_hyperparameters(self):
+        return (self.lr, self.momentum, float(self.nesterov), self.weight_decay)
+
+    def numpy_update(self, params, grad):
+        sgd_update(params, grad, self._buffers["velocity"], self.lr, self.momentum, self.nesterov,
+                   self.weight_decay)
+
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction and L2 weight decay, as torch.optim.Adam."""
 
     kind = "adam"
-    _buffer_names = ("m", "v")
+    buffer_names = ("m", "v")
+    core_code = 1
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__()
@@ -115,3 +175,28 @@ class Adam(Optimizer):
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": tuple(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
+
+    def core_hyperparameters(self):
+        return (self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay)
+
+    def numpy_update(self, params, grad):
+        adam_update(params, grad, self._buffers["m"], self._buffers["v"], self.step, self.lr, self.betas[0],
+                    self.betas[1], self.eps, self.weight_decay)
+
+
+OPTIMIZERS = {kind.kind: kind for kind in (SGD, Adam)}
+
+
+def optimizer_class(kind, name="optimizer"):
+    """The class of optimizer kind ``kind`` ("sgd", "adam"); ValueError naming ``name`` and the choices."""
+    if not isinstance(kind, str) or kind not in OPTIMIZERS:
+        raise ValueError(f"{name} must be one of {tuple(OPTIMIZERS)}, got {kind!r}")
+    return OPTIMIZERS[kind]
+
+
+def make_optimizer(kind, name="optimizer", **options):
+    """An optimizer of ``kind`` built from those of ``options`` its constructor takes (the rest are
+    ignored): how the command line's and the estimator's flat option sets map onto each kind."""
+    cls = optimizer_class(kind, name)
+    accepted = inspect.signature(cls).parameters
+    return cls(**{key: value for key, value in options.items() if key in accepted})

@@ -342,9 +342,7 @@ def first_layer_weights(model, max_units=64, columns=None):
 
 def _first_layer(model):
     """W of the first layer, (fan_in, fan_out), a view into the model's flat parameters."""
-    from nncore.backends._common import layer_views
-
-    return layer_views(model.params, model.layer_sizes)[0][0]
+    return model.layers[0][0]
 
 
 # ---------------------------------------------------------------- everything at once

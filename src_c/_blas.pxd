@@ -8,6 +8,8 @@ W (in, out), Y (B, out), all row-major:
     Y  = X.W    gemm('n', 'n', out, B,  in,  1, W,  out, X, in,  0, Y,  out)
     dW = X^T.dY gemm('n', 't', out, in, B,   1, dY, out, X, in,  0, dW, out)
     dX = dY.W^T gemm('t', 'n', in,  B,  out, 1, W,  out, dY, out, 0, dX, in)
+This one column-major entry point is the convention everywhere in the core: each call site
+says in a comment which row-major product it computes.
 """
 from cython cimport floating
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -24,16 +26,3 @@ cdef inline void gemm(char transa, char transb, int m, int n, int k,
     else:
         dgemm(&transa, &transb, &m, &n, &k, &alpha, <double*> A, &lda, <double*> B, &ldb, &beta, C, &ldc)
 
-
-cdef inline void matmul_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
-                                 floating alpha, const floating* A, int lda,   # IN
-                                 const floating* B, int ldb,                   # IN
-                                 floating beta, floating* C, int ldc           # IN/OUT
-                                 ) noexcept nogil:
-    """Row-major C (m, n) := alpha * op(A).op(B) + beta * C, as column-major C^T = op(B)^T.op(A)^T.
-
-    lda, ldb, ldc are the row lengths (row-major leading dimensions) of A, B and C as stored.
-    """
-    cdef char ta = c't' if trans_a else c'n'
-    cdef char tb = c't' if trans_b else c'n'
-    gemm(tb, ta, n, m, k, alpha, B, ldb, A, lda, beta, C, ldc)

@@ -2,12 +2,15 @@
 # distutils: extra_compile_args = -fno-math-errno
 """nncore's compiled core: a whole training epoch, inference and the full-batch gradient in C.
 
-The Python-facing functions here take arrays that nncore.backends.cython_backend has already
-validated (dtype, shape, contiguity, label range); they only derive the workspace sizes,
-allocate the workspaces once per call, take raw pointers and release the GIL for the whole
-loop. The per-op kernels live in _kernels.pxd, the BLAS shim in _blas.pxd, the network
-passes in _network.pxd. Test and benchmark wrappers of single kernels live in a module of
-their own, nncore._testing (src_c/_testing.pyx).
+The callers (nncore.backends.cython_backend) pass arguments that nncore.inputs has already
+checked. What is left here are the checks that keep the loops memory-safe whoever calls:
+shapes against the layout, and private copies of everything the nogil loops index with (the
+layout table, the labels, the sample order), each bounds-checked once, so that another thread
+or process changing the caller's arrays meanwhile cannot send an index out of bounds. Then
+workspaces are allocated once per call and the GIL is released for the whole loop. The
+per-op kernels live in _kernels.pxd, the BLAS shim in _blas.pxd, the network passes (inference
+and the optimizer update too) in _network.pxd. Test and benchmark wrappers of single kernels
+live in a module of their own, nncore._testing (src_c/_testing.pyx).
 
 Compiled with -fno-math-errno (the distutils comment above): sqrt then needs no errno
 branch, so the Adam loop vectorizes (4x faster); nothing here reads errno.
@@ -20,11 +23,13 @@ import numpy as np
 from cython cimport floating
 from libc.float cimport FLT_MAX
 from libc.math cimport isfinite
-from libc.string cimport memcpy
 
+cimport _blas
 cimport _kernels as k
-from _network cimport (LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NONE, Layout, OptimizerConfig, _apply_update,
-                       batch_gradient, forward_chunk, loss_chunk)
+from _kernels cimport N_ACTIVATIONS
+from _network cimport (LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NONE, MAX_HYPERPARAMETERS, N_LOSSES, N_OPTIMIZERS,
+                       OPTIMIZER_ADAM, OPTIMIZER_SGD, Layout, OptimizerConfig, apply_update, batch_gradient,
+                       inference)
 
 cdef extern from *:
     """
@@ -67,7 +72,8 @@ SOURCE_HASH = NNCORE_SOURCE_HASH.decode("ascii")
 OPENMP = bool(NNCORE_OPENMP)
 DEBUG_BUILD = bool(NNCORE_DEBUG_BUILD)
 
-LOSS_KINDS = {"cross_entropy": LOSS_CROSS_ENTROPY, "mse": LOSS_MSE}
+#: How many hyperparameters an optimizer may hand the core (OptimizerConfig.hyperparameters).
+OPTIMIZER_HYPERPARAMETERS = MAX_HYPERPARAMETERS
 # Rows the workspaces hold: larger batches are processed in chunks of this many rows.
 DEFAULT_CHUNK_ROWS = 1024
 # The GIL is re-taken to check for Ctrl-C after a batch only when this long has passed since
@@ -77,76 +83,150 @@ cdef double SIGNAL_CHECK_SECONDS = 0.02
 INT_MAX = 2 ** 31 - 1
 
 
-# ---------------------------------------------------------------- workspace layout
+# ---------------------------------------------------------------- what the loops index with
 
-def _layout_tables(layer_sizes, Py_ssize_t chunk_rows):
-    """(tables, activations size, delta size) for ``layer_sizes`` with workspaces of ``chunk_rows`` rows.
+cdef class _Plan:
+    """A private, bounds-checked copy of a Network.table, plus the workspace offsets for one call.
 
-    ``tables`` is one intp array: sizes (L + 1), W offsets (L), b offsets (L), activation offsets (L).
-    Every gemm dimension must fit a BLAS int (32 bits); checked here, once.
+    ``layout`` is nncore.network.Network.table: sizes (L + 1), W offsets (L), b offsets (L),
+    activation codes (L). The layout itself is Network's; this only checks that every block
+    lies inside the ``n_params``-entry buffer, that every activation code exists, and that
+    every gemm dimension fits a BLAS int (32 bits).
     """
-    sizes = [int(s) for s in layer_sizes]
-    n_layers = len(sizes) - 1
-    w_offsets, b_offsets, act_offsets = [], [], []
-    position = activations = 0
-    for fan_in, fan_out in zip(sizes[:n_layers], sizes[1:]):
-        w_offsets.append(position)
-        b_offsets.append(position + fan_in * fan_out)
-        position += fan_in * fan_out + fan_out
-        act_offsets.append(activations)
-        activations += chunk_rows * fan_out
-    if max(sizes) > INT_MAX or chunk_rows * max(sizes) > INT_MAX:
-        raise ValueError(f"layer sizes {sizes} with {chunk_rows}-row chunks exceed the 32-bit BLAS index range")
-    widest_hidden = max(sizes[1:n_layers], default=1)
-    tables = np.array(sizes + w_offsets + b_offsets + act_offsets, dtype=np.intp)
-    return tables, activations, chunk_rows * widest_hidden
+
+    cdef Layout net
+    cdef object table, act_offsets
+    cdef readonly Py_ssize_t acts_size, delta_size
+
+    def __init__(self, layout, Py_ssize_t n_params, Py_ssize_t chunk_rows):
+        self.table = np.array(layout, dtype=np.intp, copy=True)  # ours: a caller cannot change it under the loops
+        n_layers = (self.table.shape[0] - 1) // 4 if self.table.ndim == 1 else 0
+        if n_layers < 1 or self.table.shape[0] != 4 * n_layers + 1 or chunk_rows < 1:
+            raise ValueError("layout must be a Network.table: sizes (L + 1), W offsets, b offsets and "
+                             "activations (L each), L >= 1")
+        sizes, w_offsets, b_offsets, activations = (self.table[:n_layers + 1].tolist(),
+                                                    self.table[n_layers + 1:2 * n_layers + 1].tolist(),
+                                                    self.table[2 * n_layers + 1:3 * n_layers + 1].tolist(),
+                                                    self.table[3 * n_layers + 1:].tolist())
+        if min(sizes) < 1 or chunk_rows * max(sizes) > INT_MAX:
+            raise ValueError(f"layer sizes {sizes} with {chunk_rows}-row chunks must be positive and within "
+                             "the 32-bit BLAS index range")
+        for l in range(n_layers):
+            w_end, b_end = w_offsets[l] + sizes[l] * sizes[l + 1], b_offsets[l] + sizes[l + 1]
+            if min(w_offsets[l], b_offsets[l]) < 0 or max(w_end, b_end) > n_params:
+                raise ValueError(f"layer {l}'s parameters lie outside the {n_params}-entry buffer")
+            if not 0 <= activations[l] < N_ACTIVATIONS:
+                raise ValueError(f"layer {l} has an unknown activation code {activations[l]}")
+        act_offsets, self.acts_size = [], 0
+        for fan_out in sizes[1:]:
+            act_offsets.append(self.acts_size)
+            self.acts_size += chunk_rows * fan_out
+        self.delta_size = chunk_rows * max(sizes[1:n_layers], default=1)
+        self.act_offsets = np.array(act_offsets, dtype=np.intp)
+        cdef const Py_ssize_t[::1] table = self.table
+        cdef const Py_ssize_t[::1] offsets = self.act_offsets
+        self.net.n_layers = n_layers
+        self.net.sizes = &table[0]
+        self.net.w_offsets = &table[n_layers + 1]
+        self.net.b_offsets = &table[2 * n_layers + 1]
+        self.net.activations = &table[3 * n_layers + 1]
+        self.net.act_offsets = &offsets[0]
+        self.net.chunk_rows = chunk_rows
+
+    def workspaces(self, dtype, bint backward=True):
+        """(inputs, activations[, delta_a, delta_b]): what a call's chunks are computed in, made once per call;
+        the deltas only for a backward pass."""
+        forward = (np.empty(self.net.chunk_rows * self.net.sizes[0], dtype=dtype), np.empty(self.acts_size, dtype=dtype))
+        if not backward:
+            return forward
+        return forward + (np.empty(self.delta_size, dtype=dtype), np.empty(self.delta_size, dtype=dtype))
+
+    @property
+    def n_inputs(self):
+        return self.net.sizes[0]
+
+    @property
+    def n_outputs(self):
+        return self.net.sizes[self.net.n_layers]
 
 
-def _check_structure(Py_ssize_t n_params, layer_sizes, X, Py_ssize_t n_rows=-1, y=None, order=None,
-                     loss_kind=None):
-    """Shape checks that keep a direct call into this module from reading out of bounds.
+cdef class _Rows:
+    """X for the loops: checked against the layout, its buffer held (so it stays where it is) and its address.
 
-    cython_backend validates every argument (with nncore.backends._common) before calling in;
-    this only makes the extension's own entry points memory-safe: O(n) numpy, no kernel work.
+    uint8 rows are pixels, scaled by 1/255 while gathered; float rows must have the parameters' dtype.
     """
-    sizes = [int(s) for s in layer_sizes]
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(f"layer_sizes must be >= 2 positive ints, got {sizes}")
-    if n_params != sum(a * b + b for a, b in zip(sizes[:len(sizes) - 1], sizes[1:])):
-        raise ValueError(f"params do not match layer sizes {sizes}")
-    if X is not None:
-        if X.ndim != 2 or X.shape[1] != sizes[0] or not X.flags.c_contiguous:
-            raise ValueError(f"X must be C-contiguous (n, {sizes[0]})")
-        if n_rows >= 0 and X.shape[0] != n_rows:
-            raise ValueError(f"X has {X.shape[0]} rows, expected {n_rows}")
-    if y is not None:
-        labels = np.asarray(y)
-        if X is not None and labels.shape[0] != X.shape[0]:
-            raise ValueError("y and X differ in length")
-        if labels.shape[0] and (labels.min() < 0 or labels.max() >= sizes[len(sizes) - 1]):
-            raise ValueError("labels out of range")
-    if order is not None:
-        rows = np.asarray(order)
-        if rows.shape[0] and (rows.min() < 0 or rows.max() >= X.shape[0]):
-            raise ValueError("order holds rows outside X")
-    if loss_kind is not None and loss_kind not in (LOSS_CROSS_ENTROPY, LOSS_MSE):
-        raise ValueError(f"unknown loss kind {loss_kind}")
+
+    cdef const unsigned char[:, ::1] pixels
+    cdef const float[:, ::1] floats32
+    cdef const double[:, ::1] floats64
+    cdef readonly Py_ssize_t n_rows
+    cdef readonly bint is_uint8
+
+    def __init__(self, X, Py_ssize_t n_features, dtype):
+        if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != n_features:
+            raise ValueError(f"X must be a C-contiguous (n, {n_features}) array")
+        self.n_rows = X.shape[0]
+        self.is_uint8 = X.dtype == np.uint8
+        if self.is_uint8:
+            self.pixels = X
+        elif np.dtype(dtype) == np.float32:
+            self.floats32 = X
+        else:
+            self.floats64 = X
 
 
-cdef void _fill_layout(Layout* net, const Py_ssize_t[::1] tables, Py_ssize_t n_layers,
-                       Py_ssize_t chunk_rows) noexcept:
-    cdef const Py_ssize_t* base = &tables[0]
-    net.n_layers = n_layers
-    net.sizes = base
-    net.w_offsets = base + n_layers + 1
-    net.b_offsets = base + 2 * n_layers + 1
-    net.act_offsets = base + 3 * n_layers + 1
-    net.chunk_rows = chunk_rows
+cdef inline const unsigned char* _pixels(_Rows rows) noexcept:
+    return &rows.pixels[0, 0] if rows.is_uint8 and rows.n_rows else NULL
+
+
+cdef inline const floating* _floats(_Rows rows, floating marker) noexcept:
+    if rows.is_uint8 or rows.n_rows == 0:
+        return NULL
+    if floating is float:
+        return &rows.floats32[0, 0]
+    else:
+        return &rows.floats64[0, 0]
+
+
+def _private_labels(const int[::1] y not None, Py_ssize_t n_rows, Py_ssize_t n_classes):
+    """A private copy of the labels, each in 0..n_classes-1: the loss indexes the logits with them."""
+    labels = np.asarray(y).copy()
+    if labels.shape[0] != n_rows:
+        raise ValueError(f"y has {labels.shape[0]} labels for {n_rows} rows")
+    if n_rows and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels out of range 0..{n_classes - 1}")
+    return labels
+
+
+def _private_order(const Py_ssize_t[::1] order not None, Py_ssize_t n_rows):
+    """A private copy of the sample order, each row in 0..n_rows-1: the gather indexes X with it."""
+    rows = np.asarray(order).copy()
+    if rows.shape[0] and (rows.min() < 0 or rows.max() >= n_rows):
+        raise ValueError("order holds rows outside X")
+    return rows
 
 
 cdef inline floating _input_scale(floating dtype_marker) noexcept nogil:
-    """1/255 rounded once to the floating type (as _common.input_scale)."""
+    """1/255 rounded once to the floating type (as nncore.backends.base.input_scale)."""
     return <floating> (1.0 / 255.0)
+
+
+cdef OptimizerConfig _optimizer_config(int kind, hyperparameters, long long step0) except *:
+    cdef OptimizerConfig config
+    cdef Py_ssize_t i
+    values = [float(h) for h in hyperparameters]
+    if not 0 <= kind < N_OPTIMIZERS or len(values) > MAX_HYPERPARAMETERS:
+        raise ValueError(f"unknown optimizer kind {kind} or more than {MAX_HYPERPARAMETERS} hyperparameters")
+    config.kind = kind
+    for i in range(MAX_HYPERPARAMETERS):
+        config.hyperparameters[i] = values[i] if i < len(values) else 0.0
+    config.step0 = step0
+    return config
+
+
+def _check_loss(int loss_kind):
+    if not 0 <= loss_kind < N_LOSSES:
+        raise ValueError(f"unknown loss kind {loss_kind}")
 
 
 # ---------------------------------------------------------------- the epoch
@@ -176,7 +256,7 @@ cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
         if not isfinite(batch_loss) or (floating is float and (batch_loss > FLT_MAX or batch_loss < -FLT_MAX)):
             progress[3] = progress[0] + 1
             return 0
-        _apply_update(opt, params, grad, state_a, state_b, n_params, opt.step0 + progress[0] + 1)
+        apply_update(opt, params, grad, state_a, state_b, n_params, opt.step0 + progress[0] + 1)
         loss_total[0] += batch_loss
         progress[0] += 1
         progress[1] += batch_correct
@@ -190,181 +270,109 @@ cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
     return 0
 
 
-def train_epoch(floating[::1] params, layer_sizes, X, const int[::1] y, const Py_ssize_t[::1] order,
-                Py_ssize_t batch_size, int loss_kind, floating[::1] state_a, floating[::1] state_b,
-                double[::1] loss_total, Py_ssize_t[::1] progress, *, bint adam, double lr,
-                double momentum=0.0, bint nesterov=False, double weight_decay=0.0,
-                double beta1=0.9, double beta2=0.999, double eps=1e-8, long long step0=0,
+def train_epoch(layout, floating[::1] params not None, X, const int[::1] y not None,
+                const Py_ssize_t[::1] order not None, Py_ssize_t batch_size, int loss_kind, int optimizer_kind,
+                hyperparameters, long long step0, floating[::1] state_a not None, floating[::1] state_b not None,
+                double[::1] loss_total not None, Py_ssize_t[::1] progress not None,
                 Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
-    """One epoch in one call, GIL released. Arguments are validated by cython_backend.train_epoch.
+    """One epoch in one call, GIL released; samples in ``order``, ``batch_size`` at a time.
 
-    ``progress`` (n_batches, n_correct, n_samples, diverged_batch or 0) and ``loss_total`` are
-    updated after every applied batch, so they are right even when a KeyboardInterrupt
-    propagates out of here; the caller advances optimizer.step by progress[0].
+    ``optimizer_kind`` and ``hyperparameters`` are an nncore.optim class's ``core_code`` and
+    ``core_hyperparameters()``; ``step0`` the updates it has applied so far. ``progress``
+    (n_batches, n_correct, n_samples, diverged_batch or 0) and ``loss_total`` are updated after
+    every applied batch, so they are right even when a KeyboardInterrupt propagates out of
+    here; the caller advances optimizer.step by progress[0].
     """
     cdef Py_ssize_t n_samples = order.shape[0]
-    cdef Py_ssize_t n_layers = len(layer_sizes) - 1
     cdef Py_ssize_t chunk = max(1, min(chunk_rows, batch_size, n_samples))
-    cdef Layout net
-    cdef OptimizerConfig opt
-    cdef const unsigned char[:, ::1] X_uint8
-    cdef const floating[:, ::1] X_float
-    cdef const unsigned char* X_uint8_ptr = NULL
-    cdef const floating* X_float_ptr = NULL
-    cdef floating scale = _input_scale(params[0])
+    cdef OptimizerConfig opt = _optimizer_config(optimizer_kind, hyperparameters, step0)
     cdef floating[::1] grad, inputs, acts, delta_a, delta_b
-    _check_structure(params.shape[0], layer_sizes, X, -1, y, order, loss_kind)
+    cdef const int[::1] labels
+    cdef const Py_ssize_t[::1] rows
+    _check_loss(loss_kind)
     if (state_a.shape[0] != params.shape[0] or state_b.shape[0] != params.shape[0]
             or loss_total.shape[0] < 1 or progress.shape[0] < 4 or batch_size < 1 or chunk_rows < 1):
         raise ValueError("state buffers, progress or sizes do not fit")
+    plan = _Plan(layout, params.shape[0], chunk)
+    source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
+    labels = _private_labels(y, source.n_rows, plan.n_outputs)
+    rows = _private_order(order, source.n_rows)
     if n_samples == 0:
         return
-    tables, acts_size, delta_size = _layout_tables(layer_sizes, chunk)
-    _fill_layout(&net, tables, n_layers, chunk)
-    if X.dtype == np.uint8:
-        X_uint8 = X
-        X_uint8_ptr = &X_uint8[0, 0]
-    else:
-        X_float = X
-        X_float_ptr = &X_float[0, 0]
-    dtype = np.asarray(params).dtype
-    grad = np.empty(params.shape[0], dtype=dtype)
-    inputs = np.empty(chunk * net.sizes[0], dtype=dtype)
-    acts = np.empty(acts_size, dtype=dtype)
-    delta_a = np.empty(delta_size, dtype=dtype)
-    delta_b = np.empty(delta_size, dtype=dtype)
-    opt.adam = adam
-    opt.lr = lr
-    opt.momentum = momentum
-    opt.nesterov = nesterov
-    opt.weight_decay = weight_decay
-    opt.beta1 = beta1
-    opt.beta2 = beta2
-    opt.eps = eps
-    opt.step0 = step0
+    grad = np.empty_like(np.asarray(params))
+    inputs, acts, delta_a, delta_b = plan.workspaces(np.asarray(params).dtype)
+    cdef const Layout* net = &(<_Plan> plan).net
+    cdef const unsigned char* pixels = _pixels(source)
+    cdef const floating* floats = _floats(source, params[0])
     with nogil:
-        _run_epoch(&net, &params[0], params.shape[0], X_uint8_ptr, X_float_ptr, scale, &y[0], &order[0],
+        _run_epoch(net, &params[0], params.shape[0], pixels, floats, _input_scale(params[0]), &labels[0], &rows[0],
                    n_samples, batch_size, loss_kind, &opt, &state_a[0], &state_b[0], &grad[0], &inputs[0],
                    &acts[0], &delta_a[0], &delta_b[0], &loss_total[0], &progress[0])
 
 
 # ---------------------------------------------------------------- inference and the full gradient
 
-cdef void _inference(const Layout* net, const floating* params,
-                     const unsigned char* X_uint8, const floating* X_float, floating scale,
-                     const int* y, Py_ssize_t n_samples, int loss_kind,
-                     floating* inputs, floating* acts,
-                     floating* out,                               # OUT (n_samples, n_out) if loss_kind is LOSS_NONE
-                     double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
-    """Forward chunk by chunk: probabilities into ``out``, or the loss sum and correct count."""
-    cdef Py_ssize_t start, rows, i, argmax
-    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
-    cdef const floating* source
-    cdef floating* logits = acts + net.act_offsets[net.n_layers - 1]
-    start = 0
-    while start < n_samples:
-        rows = min(net.chunk_rows, n_samples - start)
-        if X_uint8 != NULL:
-            k.gather_scale_uint8(inputs, X_uint8, n_in, NULL, start, rows, scale)
-            source = inputs
-        else:
-            source = X_float + start * n_in    # contiguous rows: no copy
-        forward_chunk(net, params, source, rows, acts)
-        if loss_kind == LOSS_NONE:
-            for i in range(rows):
-                k.softmax_row(logits + i * n_out, n_out, &argmax)
-            memcpy(out + start * n_out, logits, rows * n_out * sizeof(floating))
-        else:
-            loss_chunk(logits, rows, n_out, y, NULL, start, loss_kind, 1, loss_sum, n_correct)
-        start += rows
-
-
-cdef tuple _run_inference(const floating[::1] params, layer_sizes, X, const int* y, int loss_kind,
-                          floating* out, Py_ssize_t n_samples, Py_ssize_t chunk_rows):
-    """Workspaces for one call, then ``_inference`` with the GIL released: what ``forward``
+cdef tuple _run_inference(_Plan plan, const floating[::1] params, _Rows source, const int* y, int loss_kind,
+                          floating* out):
+    """Workspaces for one call, then ``inference`` with the GIL released: what ``forward``
     (y NULL, LOSS_NONE, probabilities into ``out``) and ``evaluate`` (``out`` NULL) share.
-    The caller has checked the shapes; returns (loss sum, correct count)."""
-    cdef Layout net
-    cdef const unsigned char[:, ::1] X_uint8
-    cdef const floating[:, ::1] X_float
-    cdef const unsigned char* X_uint8_ptr = NULL
-    cdef const floating* X_float_ptr = NULL
+    Returns (loss sum, correct count)."""
     cdef floating[::1] inputs, acts
     cdef double loss_sum = 0
     cdef Py_ssize_t n_correct = 0
-    chunk = max(1, min(chunk_rows, n_samples))
-    tables, acts_size, _ = _layout_tables(layer_sizes, chunk)
-    _fill_layout(&net, tables, len(layer_sizes) - 1, chunk)
-    dtype = np.asarray(params).dtype
-    inputs = np.empty(chunk * int(layer_sizes[0]), dtype=dtype)
-    acts = np.empty(acts_size, dtype=dtype)
-    if X.dtype == np.uint8:
-        X_uint8 = X
-        X_uint8_ptr = &X_uint8[0, 0]
-    else:
-        X_float = X
-        X_float_ptr = &X_float[0, 0]
+    inputs, acts = plan.workspaces(np.asarray(params).dtype, backward=False)
+    cdef const Layout* net = &plan.net
+    cdef const unsigned char* pixels = _pixels(source)
+    cdef const floating* floats = _floats(source, params[0])
     with nogil:
-        _inference(&net, &params[0], X_uint8_ptr, X_float_ptr, _input_scale(params[0]), y, n_samples,
-                   loss_kind, &inputs[0], &acts[0], out, &loss_sum, &n_correct)
+        inference(net, &params[0], pixels, floats, _input_scale(params[0]), y, source.n_rows,
+                  loss_kind, &inputs[0], &acts[0], out, &loss_sum, &n_correct)
     return loss_sum, n_correct
 
 
-def forward(const floating[::1] params, layer_sizes, X, floating[:, ::1] out,
+def forward(layout, const floating[::1] params not None, X, floating[:, ::1] out not None,
             Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
     """Class probabilities of every row of X into ``out`` (n_samples, n_out), GIL released."""
-    cdef Py_ssize_t n_samples = out.shape[0]
-    _check_structure(params.shape[0], layer_sizes, X, n_samples)
-    if out.shape[1] != int(layer_sizes[len(layer_sizes) - 1]) or chunk_rows < 1:
+    plan = _Plan(layout, params.shape[0], max(1, min(chunk_rows, out.shape[0])))
+    source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
+    if out.shape[0] != source.n_rows or out.shape[1] != plan.n_outputs:
         raise ValueError("out must be (n_samples, n_outputs)")
-    if n_samples == 0:
-        return
-    _run_inference(params, layer_sizes, X, NULL, LOSS_NONE, &out[0, 0], n_samples, chunk_rows)
+    if source.n_rows:
+        _run_inference(plan, params, source, NULL, LOSS_NONE, &out[0, 0])
 
 
-def evaluate(const floating[::1] params, layer_sizes, X, const int[::1] y, int loss_kind,
+def evaluate(layout, const floating[::1] params not None, X, const int[::1] y not None, int loss_kind,
              Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
     """(sum of per-sample losses, number of correct argmax predictions), GIL released."""
-    cdef Py_ssize_t n_samples = y.shape[0]
-    _check_structure(params.shape[0], layer_sizes, X, n_samples, y, None, loss_kind)
-    if chunk_rows < 1:
-        raise ValueError("chunk_rows must be >= 1")
-    if n_samples == 0:
+    cdef const int[::1] labels
+    _check_loss(loss_kind)
+    plan = _Plan(layout, params.shape[0], max(1, min(chunk_rows, y.shape[0])))
+    source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
+    labels = _private_labels(y, source.n_rows, plan.n_outputs)
+    if source.n_rows == 0:
         return 0.0, 0
-    return _run_inference(params, layer_sizes, X, &y[0], loss_kind, <floating*> NULL, n_samples, chunk_rows)
+    return _run_inference(plan, params, source, &labels[0], loss_kind, <floating*> NULL)
 
 
-def loss_and_grad(const floating[::1] params, layer_sizes, X, const int[::1] y, int loss_kind,
-                  floating[::1] grad, Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
+def loss_and_grad(layout, const floating[::1] params not None, X, const int[::1] y not None, int loss_kind,
+                  floating[::1] grad not None, Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
     """The gradient of the mean data loss over all of X into ``grad``; returns the loss sum."""
-    cdef Py_ssize_t n_samples = y.shape[0]
-    cdef Layout net
-    cdef const unsigned char[:, ::1] X_uint8
-    cdef const floating[:, ::1] X_float
-    cdef const unsigned char* X_uint8_ptr = NULL
-    cdef const floating* X_float_ptr = NULL
     cdef floating[::1] inputs, acts, delta_a, delta_b
+    cdef const int[::1] labels
     cdef double loss_sum = 0
     cdef Py_ssize_t n_correct = 0
-    _check_structure(params.shape[0], layer_sizes, X, n_samples, y, None, loss_kind)
-    if grad.shape[0] != params.shape[0] or n_samples == 0 or chunk_rows < 1:
+    _check_loss(loss_kind)
+    if grad.shape[0] != params.shape[0] or y.shape[0] == 0:
         raise ValueError("grad must match params, and X must not be empty")
-    chunk = max(1, min(chunk_rows, n_samples))
-    tables, acts_size, delta_size = _layout_tables(layer_sizes, chunk)
-    _fill_layout(&net, tables, len(layer_sizes) - 1, chunk)
-    dtype = np.asarray(grad).dtype
-    inputs = np.empty(chunk * net.sizes[0], dtype=dtype)
-    acts = np.empty(acts_size, dtype=dtype)
-    delta_a = np.empty(delta_size, dtype=dtype)
-    delta_b = np.empty(delta_size, dtype=dtype)
-    if X.dtype == np.uint8:
-        X_uint8 = X
-        X_uint8_ptr = &X_uint8[0, 0]
-    else:
-        X_float = X
-        X_float_ptr = &X_float[0, 0]
+    plan = _Plan(layout, params.shape[0], max(1, min(chunk_rows, y.shape[0])))
+    source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
+    labels = _private_labels(y, source.n_rows, plan.n_outputs)
+    inputs, acts, delta_a, delta_b = plan.workspaces(np.asarray(grad).dtype)
+    cdef const Layout* net = &(<_Plan> plan).net
+    cdef const unsigned char* pixels = _pixels(source)
+    cdef const floating* floats = _floats(source, params[0])
     with nogil:
-        batch_gradient(&net, &params[0], X_uint8_ptr, X_float_ptr, _input_scale(grad[0]), &y[0], NULL, 0,
-                       n_samples, loss_kind, &grad[0], &inputs[0], &acts[0], &delta_a[0], &delta_b[0],
+        batch_gradient(net, &params[0], pixels, floats, _input_scale(grad[0]), &labels[0], NULL, 0,
+                       labels.shape[0], loss_kind, &grad[0], &inputs[0], &acts[0], &delta_a[0], &delta_b[0],
                        &loss_sum, &n_correct)
     return loss_sum

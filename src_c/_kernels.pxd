@@ -7,7 +7,7 @@ Shapes are given as (rows, columns); every buffer is C-contiguous. Nothing here 
 checks shapes or touches Python: the callers in _core.pyx validated everything once.
 """
 from cython cimport floating
-from libc.math cimport exp, expf, log, logf, sqrt, sqrtf
+from libc.math cimport exp, expf, fabs, fabsf, log, logf, sqrt, sqrtf, tanh, tanhf
 from libc.string cimport memcpy, memset
 
 cdef extern from *:
@@ -19,6 +19,14 @@ cdef extern from *:
     #endif
     """
     void nncore_prefetch(const void* address) noexcept nogil
+
+cdef enum:
+    # The hidden-layer activations; nncore/activations.py's registry holds the same codes.
+    ACTIVATION_IDENTITY = 0
+    ACTIVATION_LOGISTIC = 1
+    ACTIVATION_TANH = 2
+    ACTIVATION_RELU = 3
+    N_ACTIVATIONS = 4
 
 cdef enum:
     # Rows ahead whose cache lines the gather requests before it needs them: shuffled rows of
@@ -46,6 +54,20 @@ cdef inline floating sqrt_(floating x) noexcept nogil:
         return sqrtf(x)
     else:
         return sqrt(x)
+
+
+cdef inline floating tanh_(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef inline floating fabs_(floating x) noexcept nogil:
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
 
 
 # ---------------------------------------------------------------- input gather
@@ -90,30 +112,44 @@ cdef inline void gather_rows(floating* out,                            # OUT (co
 
 # ---------------------------------------------------------------- forward
 
-cdef inline void bias_relu_forward(floating* Z,                        # IN/OUT (rows, n)
-                                   const floating* b,                  # IN     (n,)
-                                   Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
-    """Z += b, then ReLU in place. NaN stays NaN (as np.maximum), so divergence is still seen."""
-    cdef Py_ssize_t i, j
-    cdef floating z
-    cdef floating* row
-    for i in range(rows):
-        row = Z + i * n
-        for j in range(n):
-            z = row[j] + b[j]
-            row[j] = 0 if z < 0 else z
+cdef inline void bias_activation_forward(floating* Z,                  # IN/OUT (rows, n)
+                                         const floating* b,            # IN     (n,)
+                                         Py_ssize_t rows, Py_ssize_t n,
+                                         int activation) noexcept nogil:
+    """Z += b, then the activation in place: one pass, a loop of its own per activation so each vectorizes.
 
-
-cdef inline void bias_forward(floating* Z,                             # IN/OUT (rows, n)
-                              const floating* b,                       # IN     (n,)
-                              Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
-    """Z += b (the output layer: logits)."""
+    ReLU: NaN stays NaN (as np.maximum), so divergence is still seen. Logistic is computed as
+    (1 or e) / (1 + e) with e = exp(-|z|): never exp of a large positive number, so it is
+    exact in the tails where 1 / (1 + exp(-z)) overflows. Identity is the output layer's
+    (its logits go to the loss).
+    """
     cdef Py_ssize_t i, j
+    cdef floating z, e
+    cdef floating one = 1    # typed: a bare 1 in an expression is a C double, and float math would widen
     cdef floating* row
-    for i in range(rows):
-        row = Z + i * n
-        for j in range(n):
-            row[j] = row[j] + b[j]
+    if activation == ACTIVATION_RELU:
+        for i in range(rows):
+            row = Z + i * n
+            for j in range(n):
+                z = row[j] + b[j]
+                row[j] = 0 if z < 0 else z
+    elif activation == ACTIVATION_TANH:
+        for i in range(rows):
+            row = Z + i * n
+            for j in range(n):
+                row[j] = tanh_(row[j] + b[j])
+    elif activation == ACTIVATION_LOGISTIC:
+        for i in range(rows):
+            row = Z + i * n
+            for j in range(n):
+                z = row[j] + b[j]
+                e = exp_(-fabs_(z))
+                row[j] = (one if z >= 0 else e) / (one + e)
+    else:
+        for i in range(rows):
+            row = Z + i * n
+            for j in range(n):
+                row[j] = row[j] + b[j]
 
 
 cdef inline floating row_max_argmax(const floating* z, Py_ssize_t k, Py_ssize_t* argmax) noexcept nogil:
@@ -128,7 +164,7 @@ cdef inline floating row_max_argmax(const floating* z, Py_ssize_t k, Py_ssize_t*
     return best
 
 
-cdef inline floating softmax_row(floating* z, Py_ssize_t k, Py_ssize_t* argmax) noexcept nogil:
+cdef inline floating softmax_forward(floating* z, Py_ssize_t k, Py_ssize_t* argmax) noexcept nogil:
     """z (k,) := softmax(z) in place, max subtracted so exp never overflows; returns sum(exp(z - max)).
 
     Sets argmax to the first index of the largest input (the prediction).
@@ -144,9 +180,9 @@ cdef inline floating softmax_row(floating* z, Py_ssize_t k, Py_ssize_t* argmax) 
     return sum_exp
 
 
-cdef inline floating cross_entropy_row(floating* z,                    # IN logits (k,) / OUT dlogits
-                                       Py_ssize_t k, int label, floating m,
-                                       Py_ssize_t* argmax) noexcept nogil:
+cdef inline floating cross_entropy_forward_backward(floating* z,       # IN logits (k,) / OUT dlogits
+                                                    Py_ssize_t k, int label, floating m,
+                                                    Py_ssize_t* argmax) noexcept nogil:
     """Per-sample loss log(sum exp z) + max - z_label; z := (softmax(z) - onehot(label)) / m.
 
     m is the size of the whole batch the gradient is averaged over. Stable for any finite z:
@@ -169,16 +205,16 @@ cdef inline floating cross_entropy_row(floating* z,                    # IN logi
     return loss
 
 
-cdef inline floating mse_row(floating* z,                              # IN logits (k,) / OUT dlogits
-                             Py_ssize_t k, int label, floating m,
-                             Py_ssize_t* argmax) noexcept nogil:
+cdef inline floating mse_forward_backward(floating* z,                 # IN logits (k,) / OUT dlogits
+                                          Py_ssize_t k, int label, floating m,
+                                          Py_ssize_t* argmax) noexcept nogil:
     """Per-sample loss sum_j (p_j - onehot_j)^2 with p = softmax(z); z := its gradient / m.
 
     Through the softmax: g = 2 (p - onehot) / m, dz = p * (g - sum_j g_j p_j).
     """
     cdef Py_ssize_t j
     cdef floating residual, g, loss = 0, g_dot_p = 0
-    softmax_row(z, k, argmax)
+    softmax_forward(z, k, argmax)
     for j in range(k):
         residual = z[j] - 1 if j == label else z[j]
         loss = loss + residual * residual
@@ -193,10 +229,10 @@ cdef inline floating mse_row(floating* z,                              # IN logi
 
 # ---------------------------------------------------------------- backward
 
-cdef inline void column_sums_add(const floating* dZ,                   # IN  (rows, n)
-                                 Py_ssize_t rows, Py_ssize_t n,
-                                 floating* db) noexcept nogil:         # IN/OUT (n,)
-    """db += sum over rows of dZ (a bias gradient)."""
+cdef inline void bias_backward(floating* db,                           # IN/OUT (n,)
+                               const floating* dZ,                     # IN     (rows, n)
+                               Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
+    """db += sum over rows of dZ (a bias gradient; the caller zeroes db once per batch)."""
     cdef Py_ssize_t i, j
     cdef const floating* row
     for i in range(rows):
@@ -205,25 +241,35 @@ cdef inline void column_sums_add(const floating* dZ,                   # IN  (ro
             db[j] = db[j] + row[j]
 
 
-cdef inline void relu_backward_bias_grad(floating* dA,                 # IN dA / OUT dZ (rows, n)
-                                         const floating* A,            # IN ReLU output (rows, n)
-                                         Py_ssize_t rows, Py_ssize_t n,
-                                         floating* db) noexcept nogil: # IN/OUT (n,), or NULL
-    """dZ = dA * 1[A > 0] in place, and db += column sums of dZ in the same pass (when db is given).
+cdef inline void activation_backward(floating* dA,                     # IN dA / OUT dZ (rows, n)
+                                     const floating* A,                # IN the activation's output (rows, n)
+                                     Py_ssize_t rows, Py_ssize_t n,
+                                     floating* db,                     # IN/OUT (n,), or NULL
+                                     int activation) noexcept nogil:
+    """dZ = dA * f'(Z) in place, f' written from the output A; db += column sums of dZ in the same pass.
 
-    Written as a select, which compiles to a branch-free vector blend (a multiply by the
-    mask compiled to an unpredictable branch and took 5% of an epoch). It differs from
-    numpy's dA *= (A > 0) only for a non-finite dA where A <= 0, which needs a non-finite
-    forward pass: that batch's loss is not finite and its gradient is never applied.
+    f'(Z): ReLU 1[A > 0], tanh 1 - A^2, logistic A (1 - A), identity 1. ReLU is a select,
+    which compiles to a branch-free vector blend (a multiply by the mask compiled to an
+    unpredictable branch and took 5% of an epoch). It differs from numpy's dA *= (A > 0)
+    only for a non-finite dA where A <= 0, which needs a non-finite forward pass: that
+    batch's loss is not finite and its gradient is never applied.
     """
     cdef Py_ssize_t i, j
+    cdef floating one = 1    # typed: a bare 1 in an expression is a C double, and float math would widen
     cdef floating* d
     cdef const floating* a
     for i in range(rows):
         d = dA + i * n
         a = A + i * n
-        for j in range(n):
-            d[j] = d[j] if a[j] > 0 else 0
+        if activation == ACTIVATION_RELU:
+            for j in range(n):
+                d[j] = d[j] if a[j] > 0 else 0
+        elif activation == ACTIVATION_TANH:
+            for j in range(n):
+                d[j] = d[j] * (one - a[j] * a[j])
+        elif activation == ACTIVATION_LOGISTIC:
+            for j in range(n):
+                d[j] = d[j] * (a[j] * (one - a[j]))
         if db != NULL:
             for j in range(n):
                 db[j] = db[j] + d[j]

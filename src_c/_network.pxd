@@ -1,23 +1,40 @@
 # cython: language_level=3
-"""A chunk of rows through the whole network: forward, loss, backward; one batch's gradient.
+"""The network passes: a chunk of rows forward, its loss, backward; a batch's gradient; inference;
+the optimizer's update over the flat buffers.
 
-The flat parameter layout is nncore.backends._common's: per layer W (fan_in, fan_out)
-row-major, then b (fan_out,). A batch larger than the workspace (``chunk_rows``) is processed
-chunk by chunk, accumulating dW with gemm beta = 1 and db by column sums, with dlogits
-scaled by 1/m for the whole batch: the same gradient as one big batch, without an
-(m, n_inputs) workspace.
+``Layout`` mirrors nncore.network.Network: the layer widths, where each W_l (fan_in, fan_out,
+row-major) and b_l (fan_out,) start in the flat parameter buffer, and each layer's activation
+(the output layer's is identity: its logits go to the loss). _core.pyx fills it from a private,
+bounds-checked copy of ``Network.table`` and adds the workspace offsets.
+
+A batch larger than the workspace (``chunk_rows``) is processed chunk by chunk, accumulating dW
+with gemm beta = 1 and db by column sums, with dlogits scaled by 1/m for the whole batch: the
+same gradient as one big batch, without an (m, n_inputs) workspace.
+
+Products use the BLAS shim's column-major ``gemm`` with the operands swapped (see _blas.pxd):
+each call is commented with the row-major product it computes.
 """
 from cython cimport floating
 from libc.math cimport pow
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from _blas cimport gemm
 cimport _kernels as k
 
 cdef enum:
+    # The losses; nncore/losses.py's registry holds the same codes.
     LOSS_CROSS_ENTROPY = 0
     LOSS_MSE = 1
-    LOSS_NONE = 2        # forward only: probabilities
+    N_LOSSES = 2
+    LOSS_NONE = 3        # forward only: probabilities
+
+cdef enum:
+    # The optimizer kinds; each class in nncore/optim.py names its code and lists its
+    # hyperparameters in the order apply_update reads them.
+    OPTIMIZER_SGD = 0
+    OPTIMIZER_ADAM = 1
+    N_OPTIMIZERS = 2
+    MAX_HYPERPARAMETERS = 8
 
 
 cdef struct Layout:
@@ -25,8 +42,15 @@ cdef struct Layout:
     const Py_ssize_t* sizes          # (n_layers + 1,) widths, inputs first
     const Py_ssize_t* w_offsets      # (n_layers,) where W_l starts in the flat buffer
     const Py_ssize_t* b_offsets      # (n_layers,) where b_l starts
+    const Py_ssize_t* activations    # (n_layers,) ACTIVATION_* of each layer's output
     const Py_ssize_t* act_offsets    # (n_layers,) where layer l's output starts in the activations workspace
     Py_ssize_t chunk_rows            # rows the workspaces hold
+
+
+cdef struct OptimizerConfig:
+    int kind                                         # OPTIMIZER_*
+    double hyperparameters[MAX_HYPERPARAMETERS]      # in the order of the class's core_hyperparameters()
+    long long step0                                  # updates applied before this call
 
 
 cdef inline void forward_chunk(const Layout* net, const floating* params,
@@ -44,10 +68,7 @@ cdef inline void forward_chunk(const Layout* net, const floating* params,
         # Z (rows, out) = A (rows, in) . W (in, out)
         gemm(c'n', c'n', <int> fan_out, <int> rows, <int> fan_in, 1, params + net.w_offsets[l],
              <int> fan_out, A, <int> fan_in, 0, Z, <int> fan_out)
-        if l < net.n_layers - 1:
-            k.bias_relu_forward(Z, params + net.b_offsets[l], rows, fan_out)
-        else:
-            k.bias_forward(Z, params + net.b_offsets[l], rows, fan_out)
+        k.bias_activation_forward(Z, params + net.b_offsets[l], rows, fan_out, <int> net.activations[l])
         A = Z
 
 
@@ -66,10 +87,10 @@ cdef inline void loss_chunk(floating* logits,               # IN logits / OUT dl
         row = indices[first + i] if indices != NULL else first + i
         label = y[row]
         z = logits + i * n_out
-        if loss_kind == LOSS_CROSS_ENTROPY:
-            total += k.cross_entropy_row(z, n_out, label, m, &argmax)
+        if loss_kind == LOSS_MSE:
+            total += k.mse_forward_backward(z, n_out, label, m, &argmax)
         else:
-            total += k.mse_row(z, n_out, label, m, &argmax)
+            total += k.cross_entropy_forward_backward(z, n_out, label, m, &argmax)
         correct += argmax == label
     loss_sum[0] += total
     n_correct[0] += correct
@@ -93,7 +114,7 @@ cdef inline void backward_chunk(const Layout* net, const floating* params,
     cdef floating* dA
     cdef floating* spare
     cdef const floating* A_prev
-    k.column_sums_add(dZ, rows, net.sizes[net.n_layers], grad + net.b_offsets[net.n_layers - 1])
+    k.bias_backward(grad + net.b_offsets[net.n_layers - 1], dZ, rows, net.sizes[net.n_layers])
     for l in range(net.n_layers - 1, -1, -1):
         fan_in = net.sizes[l]
         fan_out = net.sizes[l + 1]
@@ -106,7 +127,8 @@ cdef inline void backward_chunk(const Layout* net, const floating* params,
             # dA (rows, in) = dZ (rows, out) . W^T (out, in)
             gemm(c't', c'n', <int> fan_in, <int> rows, <int> fan_out, 1, params + net.w_offsets[l],
                  <int> fan_out, dZ, <int> fan_out, 0, dA, <int> fan_in)
-            k.relu_backward_bias_grad(dA, A_prev, rows, fan_in, grad + net.b_offsets[l - 1])
+            k.activation_backward(dA, A_prev, rows, fan_in, grad + net.b_offsets[l - 1],
+                                  <int> net.activations[l - 1])
             dZ = dA
             spare = delta_a
             delta_a = delta_b
@@ -146,23 +168,50 @@ cdef inline void batch_gradient(const Layout* net, const floating* params,
         start += rows
 
 
-cdef struct OptimizerConfig:
-    bint adam
-    double lr, momentum, weight_decay, beta1, beta2, eps
-    bint nesterov
-    long long step0
+cdef inline void inference(const Layout* net, const floating* params,
+                           const unsigned char* X_uint8, const floating* X_float, floating scale,
+                           const int* y, Py_ssize_t n_samples, int loss_kind,
+                           floating* inputs, floating* acts,
+                           floating* out,                        # OUT (n_samples, n_out) if loss_kind is LOSS_NONE
+                           double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
+    """Forward chunk by chunk: probabilities into ``out``, or the loss sum and correct count."""
+    cdef Py_ssize_t start, rows, i, argmax
+    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
+    cdef const floating* source
+    cdef floating* logits = acts + net.act_offsets[net.n_layers - 1]
+    start = 0
+    while start < n_samples:
+        rows = min(net.chunk_rows, n_samples - start)
+        if X_uint8 != NULL:
+            k.gather_scale_uint8(inputs, X_uint8, n_in, NULL, start, rows, scale)
+            source = inputs
+        else:
+            source = X_float + start * n_in    # contiguous rows: no copy
+        forward_chunk(net, params, source, rows, acts)
+        if loss_kind == LOSS_NONE:
+            for i in range(rows):
+                k.softmax_forward(logits + i * n_out, n_out, &argmax)
+            memcpy(out + start * n_out, logits, rows * n_out * sizeof(floating))
+        else:
+            loss_chunk(logits, rows, n_out, y, NULL, start, loss_kind, 1, loss_sum, n_correct)
+        start += rows
 
 
-cdef inline void _apply_update(const OptimizerConfig* opt, floating* params, const floating* grad,
-                               floating* state_a, floating* state_b, Py_ssize_t n,
-                               long long step_number) noexcept nogil:
-    """The optimizer's rule over the flat buffers; hyperparameters cast to the floating type once."""
-    if opt.adam:
-        k.adam_update(params, grad, state_a, state_b, n, <floating> opt.lr, <floating> opt.beta1,
-                      <floating> opt.beta2, <floating> (1.0 - opt.beta1), <floating> (1.0 - opt.beta2),
-                      <floating> (1.0 - pow(opt.beta1, <double> step_number)),
-                      <floating> (1.0 - pow(opt.beta2, <double> step_number)),
-                      <floating> opt.eps, <floating> opt.weight_decay)
-    else:
-        k.sgd_update(params, grad, state_a, n, <floating> opt.lr, <floating> opt.momentum, opt.nesterov,
-                     <floating> opt.weight_decay)
+cdef inline void apply_update(const OptimizerConfig* opt, floating* params, const floating* grad,
+                              floating* state_a, floating* state_b, Py_ssize_t n,
+                              long long step_number) noexcept nogil:
+    """The optimizer's rule over the flat buffers; hyperparameters cast to the floating type once.
+
+    SGD reads (lr, momentum, nesterov, weight_decay) and its velocity from state_a; Adam reads
+    (lr, beta1, beta2, eps, weight_decay) and its moments from state_a (m) and state_b (v).
+    """
+    cdef double h0 = opt.hyperparameters[0], h1 = opt.hyperparameters[1], h2 = opt.hyperparameters[2]
+    cdef double h3 = opt.hyperparameters[3], h4 = opt.hyperparameters[4]
+    if opt.kind == OPTIMIZER_ADAM:    # lr, beta1, beta2, eps, weight_decay
+        k.adam_update(params, grad, state_a, state_b, n, <floating> h0, <floating> h1, <floating> h2,
+                      <floating> (1.0 - h1), <floating> (1.0 - h2),
+                      <floating> (1.0 - pow(h1, <double> step_number)),
+                      <floating> (1.0 - pow(h2, <double> step_number)),
+                      <floating> h3, <floating> h4)
+    else:                             # OPTIMIZER_SGD: lr, momentum, nesterov, weight_decay
+        k.sgd_update(params, grad, state_a, n, <floating> h0, <floating> h1, h2 != 0, <floating> h3)

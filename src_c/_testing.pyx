@@ -18,7 +18,9 @@ from cython cimport floating
 cimport _blas
 cimport _kernels as k
 cimport _narrow as n
-from _network cimport LOSS_CROSS_ENTROPY, LOSS_MSE, OptimizerConfig, _apply_update
+from _kernels cimport N_ACTIVATIONS
+from _network cimport (LOSS_CROSS_ENTROPY, LOSS_MSE, MAX_HYPERPARAMETERS, OPTIMIZER_ADAM, OPTIMIZER_SGD,
+                       OptimizerConfig, apply_update)
 
 cdef extern from *:
     """
@@ -48,19 +50,20 @@ def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
         raise ValueError("dimensions exceed the 32-bit BLAS index range")
     if m == 0 or n == 0:
         return
+    # Row-major C = op(A).op(B) is column-major C^T = op(B)^T.op(A)^T: the operands swap (_blas.pxd).
     with nogil:
-        _blas.matmul_rowmajor(trans_a, trans_b, <int> m, <int> n, <int> inner, <floating> alpha,
-                              &A[0, 0] if A.shape[0] * A.shape[1] else NULL, <int> max(1, A.shape[1]),
-                              &B[0, 0] if B.shape[0] * B.shape[1] else NULL, <int> max(1, B.shape[1]),
-                              <floating> beta, &C[0, 0], <int> C.shape[1])
+        _blas.gemm(c't' if trans_b else c'n', c't' if trans_a else c'n', <int> n, <int> m, <int> inner,
+                   <floating> alpha, &B[0, 0] if B.shape[0] * B.shape[1] else NULL, <int> max(1, B.shape[1]),
+                   &A[0, 0] if A.shape[0] * A.shape[1] else NULL, <int> max(1, A.shape[1]),
+                   <floating> beta, &C[0, 0], <int> C.shape[1])
 
 
-def bias_relu_forward(floating[:, ::1] Z, const floating[::1] b):
-    """Z += b, then ReLU, in place."""
-    if b.shape[0] != Z.shape[1]:
-        raise ValueError("b must have Z.shape[1] entries")
+def bias_activation_forward(floating[:, ::1] Z, const floating[::1] b, int activation):
+    """Z += b, then the activation (an nncore.activations code), in place."""
+    if b.shape[0] != Z.shape[1] or not 0 <= activation < N_ACTIVATIONS:
+        raise ValueError("b must have Z.shape[1] entries and activation be a known code")
     if Z.shape[0] and Z.shape[1]:
-        k.bias_relu_forward(&Z[0, 0], &b[0], Z.shape[0], Z.shape[1])
+        k.bias_activation_forward(&Z[0, 0], &b[0], Z.shape[0], Z.shape[1], activation)
 
 
 def _check_logits(logits, y):
@@ -78,9 +81,9 @@ def _loss_rows(floating[:, ::1] z, const int[::1] y, double m, int loss_kind):
     cdef Py_ssize_t[::1] predictions_view = predictions
     for i in range(z.shape[0]):
         if loss_kind == LOSS_CROSS_ENTROPY:
-            losses_view[i] = k.cross_entropy_row(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
+            losses_view[i] = k.cross_entropy_forward_backward(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
         else:
-            losses_view[i] = k.mse_row(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
+            losses_view[i] = k.mse_forward_backward(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
         predictions_view[i] = argmax
     return losses, predictions
 
@@ -94,39 +97,41 @@ def _loss_kernel(logits, y, m, int loss_kind):
     return losses, logits, predictions
 
 
-def softmax_cross_entropy(logits, y, m):
+def cross_entropy_forward_backward(logits, y, m):
     """(per-sample losses, dlogits = (P - onehot) / m, argmax predictions) of logits (rows, k)."""
     return _loss_kernel(logits, y, m, LOSS_CROSS_ENTROPY)
 
 
-def mse(logits, y, m):
+def mse_forward_backward(logits, y, m):
     """(per-sample sum_k (p_k - onehot_k)^2, its gradient through the softmax / m, argmax predictions)."""
     return _loss_kernel(logits, y, m, LOSS_MSE)
 
 
-def softmax(floating[:, ::1] Z):
+def softmax_forward(floating[:, ::1] Z):
     """Row-wise softmax in place."""
     cdef Py_ssize_t i, argmax
     if Z.shape[1] == 0:
         return
     for i in range(Z.shape[0]):
-        k.softmax_row(&Z[i, 0], Z.shape[1], &argmax)
+        k.softmax_forward(&Z[i, 0], Z.shape[1], &argmax)
 
 
-def relu_backward(floating[:, ::1] dA, const floating[:, ::1] A, floating[::1] db):
-    """dA *= (A > 0) in place; db += its column sums (the bias gradient), in the same pass."""
+def activation_backward(floating[:, ::1] dA, const floating[:, ::1] A, floating[::1] db, int activation):
+    """dA *= f'(A) in place (an nncore.activations code); db += its column sums, in the same pass."""
     if A.shape[0] != dA.shape[0] or A.shape[1] != dA.shape[1] or db.shape[0] != dA.shape[1]:
         raise ValueError("dA and A must have one shape, db dA.shape[1] entries")
+    if not 0 <= activation < N_ACTIVATIONS:
+        raise ValueError(f"unknown activation code {activation}")
     if dA.shape[0] and dA.shape[1]:
-        k.relu_backward_bias_grad(&dA[0, 0], &A[0, 0], dA.shape[0], dA.shape[1], &db[0])
+        k.activation_backward(&dA[0, 0], &A[0, 0], dA.shape[0], dA.shape[1], &db[0], activation)
 
 
-def bias_grad(const floating[:, ::1] dZ, floating[::1] db):
+def bias_backward(floating[::1] db, const floating[:, ::1] dZ):
     """db += column sums of dZ."""
     if db.shape[0] != dZ.shape[1]:
         raise ValueError("db must have dZ.shape[1] entries")
     if dZ.shape[0] and dZ.shape[1]:
-        k.column_sums_add(&dZ[0, 0], dZ.shape[0], dZ.shape[1], &db[0])
+        k.bias_backward(&db[0], &dZ[0, 0], dZ.shape[0], dZ.shape[1])
 
 
 def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out):
@@ -139,10 +144,10 @@ def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out):
         raise TypeError(f"X must be a NumPy array, got {type(X).__name__}")
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
-    if X.dtype != np.uint8 and X.dtype != np.asarray(out).dtype:
-        raise TypeError(f"X must be uint8 or {np.asarray(out).dtype}, got {X.dtype}")
     if out.shape[0] != indices.shape[0] or out.shape[1] != X.shape[1]:
         raise ValueError("out must be (len(indices), X.shape[1])")
+    if X.dtype != np.uint8 and X.dtype != np.asarray(out).dtype:
+        raise TypeError(f"X must be uint8 or {np.asarray(out).dtype}, got {X.dtype}")
     for i in range(indices.shape[0]):
         if indices[i] < 0 or indices[i] >= X.shape[0]:
             raise IndexError(f"row {indices[i]} out of range")
@@ -162,35 +167,34 @@ def _check_flat(*arrays):
         raise ValueError("the flat buffers must have one length")
 
 
+cdef OptimizerConfig _optimizer_config(int kind, hyperparameters) except *:
+    cdef OptimizerConfig config
+    cdef Py_ssize_t i
+    config.kind = kind
+    for i in range(MAX_HYPERPARAMETERS):
+        config.hyperparameters[i] = hyperparameters[i] if i < len(hyperparameters) else 0.0
+    config.step0 = 0
+    return config
+
+
 def sgd_update(floating[::1] params, const floating[::1] grad, floating[::1] velocity, double lr,
                double momentum, bint nesterov, double weight_decay):
-    """One SGD step over the flat buffers, in place (numpy_backend.sgd_update)."""
-    cdef OptimizerConfig opt
+    """One SGD step over the flat buffers, in place (nncore.optim.sgd_update)."""
+    cdef OptimizerConfig opt = _optimizer_config(OPTIMIZER_SGD, (lr, momentum, nesterov, weight_decay))
     _check_flat(params, grad, velocity)
     if params.shape[0] == 0:
         return
-    opt.adam = False
-    opt.lr = lr
-    opt.momentum = momentum
-    opt.nesterov = nesterov
-    opt.weight_decay = weight_decay
-    _apply_update(&opt, &params[0], &grad[0], &velocity[0], &velocity[0], params.shape[0], 1)
+    apply_update(&opt, &params[0], &grad[0], &velocity[0], &velocity[0], params.shape[0], 1)
 
 
 def adam_update(floating[::1] params, const floating[::1] grad, floating[::1] m, floating[::1] v,
                 long long step_number, double lr, double beta1, double beta2, double eps, double weight_decay):
-    """One Adam step over the flat buffers, in place; step_number counts from 1 (numpy_backend.adam_update)."""
-    cdef OptimizerConfig opt
+    """One Adam step over the flat buffers, in place; step_number counts from 1 (nncore.optim.adam_update)."""
+    cdef OptimizerConfig opt = _optimizer_config(OPTIMIZER_ADAM, (lr, beta1, beta2, eps, weight_decay))
     _check_flat(params, grad, m, v)
     if params.shape[0] == 0:
         return
-    opt.adam = True
-    opt.lr = lr
-    opt.beta1 = beta1
-    opt.beta2 = beta2
-    opt.eps = eps
-    opt.weight_decay = weight_decay
-    _apply_update(&opt, &params[0], &grad[0], &m[0], &v[0], params.shape[0], step_number)
+    apply_update(&opt, &params[0], &grad[0], &m[0], &v[0], params.shape[0], step_number)
 
 
 # ---------------------------------------------------------------- measuring
@@ -476,7 +480,7 @@ cdef void _narrow_forward_once(int impl, bint from_u8, _Operands* o, floating* d
     _blas.gemm(c'n', c'n', <int> width, <int> rows, <int> K, 1, <floating*> o.W, <int> width, source, <int> K, 0,
                <floating*> o.Z, <int> width)
     if impl == 2:
-        k.bias_relu_forward(<floating*> o.Z, <floating*> o.b, rows, width)
+        k.bias_activation_forward(<floating*> o.Z, <floating*> o.b, rows, width, k.ACTIVATION_RELU)
 
 
 cdef void _narrow_weight_grad_once(int impl, bint from_u8, _Operands* o, floating* dtype_marker,
@@ -509,7 +513,7 @@ cdef void _narrow_input_grad_once(int impl, _Operands* o, floating* dtype_marker
     _blas.gemm(c't', c'n', <int> K, <int> rows, <int> width, 1, <floating*> o.W, <int> width, <floating*> o.dZ,
                <int> width, 0, <floating*> o.dA, <int> K)
     if impl == 2:
-        k.relu_backward_bias_grad(<floating*> o.dA, <floating*> o.A_out, rows, K, <floating*> o.db)
+        k.activation_backward(<floating*> o.dA, <floating*> o.A_out, rows, K, <floating*> o.db, k.ACTIVATION_RELU)
 
 
 cdef void _narrow_repeat(int op, int impl, bint from_u8, bint fresh_rows, _Operands* o, floating* dtype_marker,

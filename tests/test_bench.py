@@ -13,7 +13,9 @@ from nncore_bench.timers import GemmTimer
 
 import nncore
 from nncore import cli
-from nncore.backends import numpy_backend
+from nncore.backends import get_backend
+from nncore.losses import get_loss
+from nncore.network import Network
 
 
 def test_epoch_flops_of_784_128_10_match_a_hand_count():
@@ -45,8 +47,11 @@ def test_gemm_timer_times_a_shape_and_the_floor_adds_up():
 
 def _reference_step(layer_sizes, X, y, lr):
     """One full-batch SGD step of nncore's NumPy backend from the benchmark's He init (float64)."""
-    params = he_init(layer_sizes, np.float64)
-    numpy_backend.train_epoch(params, layer_sizes, nncore.SGD(lr=lr), X, y, batch_size=None, seed=0)
+    params, network = he_init(layer_sizes, np.float64), Network(layer_sizes, dtype="float64")
+    optimizer = nncore.SGD(lr=lr)
+    optimizer.ensure_state(network.n_params, network.dtype)
+    get_backend("numpy").train_epoch(network, params, optimizer, X, np.ascontiguousarray(y, dtype=np.int32), len(X), 0,
+                                     get_loss("cross_entropy"))
     return params
 
 

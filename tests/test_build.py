@@ -26,9 +26,11 @@ def test_compiled_core_status_reports_it_available():
 
 
 def test_the_cython_backend_is_the_compiled_core():
+    from nncore.backends import cython_backend
+
     backend = get_backend("cython")
-    assert backend.NAME == "cython"
-    assert backend._core is _core
+    assert backend.name == "cython" and isinstance(backend, cython_backend.CythonBackend)
+    assert cython_backend._core is _core
     assert Path(_core.__file__).parent == Path(nncore.__file__).parent
 
 

@@ -63,6 +63,19 @@ def test_train_prints_one_line_per_epoch_then_the_test_accuracy(data_dir, tmp_pa
     assert nncore.load(path).layer_sizes == (784, 32, 16, 10)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "logistic", "identity"])
+def test_train_takes_an_activation_for_the_hidden_layers_and_saves_it(data_dir, tmp_path, capsys, activation):
+    path = tmp_path / "m.npz"
+    code, out, err = run(capsys, "train", "--data-dir", data_dir, "--backend", "numpy", "--hidden", 16, 8,
+                         "--epochs", 2, "--activation", activation, "--save", path)
+    assert code == 0, err
+    assert f"{activation} hidden layers" in out.splitlines()[0]
+    assert nncore.load(path).network.activation_names == (activation, activation)
+    with pytest.raises(SystemExit) as caught:
+        main(["train", "--data-dir", str(data_dir), "--activation", "softsign"])
+    assert caught.value.code == 2 and "--activation" in capsys.readouterr().err
+
+
 def test_train_quiet_prints_only_the_result(data_dir, capsys):
     code, out, _ = run(capsys, "train", "--data-dir", data_dir, "--backend", "numpy", "--hidden", 8,
                        "--epochs", 1, "--quiet", "--validation-split", 0, "--optimizer", "sgd", "--loss", "mse",
@@ -142,10 +155,10 @@ def test_divergence_exits_with_its_own_code(data_dir, capsys):
 
 
 def test_ctrl_c_during_training_exits_130_keeping_the_checkpoint(data_dir, tmp_path, capsys, monkeypatch):
-    from nncore.backends import numpy_backend
+    from nncore.backends.numpy_backend import NumpyBackend
 
     calls = []
-    original = numpy_backend.train_epoch
+    original = NumpyBackend.train_epoch
 
     def interrupted_on_second_epoch(*args, **kwargs):
         calls.append(1)
@@ -153,7 +166,7 @@ def test_ctrl_c_during_training_exits_130_keeping_the_checkpoint(data_dir, tmp_p
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(numpy_backend, "train_epoch", interrupted_on_second_epoch)
+    monkeypatch.setattr(NumpyBackend, "train_epoch", interrupted_on_second_epoch)
     code, out, err = run(capsys, "train", "--data-dir", data_dir, "--backend", "numpy", "--hidden", 8,
                          "--epochs", 5, "--checkpoint-dir", tmp_path)
     assert code == EXIT_INTERRUPTED == 130

@@ -9,7 +9,7 @@ with the reference computed in float64 (float32) or exactly enough in longdouble
 import numpy as np
 import pytest
 
-from nncore import _testing
+from nncore import _testing as kernels
 
 RTOL = {np.float32: 1e-6, np.float64: 1e-12}
 UNIT_ROUNDOFF = {np.float32: 2.0 ** -24, np.float64: 2.0 ** -53}
@@ -34,7 +34,7 @@ def test_gemm_matches_numpy_dot_on_positive_inputs(dtype, trans_a, trans_b, m, k
     opA = A.T if trans_a else A
     opB = B.T if trans_b else B
     expected = np.dot(opA.astype(np.float64), opB.astype(np.float64)).astype(dtype)
-    _testing.gemm(A, B, C, trans_a=trans_a, trans_b=trans_b)
+    kernels.gemm(A, B, C, trans_a=trans_a, trans_b=trans_b)
     np.testing.assert_allclose(C, expected, rtol=RTOL[dtype])
 
 
@@ -53,7 +53,7 @@ def test_gemm_with_alpha_beta_is_within_the_rounding_bound(dtype, trans_a, trans
     gamma = (k + 2) * u / (1 - (k + 2) * u)
     bound = gamma * (abs(alpha) * (np.abs(opA) @ np.abs(opB)) + abs(beta) * np.abs(C0.astype(np.longdouble)))
     C = C0.copy()
-    _testing.gemm(A, B, C, alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b)
+    kernels.gemm(A, B, C, alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b)
     assert np.all(np.abs(C.astype(np.longdouble) - exact) <= bound)
 
 
@@ -61,19 +61,19 @@ def test_gemm_with_beta_one_accumulates():
     rng = np.random.default_rng(1)
     A, B = rng.standard_normal((4, 6)), rng.standard_normal((6, 3))
     C = np.ones((4, 3))
-    _testing.gemm(A, B, C, beta=1.0)
+    kernels.gemm(A, B, C, beta=1.0)
     np.testing.assert_allclose(C, 1.0 + A @ B, rtol=1e-12)
 
 
 def test_gemm_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="shapes do not match"):
-        _testing.gemm(np.ones((2, 3)), np.ones((4, 2)), np.ones((2, 2)))
+        kernels.gemm(np.ones((2, 3)), np.ones((4, 2)), np.ones((2, 2)))
     with pytest.raises(ValueError, match="shapes do not match"):
-        _testing.gemm(np.ones((2, 3)), np.ones((3, 2)), np.ones((3, 2)))
+        kernels.gemm(np.ones((2, 3)), np.ones((3, 2)), np.ones((3, 2)))
 
 
 def test_gemm_rejects_mixed_dtypes_and_non_contiguous_arrays():
     with pytest.raises((TypeError, ValueError)):
-        _testing.gemm(np.ones((2, 3), np.float32), np.ones((3, 2)), np.ones((2, 2)))
+        kernels.gemm(np.ones((2, 3), np.float32), np.ones((3, 2)), np.ones((2, 2)))
     with pytest.raises((TypeError, ValueError)):
-        _testing.gemm(np.ones((3, 2)).T, np.ones((3, 2)), np.ones((2, 2)))
+        kernels.gemm(np.ones((3, 2)).T, np.ones((3, 2)), np.ones((2, 2)))

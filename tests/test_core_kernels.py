@@ -1,5 +1,7 @@
-"""Each fused kernel of the compiled core against its NumPy definition in numpy_backend.
+"""Each fused kernel of the compiled core against its NumPy twin of the same name.
 
+The twins: network ops in nncore/backends/numpy_backend.py, activations in
+nncore/activations.py, losses in nncore/losses.py, optimizer updates in nncore/optim.py.
 Tolerances: the kernels follow the reference's operation order, so float64 agrees to a few
 ulps (rtol 1e-13) and float32 to a few float32 ulps (rtol 1e-6); only the order of the
 k-term sums inside the softmax differs. Extreme logits (+-1e4, equal rows) are where a naive
@@ -8,7 +10,10 @@ softmax overflows or returns NaN; both implementations must stay finite and exac
 import numpy as np
 import pytest
 
-from nncore import _testing as core
+from nncore import _testing as kernels
+from nncore import losses as reference
+from nncore import optim
+from nncore.activations import ACTIVATIONS
 from nncore.backends import numpy_backend as nb
 
 DTYPES = [np.float32, np.float64]
@@ -16,11 +21,11 @@ RTOL = {np.float32: 1e-6, np.float64: 1e-13}
 ATOL = {np.float32: 1e-7, np.float64: 1e-15}
 
 
-def gather_scale(X, indices, dtype):
-    """The batch X[indices] in ``dtype`` through the compiled gather (numpy_backend.gather_scale's twin)."""
+def gather(X, indices, dtype):
+    """The batch X[indices] in ``dtype`` by the kernel; uint8 pixels scaled by 1/255."""
     indices = np.ascontiguousarray(indices, dtype=np.intp)
     out = np.empty((len(indices), X.shape[1]), dtype=dtype)
-    core.gather_scale(np.ascontiguousarray(X), indices, out)
+    kernels.gather_scale(np.ascontiguousarray(X), indices, out)
     return out
 
 
@@ -41,31 +46,55 @@ def extreme_logits(dtype, k=10):
     return np.array(rows, dtype=dtype)
 
 
+# Within a few ulps of the reference's libm (exp, tanh): not bit-equal like the others.
+TRANSCENDENTAL_RTOL = {np.float32: 4e-7, np.float64: 1e-15}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_bias_relu_forward_matches_reference(dtype):
+@pytest.mark.parametrize("activation", list(ACTIVATIONS.values()), ids=list(ACTIVATIONS))
+def test_bias_activation_forward_matches_reference(dtype, activation):
     rng = np.random.default_rng(0)
-    Z = rng.standard_normal((33, 17)).astype(dtype)
+    Z = (rng.standard_normal((33, 17)) * 3).astype(dtype)
     b = rng.standard_normal(17).astype(dtype)
-    expected = nb.bias_relu_forward(Z.copy(), b)
+    expected = nb.bias_activation_forward(Z.copy(), b, activation)
     actual = Z.copy()
-    core.bias_relu_forward(actual, b)
-    np.testing.assert_array_equal(actual, expected)
+    kernels.bias_activation_forward(actual, b, activation.code)
+    if activation.name in ("relu", "identity"):
+        np.testing.assert_array_equal(actual, expected)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=TRANSCENDENTAL_RTOL[dtype], atol=0)
 
 
-def test_bias_relu_forward_keeps_nan_so_divergence_is_seen():
+def test_every_activation_keeps_nan_so_divergence_is_seen():
+    for name in ("relu", "logistic", "tanh", "identity"):
+        Z = np.array([[np.nan, -1.0, 2.0]])
+        kernels.bias_activation_forward(Z, np.zeros(3), ACTIVATIONS[name].code)
+        assert np.isnan(Z[0, 0]), name
     Z = np.array([[np.nan, -1.0, 2.0]])
-    core.bias_relu_forward(Z, np.zeros(3))
-    assert np.isnan(Z[0, 0]) and Z[0, 1] == 0 and Z[0, 2] == 2
+    kernels.bias_activation_forward(Z, np.zeros(3), ACTIVATIONS["relu"].code)
+    assert Z[0, 1] == 0 and Z[0, 2] == 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_logistic_is_exact_in_the_tails_where_the_naive_formula_overflows(dtype):
+    Z = np.array([[-1e4, -800.0, -100.0, -30.0, 0.0, 30.0, 100.0, 800.0, 1e4]], dtype=dtype)
+    expected = nb.bias_activation_forward(Z.copy(), np.zeros(9, dtype), ACTIVATIONS["logistic"])
+    kernels.bias_activation_forward(Z, np.zeros(9, dtype), ACTIVATIONS["logistic"].code)
+    assert np.all(np.isfinite(Z)) and np.all((Z >= 0) & (Z <= 1))
+    np.testing.assert_allclose(Z, expected, rtol=TRANSCENDENTAL_RTOL[dtype], atol=0)
+    assert Z[0, 4] == 0.5 and Z[0, -1] == 1 and Z[0, 0] == 0
+    # exp(-30) / (1 + exp(-30)), exact where 1 - 1 / (1 + exp(30)) would cancel
+    assert Z[0, 3] == pytest.approx(np.exp(-30.0) / (1 + np.exp(-30.0)), rel=TRANSCENDENTAL_RTOL[dtype] * 4)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m", [1, 7, 40])
-def test_softmax_cross_entropy_matches_reference(dtype, m):
+def test_cross_entropy_forward_backward_matches_reference(dtype, m):
     rng = np.random.default_rng(m)
     logits = (rng.standard_normal((40, 10)) * 5).astype(dtype)
     y = rng.integers(0, 10, 40)
-    losses, dlogits, predictions = core.softmax_cross_entropy(logits, y, m)
-    ref_losses, ref_dlogits, _ = nb.cross_entropy_forward_backward(logits, y, m)
+    losses, dlogits, predictions = kernels.cross_entropy_forward_backward(logits, y, m)
+    ref_losses, ref_dlogits, _ = reference.cross_entropy_forward_backward(logits, y, m)
     assert losses.dtype == dlogits.dtype == dtype
     close(losses, ref_losses, dtype)
     close_dlogits(dlogits, ref_dlogits, dtype, m)
@@ -73,12 +102,12 @@ def test_softmax_cross_entropy_matches_reference(dtype, m):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_softmax_cross_entropy_is_stable_for_extreme_logits(dtype):
+def test_cross_entropy_forward_backward_is_stable_for_extreme_logits(dtype):
     logits = extreme_logits(dtype)
     k = logits.shape[1]
     y = np.array([0, 3, 5, 9, 0, 0, 4, 9])
-    losses, dlogits, predictions = core.softmax_cross_entropy(logits, y, 4)
-    ref_losses, ref_dlogits, _ = nb.cross_entropy_forward_backward(logits, y, 4)
+    losses, dlogits, predictions = kernels.cross_entropy_forward_backward(logits, y, 4)
+    ref_losses, ref_dlogits, _ = reference.cross_entropy_forward_backward(logits, y, 4)
     assert np.all(np.isfinite(losses)) and np.all(np.isfinite(dlogits))
     close(losses, ref_losses, dtype, scale=1e4)
     close_dlogits(dlogits, ref_dlogits, dtype, 4)
@@ -95,31 +124,31 @@ def test_softmax_cross_entropy_is_stable_for_extreme_logits(dtype):
     np.testing.assert_array_equal(predictions, [0, 0, 0, 0, 0, 9, 1, 9])  # first maximum on ties
 
 
-def test_softmax_cross_entropy_of_a_nine_way_tie_at_the_top():
+def test_cross_entropy_forward_backward_of_a_nine_way_tie_at_the_top():
     logits = np.r_[-1e4, np.full(9, 1e4)][None, :]
-    losses, _, _ = core.softmax_cross_entropy(logits, [4], 1)
+    losses, _, _ = kernels.cross_entropy_forward_backward(logits, [4], 1)
     assert losses[0] == pytest.approx(np.log(9), rel=1e-12)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m", [1, 40])
-def test_mse_matches_reference(dtype, m):
+def test_mse_forward_backward_matches_reference(dtype, m):
     rng = np.random.default_rng(10 + m)
     logits = (rng.standard_normal((40, 10)) * 3).astype(dtype)
     y = rng.integers(0, 10, 40)
-    losses, dlogits, predictions = core.mse(logits, y, m)
-    ref_losses, ref_dlogits, _ = nb.mse_forward_backward(logits, y, m)
+    losses, dlogits, predictions = kernels.mse_forward_backward(logits, y, m)
+    ref_losses, ref_dlogits, _ = reference.mse_forward_backward(logits, y, m)
     close(losses, ref_losses, dtype)
     close_dlogits(dlogits, ref_dlogits, dtype, m)
     np.testing.assert_array_equal(predictions, logits.argmax(axis=1))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_mse_is_stable_for_extreme_logits(dtype):
+def test_mse_forward_backward_is_stable_for_extreme_logits(dtype):
     logits = extreme_logits(dtype)
     y = np.array([0, 3, 5, 9, 0, 0, 4, 9])
-    losses, dlogits, _ = core.mse(logits, y, 8)
-    ref_losses, ref_dlogits, _ = nb.mse_forward_backward(logits, y, 8)
+    losses, dlogits, _ = kernels.mse_forward_backward(logits, y, 8)
+    ref_losses, ref_dlogits, _ = reference.mse_forward_backward(logits, y, 8)
     assert np.all(np.isfinite(losses)) and np.all(np.isfinite(dlogits))
     close(losses, ref_losses, dtype)
     close_dlogits(dlogits, ref_dlogits, dtype, 8)
@@ -129,34 +158,52 @@ def test_mse_is_stable_for_extreme_logits(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_softmax_matches_reference_and_is_stable(dtype):
+def test_softmax_forward_matches_reference_and_is_stable(dtype):
     rng = np.random.default_rng(3)
     logits = np.vstack([(rng.standard_normal((20, 10)) * 4).astype(dtype), extreme_logits(dtype)])
     probs = logits.copy()
-    core.softmax(probs)
-    close(probs, nb.softmax(logits), dtype)
+    kernels.softmax_forward(probs)
+    close(probs, reference.softmax_forward(logits), dtype)
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=RTOL[dtype] * 10)
 
 
+def activation_outputs(activation, shape, dtype, rng):
+    """What a layer of ``activation`` outputs: its forward pass over random pre-activations."""
+    return nb.bias_activation_forward((rng.standard_normal(shape) * 2).astype(dtype), np.zeros(shape[1], dtype),
+                                      activation)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_relu_backward_masks_in_place_and_sums_the_bias_gradient(dtype):
+@pytest.mark.parametrize("activation", list(ACTIVATIONS.values()), ids=list(ACTIVATIONS))
+def test_activation_backward_applies_the_derivative_in_place_and_sums_the_bias_gradient(dtype, activation):
     rng = np.random.default_rng(4)
-    A = np.maximum(rng.standard_normal((25, 13)), 0).astype(dtype)
+    A = activation_outputs(activation, (25, 13), dtype, rng)
     dA = rng.standard_normal((25, 13)).astype(dtype)
-    expected = nb.relu_backward(dA.copy(), A)
+    expected = nb.activation_backward(dA.copy(), A, activation)
     actual, db = dA.copy(), np.zeros(13, dtype)
-    core.relu_backward(actual, A, db)
+    kernels.activation_backward(actual, A, db, activation.code)
     np.testing.assert_array_equal(actual, expected)
     close(db, expected.sum(axis=0), dtype, scale=10)
 
 
+@pytest.mark.parametrize("activation", list(ACTIVATIONS.values()), ids=list(ACTIVATIONS))
+def test_each_backward_is_the_derivative_of_its_forward(activation):
+    """f'(z), written from the output A = f(z), against central differences of f itself."""
+    z = np.linspace(-4, 4, 41)[None, :] + 0.0123  # away from relu's kink at 0
+    h = 1e-6
+    forward = lambda values: activation.forward(values.copy())  # noqa: E731
+    numeric = (forward(z + h) - forward(z - h)) / (2 * h)
+    derivative = activation.backward(np.ones_like(z), forward(z))
+    np.testing.assert_allclose(derivative, numeric, rtol=1e-8, atol=1e-9)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_bias_grad_is_the_column_sum_added_in(dtype):
+def test_bias_backward_is_the_column_sum_added_in(dtype):
     rng = np.random.default_rng(5)
     dZ = rng.standard_normal((30, 7)).astype(dtype)
     db = np.ones(7, dtype)
-    core.bias_grad(dZ, db)
-    close(db, 1 + dZ.sum(axis=0), dtype, scale=10)
+    kernels.bias_backward(db, dZ)
+    close(db, 1 + nb.bias_backward(np.empty(7, dtype), dZ), dtype, scale=10)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -165,22 +212,22 @@ def test_gather_scale_of_uint8_equals_reference_exactly(dtype):
     X = rng.integers(0, 256, (50, 31), dtype=np.uint8)
     rows = rng.permutation(50)[:17]
     expected = nb.gather_scale(X, rows, dtype)
-    actual = gather_scale(X, rows, dtype)
+    actual = gather(X, rows, dtype)
     assert actual.dtype == dtype
     np.testing.assert_array_equal(actual, expected)
-    assert gather_scale(X, [3], dtype)[0, X[3].argmax()] == dtype(X[3].max()) * dtype(1 / 255)
+    assert gather(X, [3], dtype)[0, X[3].argmax()] == dtype(X[3].max()) * dtype(1 / 255)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gather_of_float_inputs_is_a_plain_copy(dtype):
     X = np.random.default_rng(7).standard_normal((20, 9)).astype(dtype)
     rows = [5, 0, 19, 5]
-    np.testing.assert_array_equal(gather_scale(X, rows, dtype), X[rows])
+    np.testing.assert_array_equal(gather(X, rows, dtype), X[rows])
 
 
 def test_gather_rejects_rows_out_of_range():
     with pytest.raises(IndexError):
-        gather_scale(np.zeros((3, 2), np.uint8), [3], np.float32)
+        gather(np.zeros((3, 2), np.uint8), [3], np.float32)
 
 
 SGD_CASES = [dict(lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0),
@@ -203,8 +250,8 @@ def test_sgd_update_matches_reference_over_three_steps(dtype, case):
     for _ in range(3):
         grad = rng.standard_normal(1001).astype(dtype)
         before = params.copy()
-        core.sgd_update(params, grad, velocity, **case)
-        nb.sgd_update(ref_params, grad, ref_velocity, **case)
+        kernels.sgd_update(params, grad, velocity, **case)
+        optim.sgd_update(ref_params, grad, ref_velocity, **case)
         np.testing.assert_allclose(params - before, ref_params - before, **_update_tolerance(dtype))
         np.testing.assert_allclose(velocity, ref_velocity, **_update_tolerance(dtype))
         params = ref_params.copy()
@@ -221,8 +268,8 @@ def test_adam_update_matches_reference_with_bias_correction(dtype, weight_decay)
     for step in (1, 2, 3, 50):
         grad = rng.standard_normal(999).astype(dtype)
         before = params.copy()
-        core.adam_update(params, grad, m, v, step, 1e-3, 0.9, 0.999, 1e-8, weight_decay)
-        nb.adam_update(ref_params, grad, ref_m, ref_v, step, 1e-3, 0.9, 0.999, 1e-8, weight_decay)
+        kernels.adam_update(params, grad, m, v, step, 1e-3, 0.9, 0.999, 1e-8, weight_decay)
+        optim.adam_update(ref_params, grad, ref_m, ref_v, step, 1e-3, 0.9, 0.999, 1e-8, weight_decay)
         np.testing.assert_allclose(params - before, ref_params - before, **_update_tolerance(dtype))
         np.testing.assert_allclose(m, ref_m, **_update_tolerance(dtype))
         np.testing.assert_allclose(v, ref_v, **_update_tolerance(dtype))
@@ -233,11 +280,11 @@ def test_adam_first_step_moves_every_parameter_by_lr():
     # With bias correction, step 1 is lr * g / (|g| + eps): the sign of g times lr.
     params = np.zeros(4)
     grad = np.array([3.0, -0.5, 1e-3, -7.0])
-    core.adam_update(params, grad, np.zeros(4), np.zeros(4), 1, 0.01, 0.9, 0.999, 1e-12, 0.0)
+    kernels.adam_update(params, grad, np.zeros(4), np.zeros(4), 1, 0.01, 0.9, 0.999, 1e-12, 0.0)
     np.testing.assert_allclose(params, -0.01 * np.sign(grad), rtol=1e-8)
 
 
 def test_gather_wrapper_rejects_one_dimensional_inputs():
     # X is untyped in the wrapper: without this check X.shape[1] would read past the shape tuple.
     with pytest.raises(ValueError, match="2-D"):
-        core.gather_scale(np.zeros(5, np.uint8), np.zeros(1, np.intp), np.zeros((1, 5), np.float32))
+        kernels.gather_scale(np.zeros(5, np.uint8), np.zeros(1, np.intp), np.zeros((1, 5), np.float32))

@@ -103,3 +103,26 @@ def test_batches_with_a_seed_repeat_and_without_shuffle_keep_order():
 def test_batches_rejects_a_bad_batch_size(batch_size):
     with pytest.raises(ValueError):
         next(make_dataset(10).batches(batch_size))
+
+
+# --- images without labels, and where data came from -----------------------------------------
+
+def test_an_image_set_holds_images_without_labels_and_converts_to_its_array():
+    from nncore.data import ImageSet
+    images = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    image_set = ImageSet(images, DIGITS, name="kaggle test", source="test.csv")
+    assert len(image_set) == 3 and image_set.n_features == 4 and not image_set.labeled
+    assert not hasattr(image_set, "labels")
+    assert np.asarray(image_set) is images
+    assert np.asarray(image_set, dtype=np.float32).dtype == np.float32
+    assert image_set.summary == "kaggle test: 3 unlabeled images from test.csv"
+    assert ImageSet(np.zeros((2, 3), np.float32)).images.dtype == np.float32  # floats used as they are
+    with pytest.raises(DataError, match="uint8 or floats"):
+        ImageSet(np.zeros((2, 3), np.int64))
+
+
+def test_a_dataset_keeps_its_source_through_a_split():
+    dataset = Dataset(np.zeros((10, 2), np.uint8), np.arange(10) % 10, DIGITS, name="d", source="the cache")
+    train_part, validation_part = dataset.split(0.2)
+    assert train_part.source == validation_part.source == "the cache"
+    assert dataset.labeled and dataset.summary == "d: 10 labeled images from the cache"

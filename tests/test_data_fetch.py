@@ -136,47 +136,68 @@ def test_when_every_source_fails_the_error_lists_each_source_and_why(tmp_path):
     assert cache_listing(tmp_path) == [".lock"]
 
 
-def test_data_dir_is_tried_before_the_built_in_sources(tmp_path):
+def test_a_source_dir_seeds_the_cache_before_the_built_in_sources(tmp_path):
     arrays = tiny_arrays()
-    data_dir = tmp_path / "mine"
-    data_dir.mkdir()
+    source_dir = tmp_path / "mine"
+    source_dir.mkdir()
     for name, array in arrays.items():
-        write_idx(data_dir / name, array)
+        write_idx(source_dir / name, array)
     built_in = FakeSource("built in", error=AssertionError("must not be called"))
     spec = tiny_spec(arrays, [built_in])
-    dataset = load_dataset(spec, "train", data_dir=data_dir, cache_dir=tmp_path / "cache")
-    assert_split_equals(dataset, arrays, "train")
-    assert built_in.calls == 0
+    directory = fetch_dataset(spec, source_dir=source_dir, cache_dir=tmp_path / "cache", progress=False)
+    assert_split_equals(load_dataset(spec, "train", cache_dir=tmp_path / "cache"), arrays, "train")
+    assert built_in.calls == 0 and sorted(os.listdir(directory)) == sorted([".lock", *IDX_FILE_NAMES])
 
 
-def test_data_dir_may_hold_gzip_idx_files_or_csv_files(tmp_path):
+def test_a_source_dir_may_hold_gzip_idx_files_or_csv_files(tmp_path):
     arrays = tiny_arrays()
-    data_dir = tmp_path / "mixed"
-    data_dir.mkdir()
-    write_idx(data_dir / f"{TRAIN_IMAGES}.gz", arrays[TRAIN_IMAGES])
-    write_idx(data_dir / f"{TRAIN_LABELS}.gz", arrays[TRAIN_LABELS])
+    source_dir = tmp_path / "mixed"
+    source_dir.mkdir()
+    write_idx(source_dir / f"{TRAIN_IMAGES}.gz", arrays[TRAIN_IMAGES])
+    write_idx(source_dir / f"{TRAIN_LABELS}.gz", arrays[TRAIN_LABELS])
     header = "label," + ",".join(f"pixel{index}" for index in range(784))
     rows = [",".join(map(str, [label, *image.ravel()]))
             for label, image in zip(arrays[TEST_LABELS], arrays[TEST_IMAGES], strict=True)]
-    (data_dir / "mnist_test.csv").write_text("\n".join([header, *rows]) + "\n")
+    (source_dir / "tiny_test.csv").write_text("\n".join([header, *rows]) + "\n")
     spec = tiny_spec(arrays, [])
-    assert_split_equals(load_dataset(spec, "train", data_dir=data_dir, cache_dir=tmp_path), arrays, "train")
-    assert_split_equals(load_dataset(spec, "test", data_dir=data_dir, cache_dir=tmp_path), arrays, "test")
+    fetch_dataset(spec, source_dir=source_dir, cache_dir=tmp_path, progress=False)
+    assert_split_equals(load_dataset(spec, "train", cache_dir=tmp_path), arrays, "train")
+    assert_split_equals(load_dataset(spec, "test", cache_dir=tmp_path), arrays, "test")
 
 
-def test_a_data_dir_without_the_files_says_what_it_looked_for(tmp_path):
+def test_a_source_dir_without_the_files_says_what_it_looked_for(tmp_path):
     spec = tiny_spec(tiny_arrays(), [])
     with pytest.raises(FetchError, match=r"holds neither train-images-idx3-ubyte\[\.gz\]"):
-        load_dataset(spec, "train", data_dir=tmp_path, cache_dir=tmp_path / "cache")
+        fetch_dataset(spec, source_dir=tmp_path, cache_dir=tmp_path / "cache", progress=False)
 
 
-def test_a_malformed_file_in_data_dir_is_reported_with_its_name(tmp_path):
+def test_a_malformed_file_in_a_source_dir_is_reported_with_its_name(tmp_path):
     arrays = tiny_arrays()
     for name, array in arrays.items():
         write_idx(tmp_path / name, array)
     (tmp_path / TEST_IMAGES).write_bytes(b"\x00\x00\x08\x03" + bytes(5))
     with pytest.raises(FetchError, match=f"{TEST_IMAGES}: truncated IDX header"):
-        load_dataset(tiny_spec(arrays, []), "test", data_dir=tmp_path, cache_dir=tmp_path / "cache")
+        fetch_dataset(tiny_spec(arrays, []), source_dir=tmp_path, cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_an_unlabeled_source_dir_cannot_seed_the_cache(tmp_path):
+    arrays = tiny_arrays()
+    for name in (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES):
+        write_idx(tmp_path / name, arrays[name])
+    with pytest.raises(FetchError, match=f"{TEST_IMAGES}: images without their labels file"):
+        fetch_dataset(tiny_spec(arrays, []), source_dir=tmp_path, cache_dir=tmp_path / "cache", progress=False)
+
+
+def test_fetch_dataset_data_dir_is_the_deprecated_name_of_source_dir(tmp_path):
+    arrays = tiny_arrays()
+    for name, array in arrays.items():
+        write_idx(tmp_path / name, array)
+    spec = tiny_spec(arrays, [])
+    with pytest.warns(DeprecationWarning, match="source_dir"):
+        fetch_dataset(spec, data_dir=tmp_path, cache_dir=tmp_path / "cache", progress=False)
+    assert_split_equals(load_dataset(spec, "test", cache_dir=tmp_path / "cache"), arrays, "test")
+    with pytest.raises(TypeError, match="source_dir only"):
+        fetch_dataset(spec, source_dir=tmp_path, data_dir=tmp_path, cache_dir=tmp_path / "cache")
 
 
 @pytest.mark.parametrize("problem, damage", [

@@ -28,7 +28,7 @@ def write_archive(path, header, members):
 
 def good_header(layer_sizes=(3, 2), dtype="float32", **changes):
     header = {"format": "nncore", "format_version": FORMAT_VERSION, "kind": "model",
-              "layer_sizes": list(layer_sizes), "activation": "relu", "dtype": dtype,
+              "layer_sizes": list(layer_sizes), "activations": ["relu"] * (len(layer_sizes) - 2), "dtype": dtype,
               "arrays": {"params": {"shape": [8], "dtype": dtype}}}
     header.update(changes)
     return header
@@ -45,6 +45,28 @@ def test_save_load_round_trip_keeps_architecture_and_parameters(tmp_path, dtype)
     assert np.array_equal(loaded.params, model.params)
     X = np.random.default_rng(0).random((9, 6)).astype(dtype)
     assert np.array_equal(loaded.predict_proba(X, backend="numpy"), model.predict_proba(X, backend="numpy"))
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", ("tanh", "relu")])
+def test_per_layer_activations_are_stored_and_loaded(tmp_path, activation):
+    model = nncore.MLP([6, 5, 4, 3], activation=activation, dtype="float64", seed=2)
+    model.save(tmp_path / "m.npz")
+    loaded = nncore.load(tmp_path / "m.npz")
+    names = [activation] * 2 if isinstance(activation, str) else list(activation)
+    assert loaded.network == model.network and list(loaded.network.activation_names) == names
+    X = np.random.default_rng(0).random((7, 6))
+    np.testing.assert_array_equal(loaded.predict_proba(X, backend="numpy"), model.predict_proba(X, backend="numpy"))
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
+        assert json.loads(data["header"].tobytes())["activations"] == names
+
+
+def test_version_1_files_which_are_all_relu_still_load(tmp_path):
+    params = np.random.default_rng(0).standard_normal(5 * 4 + 4 + 4 * 3 + 3).astype(np.float32)
+    header = {"format": "nncore", "format_version": 1, "kind": "model", "layer_sizes": [5, 4, 3], "activation": "relu",
+              "dtype": "float32", "arrays": {"params": {"shape": [len(params)], "dtype": "float32"}}}
+    write_archive(tmp_path / "v1.npz", header, {"params": _npy(params)})
+    loaded = nncore.load(tmp_path / "v1.npz")
+    assert loaded.network.activation_names == ("relu",) and np.array_equal(loaded.params, params)
 
 
 def test_the_file_is_an_npz_numpy_reads_without_pickle(tmp_path):
@@ -121,7 +143,9 @@ def test_a_pickled_header_is_refused(tmp_path):
     (good_header(layer_sizes=[3]), {"params": _npy(np.zeros(8, np.float32))}, "layer_sizes"),
     (good_header(layer_sizes=[3, -2]), {"params": _npy(np.zeros(8, np.float32))}, "layer_sizes"),
     (good_header(layer_sizes=[3, 2.5]), {"params": _npy(np.zeros(8, np.float32))}, "layer_sizes"),
-    (good_header(activation="sigmoid"), {"params": _npy(np.zeros(8, np.float32))}, "activation"),
+    (good_header(activations=["sigmoid"]), {"params": _npy(np.zeros(8, np.float32))}, "activations"),
+    (good_header(activations=None), {"params": _npy(np.zeros(8, np.float32))}, "activations"),
+    (good_header(format_version=1, activation="tanh"), {"params": _npy(np.zeros(8, np.float32))}, "activation"),
     (good_header(dtype="int64"), {"params": _npy(np.zeros(8, np.int64))}, "dtype"),
     (good_header(format="other"), {"params": _npy(np.zeros(8, np.float32))}, "format name"),
     (good_header(kind="virus"), {"params": _npy(np.zeros(8, np.float32))}, "kind"),

@@ -63,7 +63,8 @@ def test_xavier_init_stays_within_the_glorot_limit():
 
 @pytest.mark.parametrize("kwargs, error", [
     ({"layer_sizes": [4]}, ValueError), ({"layer_sizes": [4, 0, 2]}, ValueError),
-    ({"layer_sizes": [4, 2], "activation": "tanh"}, ValueError),
+    ({"layer_sizes": [4, 3, 2], "activation": "softsign"}, ValueError),
+    ({"layer_sizes": [4, 3, 3, 2], "activation": ["relu"]}, ValueError),
     ({"layer_sizes": [4, 2], "init": "zeros"}, ValueError),
     ({"layer_sizes": [4, 2], "dtype": "float16"}, ValueError)])
 def test_bad_constructor_arguments_raise(kwargs, error):
@@ -212,12 +213,37 @@ def test_copy_is_independent():
     assert np.any(model.params != 0)
 
 
-def test_integer_inputs_other_than_uint8_are_refused_not_silently_left_unscaled():
-    model = nncore.MLP([4, 3], seed=0)
-    pixels = np.array([[0, 64, 128, 255]], dtype=np.uint8)
-    model.predict_proba(pixels)  # uint8: pixels, scaled by 1/255
-    with pytest.raises(TypeError, match="uint8 for pixels"):
-        model.predict_proba(pixels.astype(np.int64))  # e.g. np.array(list_of_pixels)
+def test_integer_pixels_of_any_integer_dtype_are_scaled_like_uint8_everywhere():
+    X, y = blobs_uint8(60)
+    wide = X.astype(np.int64)  # e.g. np.array(list_of_pixels)
+    model = nncore.MLP([16, 8, 4], seed=0)
+    np.testing.assert_array_equal(model.predict_proba(wide), model.predict_proba(X))
+    assert model.evaluate(wide, y) == model.evaluate(X, y)
+    fitted = {}
+    for name, data in (("uint8", X), ("int64", wide)):
+        fitted[name] = nncore.MLP([16, 8, 4], seed=0)
+        fitted[name].fit(data, y, epochs=2, batch_size=16, backend="numpy")
+    np.testing.assert_array_equal(fitted["uint8"].params, fitted["int64"].params)
+    classifiers = [nncore.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0, backend="numpy")
+                   .fit(data, y) for data in (X, wide)]
+    np.testing.assert_array_equal(classifiers[0].predict_proba(X), classifiers[1].predict_proba(wide))
+
+
+@pytest.mark.parametrize("bad", [256, -1])
+def test_integer_inputs_outside_the_pixel_range_are_refused_by_model_fit_and_estimator(bad):
+    X, y = blobs_uint8(40)
+    X = X.astype(np.int32)
+    X[3, 2] = bad
+    model = nncore.MLP([16, 4], seed=0)
+    for call in (lambda: model.predict_proba(X), lambda: model.fit(X, y, epochs=1, backend="numpy"),
+                 lambda: nncore.MLPClassifier(max_iter=1, backend="numpy").fit(X, y)):
+        with pytest.raises(ValueError, match="pixels 0..255"):
+            call()
+
+
+def test_boolean_inputs_are_refused():
+    with pytest.raises(TypeError, match="booleans"):
+        nncore.MLP([3, 2], seed=0).predict_proba(np.ones((2, 3), dtype=bool))
 
 
 def test_values_finite_in_float64_but_infinite_in_the_model_dtype_are_refused():

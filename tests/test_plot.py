@@ -84,7 +84,8 @@ def test_figures_never_import_pyplot():
 
         class Model:  # all a figure asks of a model
             layer_sizes = (784, 4, 2)
-            params = np.zeros(784 * 4 + 4 + 4 * 2 + 2, np.float32)
+            layers = [(np.zeros((784, 4), np.float32), np.zeros(4, np.float32)),
+                      (np.zeros((4, 2), np.float32), np.zeros(2, np.float32))]
             def predict(self, X):
                 return np.zeros(len(X), int)
 

@@ -1,13 +1,18 @@
-"""Reliability of the compiled core's Python-facing wrappers: a wrong argument never reaches a pointer.
+"""Reliability of the compiled core and the input contract above it: a wrong argument never reaches a pointer.
 
-Hypothesis calls ``cython_backend.forward / evaluate / loss_and_grad / train_epoch`` with
-random layer sizes, sample counts (zero included), dtypes (int, float16, object, bool,
-big-endian, the other float), non-contiguous and negative-stride views, read-only arrays,
-wrong ndim, mismatched layer sizes, bad labels and batch sizes. Each call is either handled
-correctly -- equal to the NumPy reference backend (float64: 1e-10 relative, float32: 1e-4) --
-or refused with ``TypeError``/``ValueError`` whose message names the argument. The single
-kernel wrappers (``gemm``, ``softmax``, ``sgd_update`` ...) are fuzzed the same way against
-NumPy; their refusals come from Cython's buffer checks and need not name the argument.
+Hypothesis calls the public paths into both backends (``MLP.predict_proba``, ``MLP.evaluate``,
+``MLP.fit`` for one epoch, and the input contract followed by ``Backend.loss_and_grad``) with
+random layer sizes, activations, sample counts (zero included) and X, y, batch size and
+optimizer spoiled in one way each: dtypes (int, float16, object, bool, big-endian, the other
+float), non-contiguous and negative-stride views, read-only arrays, wrong ndim and widths,
+labels out of range or of the wrong kind, bad batch sizes, optimizer state made for another
+model. Each call is either handled -- the compiled backend equal to the NumPy reference
+(float64: 1e-10 relative, float32: 1e-4) -- or refused by the contract, for both backends
+alike, with ``TypeError``/``ValueError`` whose message names the argument. The single kernel
+wrappers (``gemm``, ``softmax_forward``, ``sgd_update`` ...) are fuzzed against NumPy; their
+refusals come from Cython's buffer checks and need not name the argument. Direct calls into the
+extension's entry points with malformed arguments, and a thread changing the labels while a
+compiled epoch runs, must not crash the process (both run in a child process).
 
 ``test_the_core_tests_pass_under_a_bounds_checked_build`` (slow) rebuilds the extension with
 ``NNCORE_DEBUG_BUILD=1`` (bounds, wraparound and initialisation checks on, -O1) in a
@@ -23,11 +28,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nncore import SGD, Adam
-from nncore.backends import compiled_core_status, get_backend
-from nncore.backends._common import count_parameters
+import nncore
+from nncore import SGD, Adam, TrainingDiverged, inputs, optim
+from nncore.activations import ACTIVATIONS
+from nncore.backends import compiled_core_status, get_backend, numpy_backend
+from nncore.losses import get_loss, softmax_forward
 
 AVAILABLE, DETAIL = compiled_core_status()
+if AVAILABLE:
+    from nncore import _core
+ACTIVATION_BY_CODE = {activation.code: activation for activation in ACTIVATIONS.values()}
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason=f"compiled core not built: {DETAIL}")
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -40,14 +50,16 @@ BACKEND_EXAMPLES = 600
 KERNEL_EXAMPLES = 300
 TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
 
-numpy_backend = get_backend("numpy")
-if AVAILABLE:
-    cython_backend = get_backend("cython")
-
 
 def fuzz_settings(n):
     return settings(max_examples=max(1, int(n * SCALE)), deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def child_environment():
+    """The environment that makes a child process import the nncore under test."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(Path(nncore.__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])))
 
 
 # ---------------------------------------------------------------- building a call
@@ -58,28 +70,34 @@ def read_only(array):
     return array
 
 
+def _pixels(values):
+    return values.size == 0 or (values.min() >= 0 and values.max() <= 255)
+
+
 def corrupt_X(X, how, dtype):
-    """X spoiled in one way; returns (value, must_reject)."""
+    """X spoiled in one way; returns (value, must_reject). The contract converts what it can."""
     n = X.shape[0]
     if how == "int32":
-        return X.astype(np.int32), True
+        wide = np.trunc(X).astype(np.int32) if X.dtype != np.uint8 else X.astype(np.int32)
+        return wide, not _pixels(wide)  # integers are pixels 0..255
     if how == "float16":
-        return X.astype(np.float16), True
+        return X.astype(np.float16), False
     if how == "object":
-        return X.astype(object), True
+        return X.astype(object), False
     if how == "bool":
         return X.astype(bool), True
+    if how == "complex":
+        return X.astype(np.complex64), True
     if how == "other_float":
-        return X.astype(np.float64 if dtype == np.float32 else np.float32), True
+        return X.astype(np.float64 if dtype == np.float32 else np.float32), False
     if how == "big_endian":
-        return X.astype(np.dtype(dtype).newbyteorder(">")), True
+        return X.astype(np.dtype(dtype).newbyteorder(">")), False
     if how == "column_slice":
-        wide = np.repeat(X, 2, axis=1)
-        return wide[:, ::2], X.shape[1] > 1 and n > 0
+        return np.repeat(X, 2, axis=1)[:, ::2], False
     if how == "negative_stride":
-        return X[::-1], n > 1
+        return X[::-1], False
     if how == "fortran":
-        return np.asfortranarray(X), n > 1 and X.shape[1] > 1
+        return np.asfortranarray(X), False
     if how == "read_only":
         return read_only(X), False
     if how == "one_more_feature":
@@ -89,37 +107,21 @@ def corrupt_X(X, how, dtype):
     if how == "three_d":
         return X[None], True
     if how == "list":
-        return X.tolist(), True
-    raise AssertionError(how)
-
-
-def corrupt_params(params, how):
-    if how == "float16":
-        return params.astype(np.float16), True
-    if how == "int64":
-        return params.astype(np.int64), True
-    if how == "one_short":
-        return params[:-1].copy(), True
-    if how == "one_long":
-        return np.append(params, params[:1]), True
-    if how == "strided":
-        return np.repeat(params, 2)[::2], len(params) > 1
-    if how == "negative_stride":
-        return params[::-1], len(params) > 1
-    if how == "two_d":
-        return params[None], True
-    if how == "read_only":
-        return read_only(params), None  # refused only by train_epoch, which updates it
-    if how == "list":
-        return params.tolist(), True
+        return X.tolist(), n == 0  # no rows: a 1-D empty list
+    if how == "nan":
+        spoiled = X.astype(dtype)
+        spoiled[:1, :1] = np.nan
+        return spoiled, n > 0
     raise AssertionError(how)
 
 
 def corrupt_y(y, how, n_classes):
     if how == "float":
-        return y.astype(np.float64), True
+        return y.astype(np.float64), False  # integral floats are labels
+    if how == "not_integral":
+        return y + 0.5, len(y) > 0
     if how == "bool":
-        return y.astype(bool), True
+        return y.astype(bool), False
     if how == "object":
         return y.astype(object), True
     if how in ("too_big", "negative"):
@@ -133,7 +135,7 @@ def corrupt_y(y, how, n_classes):
     if how == "one_short":
         return y[:-1], bool(len(y))
     if how == "two_d":
-        return y[:, None], len(y) != 1
+        return y[:, None], True
     if how == "int64":
         return y.astype(np.int64), False
     if how == "uint8":
@@ -148,32 +150,12 @@ def corrupt_y(y, how, n_classes):
 BAD_BATCH_SIZES = {"zero": (0, True), "negative": (-3, True), "float": (2.5, True), "bool": (True, True),
                    "string": ("8", True), "none": (None, False), "huge": (10**9, False),
                    "numpy_int": (np.int64(3), False)}
-BAD_LAYER_SIZES = ["wider_hidden", "zero_width", "extra_layer", "non_integer", "string", "fewer_outputs"]
-
-
-def corrupt_layer_sizes(sizes, how):
-    sizes = list(sizes)
-    if how == "wider_hidden":
-        return sizes[:-1] + [sizes[-1] + 1], True
-    if how == "fewer_outputs":
-        return sizes[:-1] + [max(1, sizes[-1] - 1)], sizes[-1] > 1
-    if how == "zero_width":
-        return sizes[:-1] + [0], True
-    if how == "extra_layer":
-        return sizes + [2], True
-    if how == "non_integer":
-        return sizes[:-1] + [sizes[-1] + 0.5], True
-    if how == "string":
-        return "784,10", True
-    raise AssertionError(how)
-
-
-ARGUMENT_NAMES = {"X": ("X",), "params": ("params",), "y": ("y", "label"), "batch_size": ("batch_size",),
-                  "layer_sizes": ("layer_sizes", "params"), "optimizer": ("optimizer",)}
+ARGUMENT_NAMES = {"X": ("X",), "y": ("y", "label"), "batch_size": ("batch_size",), "optimizer": ("optimizer",)}
+FUNCTIONS = ["predict_proba", "evaluate", "loss_and_grad", "fit"]
 
 
 class Call:
-    """A backend call that can build fresh arguments again (views and all) for each backend."""
+    """A call that can build fresh arguments again (views and all) for each backend."""
 
     def __init__(self, draw):
         recorded = []
@@ -201,64 +183,53 @@ def calls(draw):
 
 
 def _build_call(draw):
-    """A backend call: the function, its arguments, and which one (if any) was spoiled."""
-    function = draw(st.sampled_from(["forward", "evaluate", "loss_and_grad", "train_epoch"]))
+    """A call: the function, its arguments, and which one (if any) was spoiled."""
+    function = draw(st.sampled_from(FUNCTIONS))
     dtype = np.dtype(draw(st.sampled_from([np.float32, np.float64])))
     sizes = draw(st.lists(st.integers(1, 7), min_size=2, max_size=4))
+    activation = draw(st.sampled_from(list(ACTIVATIONS)))
     n = draw(st.integers(0, 23))
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
-    params = (rng.standard_normal(count_parameters(sizes)) * 0.5).astype(dtype)
     if draw(st.booleans()):
         X = rng.integers(0, 256, (n, sizes[0]), dtype=np.uint8)
     else:
         X = rng.standard_normal((n, sizes[0])).astype(dtype)
     y = rng.integers(0, sizes[-1], n).astype(np.int32)
-    arguments = {"params": params, "layer_sizes": sizes, "X": X, "y": y,
+    arguments = {"layer_sizes": sizes, "activation": activation, "dtype": dtype, "X": X, "y": y,
                  "batch_size": draw(st.sampled_from([None, 1, 2, 5, 64])),
                  "loss": draw(st.sampled_from(["cross_entropy", "mse"])),
                  "optimizer": draw(st.sampled_from(["sgd", "momentum", "adam"])), "seed": seed}
-    spoil = draw(st.sampled_from([None, None, "X", "params", "y", "batch_size", "layer_sizes", "optimizer"]))
+    spoil = draw(st.sampled_from([None, None, "X", "y", "batch_size", "optimizer"]))
     must_reject = False
     how = None
     if spoil == "X":
-        how = draw(st.sampled_from(["int32", "float16", "object", "bool", "other_float", "big_endian", "column_slice",
-                                    "negative_stride", "fortran", "read_only", "one_more_feature", "flat",
-                                    "three_d", "list"]))
-        if how in ("other_float", "big_endian") and X.dtype == np.uint8:
-            arguments["X"], must_reject = corrupt_X(X.astype(dtype), how, dtype)
-        else:
-            arguments["X"], must_reject = corrupt_X(X, how, dtype)
-    elif spoil == "params":
-        how = draw(st.sampled_from(["float16", "int64", "one_short", "one_long", "strided", "negative_stride",
-                                    "two_d", "read_only", "list"]))
-        arguments["params"], must_reject = corrupt_params(params, how)
-        if must_reject is None:
-            must_reject = function == "train_epoch"
+        how = draw(st.sampled_from(["int32", "float16", "object", "bool", "complex", "other_float", "big_endian",
+                                    "column_slice", "negative_stride", "fortran", "read_only", "one_more_feature",
+                                    "flat", "three_d", "list", "nan"]))
+        arguments["X"], must_reject = corrupt_X(X, how, dtype)
     elif spoil == "y":
-        how = draw(st.sampled_from(["float", "bool", "object", "too_big", "negative", "wraps_in_int32", "one_short",
-                                    "two_d", "int64", "uint8", "negative_stride", "read_only"]))
+        how = draw(st.sampled_from(["float", "not_integral", "bool", "object", "too_big", "negative",
+                                    "wraps_in_int32", "one_short", "two_d", "int64", "uint8", "negative_stride",
+                                    "read_only"]))
         arguments["y"], must_reject = corrupt_y(y, how, sizes[-1])
-        if function == "forward":
-            must_reject = False  # forward takes no labels
+        if function == "predict_proba":
+            must_reject = False  # predict takes no labels
     elif spoil == "batch_size":
         how = draw(st.sampled_from(sorted(BAD_BATCH_SIZES)))
         arguments["batch_size"], must_reject = BAD_BATCH_SIZES[how]
         if function == "loss_and_grad":
             must_reject = False  # loss_and_grad takes no batch size
-    elif spoil == "layer_sizes":
-        how = draw(st.sampled_from(BAD_LAYER_SIZES))
-        arguments["layer_sizes"], must_reject = corrupt_layer_sizes(sizes, how)
     elif spoil == "optimizer":
         how = draw(st.sampled_from(["wrong_dtype_state", "wrong_length_state", "not_an_optimizer"]))
         arguments["optimizer"] = how
-        must_reject = function == "train_epoch"
-    if function == "loss_and_grad" and n == 0:
-        must_reject, spoil = True, spoil or "X"  # the loss of no samples is undefined
+        must_reject = function == "fit"
+    if function != "predict_proba" and n == 0:
+        must_reject, spoil = True, spoil or "X"  # training on, or scoring, no samples is undefined
     return function, arguments, spoil, how, must_reject
 
 
-def make_optimizer(kind, params):
+def make_optimizer(kind, n_params):
     if kind == "sgd":
         return SGD(lr=0.05)
     if kind == "momentum":
@@ -266,30 +237,36 @@ def make_optimizer(kind, params):
     if kind == "adam":
         return Adam(lr=0.01, weight_decay=1e-3)
     optimizer = Adam(lr=0.01)
-    n = np.asarray(params).size
     if kind == "wrong_dtype_state":
-        optimizer._buffers = {"m": np.zeros(n, np.float16), "v": np.zeros(n, np.float16)}
+        optimizer._buffers = {"m": np.zeros(n_params, np.float16), "v": np.zeros(n_params, np.float16)}
     elif kind == "wrong_length_state":
-        optimizer._buffers = {"m": np.zeros(n + 1), "v": np.zeros(n + 1)}
+        optimizer._buffers = {"m": np.zeros(n_params + 1), "v": np.zeros(n_params + 1)}
     else:
         return object()
     return optimizer
 
 
 def run(backend, function, a):
-    """Call ``function`` of ``backend``; return what is to be compared."""
-    if function == "forward":
-        return backend.forward(a["params"], a["layer_sizes"], a["X"], a["batch_size"])
+    """Call ``function`` through the public path into ``backend``; return what is to be compared."""
+    model = nncore.MLP(a["layer_sizes"], activation=a["activation"], dtype=a["dtype"], seed=0)
+    model.params[:] = np.random.default_rng(a["seed"]).standard_normal(model.n_parameters) * 0.5
+    if function == "predict_proba":
+        return model.predict_proba(a["X"], batch_size=a["batch_size"], backend=backend)
     if function == "evaluate":
-        return np.array(backend.evaluate(a["params"], a["layer_sizes"], a["X"], a["y"], a["loss"], a["batch_size"]))
+        return np.array(model.evaluate(a["X"], a["y"], a["loss"], batch_size=a["batch_size"], backend=backend))
     if function == "loss_and_grad":
-        value, grad = backend.loss_and_grad(a["params"], a["layer_sizes"], a["X"], a["y"], a["loss"], weight_decay=0.01)
+        data = inputs.samples(a["X"], a["y"], model.network, "loss_and_grad", min_samples=1)
+        value, grad = get_backend(backend).loss_and_grad(model.network, model.params, data.X, data.y,
+                                                         get_loss(a["loss"]), weight_decay=0.01)
         return np.concatenate([[value], grad])
-    optimizer = make_optimizer(a["optimizer"], a["params"])
-    result = backend.train_epoch(a["params"], a["layer_sizes"], optimizer, a["X"], a["y"], a["batch_size"],
-                                 a["seed"], a["loss"])
-    return np.concatenate([[result.loss_sum, result.n_correct, result.n_samples, result.n_batches,
-                            result.diverged_batch or 0], np.asarray(a["params"]).ravel()])
+    optimizer = make_optimizer(a["optimizer"], model.n_parameters)
+    try:
+        history = model.fit(a["X"], a["y"], epochs=1, batch_size=a["batch_size"], optimizer=optimizer, loss=a["loss"],
+                            seed=a["seed"], backend=backend)
+        outcome = [history.loss[0], history.accuracy[0], 0]
+    except TrainingDiverged as diverged:
+        outcome = [0.0, 0.0, diverged.batch]
+    return np.concatenate([outcome, model.params])
 
 
 def assert_close(actual, expected, dtype):
@@ -301,61 +278,140 @@ def assert_close(actual, expected, dtype):
 
 @fuzz_settings(BACKEND_EXAMPLES)
 @given(calls())
-def test_every_backend_call_matches_the_reference_or_is_refused_naming_the_argument(call):
+def test_every_call_matches_the_reference_or_is_refused_naming_the_argument(call):
     function, spoil, how, must_reject = call.function, call.spoil, call.how, call.must_reject
     try:
-        expected = run(numpy_backend, function, call.arguments())
+        expected = run("numpy", function, call.arguments())
     except (TypeError, ValueError) as error:
         expected = error
     arguments = call.arguments()
     try:
-        actual = run(cython_backend, function, arguments)
+        actual = run("cython", function, arguments)
     except (TypeError, ValueError) as error:
-        if function == "loss_and_grad" and len(arguments["y"]) == 0 and "X is empty" in str(error):
-            return  # refused for having no samples, before the spoiled argument mattered
         assert spoil is not None, f"a valid call was refused: {error!r}"
         names = ARGUMENT_NAMES[spoil]
+        if function != "predict_proba" and len(call.arguments()["y"]) == 0:
+            names += ("X is empty",)  # refused for having no samples, before the spoiled argument mattered
         assert any(name in str(error) for name in names), \
             f"{function} refused {spoil} ({how}) without naming it: {error!r}"
         assert isinstance(expected, Exception), f"the NumPy backend accepted what the core refused: {error!r}"
-        assert type(expected) is type(error), (expected, error)
+        assert (type(expected), str(expected)) == (type(error), str(error))
         return
     assert not must_reject, f"{function} accepted {spoil} spoiled as {how}"
     assert not isinstance(expected, Exception), f"the core accepted what the NumPy backend refused: {expected!r}"
-    dtype = np.asarray(arguments["params"]).dtype
-    assert_close(actual, expected, dtype if dtype in TOLERANCE else np.float32)
+    assert_close(actual, expected, arguments["dtype"])
 
 
-@pytest.mark.parametrize("function", ["forward", "evaluate", "loss_and_grad", "train_epoch"])
+@pytest.mark.parametrize("function", FUNCTIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_zero_samples_are_handled_by_every_function(function, dtype):
-    sizes = [4, 3, 2]
-    params = np.ones(count_parameters(sizes), dtype)
-    X, y = np.zeros((0, 4), np.uint8), np.zeros(0, np.int32)
-    arguments = {"params": params, "layer_sizes": sizes, "X": X, "y": y, "batch_size": 8, "loss": "cross_entropy",
-                 "optimizer": "adam", "seed": 0}
-    if function == "loss_and_grad":
-        with pytest.raises(ValueError, match="X is empty"):
-            run(cython_backend, function, arguments)
+    arguments = {"layer_sizes": [4, 3, 2], "activation": "relu", "dtype": dtype, "X": np.zeros((0, 4), np.uint8),
+                 "y": np.zeros(0, np.int32), "batch_size": 8, "loss": "cross_entropy", "optimizer": "adam", "seed": 0}
+    if function != "predict_proba":
+        for backend in ("numpy", "cython"):
+            with pytest.raises(ValueError, match="X is empty"):
+                run(backend, function, arguments)
         return
-    assert_close(run(cython_backend, function, dict(arguments, params=params.copy())),
-                 run(numpy_backend, function, dict(arguments, params=params.copy())), dtype)
+    assert_close(run("cython", function, arguments), run("numpy", function, arguments), dtype)
 
 
-def test_a_batch_larger_than_the_core_chunk_matches_the_reference(monkeypatch):
-    # Batches are processed in chunks of CHUNK_ROWS rows; lower it so the fuzz sizes cross it.
-    monkeypatch.setattr(cython_backend, "CHUNK_ROWS", 3)
+def test_a_batch_larger_than_the_core_chunk_matches_the_reference():
+    # Batches are processed in chunks of chunk_rows rows; lower it so the fuzz sizes cross it.
+    from nncore.backends.cython_backend import CythonBackend
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
-        sizes = [5, 6, 3]
-        params = rng.standard_normal(count_parameters(sizes)).astype(dtype)
         X = rng.integers(0, 256, (17, 5), dtype=np.uint8)
         y = rng.integers(0, 3, 17)
-        for function in ("forward", "evaluate", "loss_and_grad", "train_epoch"):
-            arguments = {"params": params, "layer_sizes": sizes, "X": X, "y": y, "batch_size": 7,
-                         "loss": "mse", "optimizer": "adam", "seed": 3}
-            assert_close(run(cython_backend, function, dict(arguments, params=params.copy())),
-                 run(numpy_backend, function, dict(arguments, params=params.copy())), dtype)
+        for function in FUNCTIONS:
+            arguments = {"layer_sizes": [5, 6, 3], "activation": "tanh", "dtype": dtype, "X": X, "y": y,
+                         "batch_size": 7, "loss": "mse", "optimizer": "adam", "seed": 3}
+            assert_close(run(CythonBackend(chunk_rows=3), function, arguments), run("numpy", function, arguments),
+                         dtype)
+
+
+ENTRY_POINT_PROBE = r'''
+import itertools, sys
+import numpy as np
+from nncore import _core as module
+from nncore.network import Network
+
+network = Network((5, 4, 3), "tanh", "float32")
+params = np.ones(network.n_params, np.float32)
+X, y = np.ones((6, 5), np.uint8), np.zeros(6, np.int32)
+order = np.arange(6, dtype=np.intp)
+state = np.zeros_like(params)
+VALID = {
+    "train_epoch": (network.table, params, X, y, order, 2, 0, 1, (0.01, 0.9, 0.999, 1e-8, 0.0), 0, state,
+                    state.copy(), np.zeros(1), np.zeros(4, np.intp)),
+    "forward": (network.table, params, X, np.zeros((6, 3), np.float32)),
+    "evaluate": (network.table, params, X, y, 0),
+    "loss_and_grad": (network.table, params, X, y, 1, np.zeros_like(params)),
+}
+f32 = lambda *shape: np.ones(shape, np.float32)
+WRONG = [None, 3, -1, 2**40, 2.5, "x", [1.0, 2.0], (), f32(), f32(4), f32(3, 1), f32(1, 2, 3), f32(0), f32(0, 5),
+         np.ones((6, 5), np.float64), np.ones((6, 5), np.int64), np.ones((2, 3), object), np.full(6, 99, np.int32),
+         np.full(6, -5, np.intp), np.full(13, 10**12, np.intp), network.table[:-1], network.table * 7,
+         -network.table, np.ones((7, 5), np.uint8), np.ones((6, 5), np.uint8)[:, ::-1], np.zeros(0, np.intp)]
+'''
+
+
+def test_no_entry_point_of_the_extension_crashes_on_an_argument_of_the_wrong_kind_shape_or_range():
+    outcomes = probe_for_crashes(ENTRY_POINT_PROBE)
+    assert set(outcomes) <= {"accepted", "TypeError", "ValueError", "OverflowError"}, outcomes
+
+
+LABELS_CHANGED_MEANWHILE = r'''
+import threading, sys
+import numpy as np
+import nncore
+
+rng = np.random.default_rng(0)
+X = rng.integers(0, 256, (20000, 64), dtype=np.uint8)
+y = np.ascontiguousarray(rng.integers(0, 10, 20000), dtype=np.int32)  # passed on without a copy
+spoiling, stop = threading.Event(), threading.Event()
+
+
+def spoil():
+    # Bad labels for a moment, then good ones again: the checks before the epoch may see either.
+    while not stop.is_set():
+        if spoiling.is_set():
+            y[::7] = 2**30
+            y[::7] = 3
+
+
+class StartSpoiling(nncore.Callback):
+    def on_epoch_end(self, epoch, logs=None):  # after the first epoch: the next ones run while y changes
+        spoiling.set()
+
+
+threading.Thread(target=spoil, daemon=True).start()
+outcomes = {"trained": 0, "refused": 0}
+for attempt in range(12):
+    spoiling.clear()
+    y[::7] = 3
+    model = nncore.MLP([64, 32, 10], seed=attempt)
+    try:
+        model.fit(X, y, epochs=3, batch_size=16, callbacks=[StartSpoiling()], backend="cython", n_threads=1)
+        assert np.all(np.isfinite(model.params))
+        outcomes["trained"] += 1
+    except ValueError as error:
+        assert "label" in str(error), error
+        outcomes["refused"] += 1
+stop.set()
+print(outcomes)
+'''
+
+
+def test_labels_changed_by_another_thread_during_a_compiled_epoch_never_crash_or_write_out_of_bounds():
+    """The core copies the labels (and the order and layout) it indexes with, and checks the copy:
+    another thread writing 2**30 into the caller's labels meanwhile meets a refusal or a copy it
+    cannot reach, never a read or write 4 GB past the logits."""
+    done = subprocess.run([sys.executable, "-c", LABELS_CHANGED_MEANWHILE], env=child_environment(),
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, f"exit status {done.returncode} (negative: killed by that signal): " \
+                                 f"{done.stderr[-3000:]}"
+    outcomes = eval(done.stdout.strip().splitlines()[-1])
+    assert sum(outcomes.values()) == 12, outcomes
 
 
 # ---------------------------------------------------------------- the single kernels
@@ -381,8 +437,9 @@ DTYPES = [np.float32, np.float64, np.float16, np.int32, np.bool_, object]
 
 @st.composite
 def kernel_calls(draw):
-    kernel = draw(st.sampled_from(["gemm", "bias_relu_forward", "softmax", "relu_backward", "bias_grad",
-                                   "gather_scale", "sgd_update", "adam_update", "softmax_cross_entropy", "mse"]))
+    kernel = draw(st.sampled_from(["gemm", "bias_activation_forward", "softmax_forward", "activation_backward",
+                                   "bias_backward", "gather_scale", "sgd_update", "adam_update",
+                                   "cross_entropy_forward_backward", "mse_forward_backward"]))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     other = draw(st.sampled_from([dtype] * 6 + DTYPES))  # most arguments agree; some do not
     m, n, k = (draw(st.integers(0, 6)) for _ in range(3))
@@ -394,14 +451,16 @@ def kernel_calls(draw):
         B = arrays((n, k + max(0, mismatch)) if trans_b else (k + max(0, mismatch), n), other)
         C = arrays((m, n))
         return kernel, (A, B, C), {"alpha": 1.5, "beta": 0.5, "trans_a": trans_a, "trans_b": trans_b}
-    if kernel in ("bias_relu_forward",):
-        return kernel, (arrays((m, n)), arrays((max(0, n + mismatch),), other)), {}
-    if kernel == "softmax":
+    if kernel == "bias_activation_forward":
+        activation = draw(st.sampled_from(list(ACTIVATIONS.values())))
+        return kernel, (arrays((m, n)), arrays((max(0, n + mismatch),), other), activation.code), {}
+    if kernel == "softmax_forward":
         return kernel, (arrays((m, n + 1), other),), {}
-    if kernel == "relu_backward":
-        return kernel, (arrays((m, n)), arrays((m, max(0, n + mismatch)), other), arrays((n,))), {}
-    if kernel == "bias_grad":
-        return kernel, (arrays((m, n)), arrays((max(0, n + mismatch),), other)), {}
+    if kernel == "activation_backward":
+        activation = draw(st.sampled_from(list(ACTIVATIONS.values())))
+        return kernel, (arrays((m, n)), arrays((m, max(0, n + mismatch)), other), arrays((n,)), activation.code), {}
+    if kernel == "bias_backward":
+        return kernel, (arrays((max(0, n + mismatch),), other), arrays((m, n))), {}
     if kernel == "gather_scale":
         X = draw(st.sampled_from(["uint8", "float"]))
         rng = np.random.default_rng(m * 31 + n)
@@ -427,29 +486,29 @@ def reference_kernel(kernel, args, options):
         opA = A.T if options["trans_a"] else A
         opB = B.T if options["trans_b"] else B
         return [options["alpha"] * (opA @ opB) + options["beta"] * C]
-    if kernel == "bias_relu_forward":
-        return [numpy_backend.bias_relu_forward(a[0], a[1])]
-    if kernel == "softmax":
-        return [numpy_backend.softmax(a[0])]
-    if kernel == "relu_backward":
-        dZ = numpy_backend.relu_backward(a[0], a[1])
+    if kernel == "bias_activation_forward":
+        return [numpy_backend.bias_activation_forward(a[0], a[1], ACTIVATION_BY_CODE[a[2]])]
+    if kernel == "softmax_forward":
+        return [softmax_forward(a[0])]
+    if kernel == "activation_backward":
+        dZ = numpy_backend.activation_backward(a[0], a[1], ACTIVATION_BY_CODE[a[3]])
         return [dZ, a[2] + dZ.sum(axis=0)]
-    if kernel == "bias_grad":
-        return [a[0], a[1] + a[0].sum(axis=0)]
+    if kernel == "bias_backward":
+        return [a[0] + a[1].sum(axis=0), a[1]]
     if kernel == "gather_scale":
         X, indices, out = a
         if len(indices) and (indices.min() < 0 or indices.max() >= len(X)):
             raise IndexError("index out of range")
         return [numpy_backend.gather_scale(X, indices, out.dtype)]
     if kernel == "sgd_update":
-        numpy_backend.sgd_update(a[0], a[1], a[2], **options)
+        optim.sgd_update(a[0], a[1], a[2], **options)
         return [a[0], a[2]]
     if kernel == "adam_update":
-        numpy_backend.adam_update(a[0], a[1], a[2], a[3], a[4], options["lr"], options["beta1"], options["beta2"],
-                                  options["eps"], options["weight_decay"])
+        optim.adam_update(a[0], a[1], a[2], a[3], a[4], options["lr"], options["beta1"], options["beta2"],
+                          options["eps"], options["weight_decay"])
         return [a[0], a[2], a[3]]
-    losses, dlogits, _ = numpy_backend.LOSS_KERNELS["cross_entropy" if kernel == "softmax_cross_entropy" else "mse"](
-        a[0], a[1], a[2])
+    losses, dlogits, _ = get_loss("cross_entropy" if kernel == "cross_entropy_forward_backward" else "mse"
+                                  ).forward_backward(a[0], a[1], a[2])
     return [losses, dlogits]
 
 
@@ -495,8 +554,8 @@ def call_kernel_keeping_layout(kernel, args, options):
     from nncore import _testing
     function = getattr(_testing, kernel)
     result = function(*copies, **options)
-    outputs = {"gemm": [2], "bias_relu_forward": [0], "softmax": [0], "relu_backward": [0, 2], "bias_grad": [0, 1],
-               "gather_scale": [2], "sgd_update": [0, 2], "adam_update": [0, 2, 3]}
+    outputs = {"gemm": [2], "bias_activation_forward": [0], "softmax_forward": [0], "activation_backward": [0, 2],
+               "bias_backward": [0, 1], "gather_scale": [2], "sgd_update": [0, 2], "adam_update": [0, 2, 3]}
     if kernel in outputs:
         return [copies[i] for i in outputs[kernel]]
     return [result[0], result[1]]
@@ -523,7 +582,6 @@ def test_the_core_tests_pass_under_a_bounds_checked_build(tmp_path):
     for name in ("setup.py", "pyproject.toml", "README.md"):
         if (REPOSITORY / name).exists():
             shutil.copy2(REPOSITORY / name, source / name)
-    # Cython's generated C (_core.c, ...) is left behind; the hand-written C kernels are sources.
     shutil.copytree(REPOSITORY / "src_c", source / "src_c", ignore=shutil.ignore_patterns("_*.c", "*.html"))
     shutil.copytree(REPOSITORY / "nncore", source / "nncore", ignore=shutil.ignore_patterns("*.so", "*.pyd",
                                                                                             "__pycache__"))
@@ -555,23 +613,23 @@ def test_the_core_tests_pass_under_a_bounds_checked_build(tmp_path):
 
 # ---------------------------------------------------------------- crash probe
 
-CRASH_PROBE = r'''
+KERNEL_PROBE = r'''
 import itertools, sys
 import numpy as np
-from nncore import _testing
+from nncore import _testing as module
 
 f32 = lambda *shape: np.ones(shape, np.float32)
 VALID = {
     "gemm": (f32(2, 3), f32(3, 4), f32(2, 4)),
-    "bias_relu_forward": (f32(2, 3), f32(3)),
-    "softmax": (f32(2, 3),),
-    "relu_backward": (f32(2, 3), f32(2, 3), f32(3)),
-    "bias_grad": (f32(2, 3), f32(3)),
+    "bias_activation_forward": (f32(2, 3), f32(3), 2),
+    "softmax_forward": (f32(2, 3),),
+    "activation_backward": (f32(2, 3), f32(2, 3), f32(3), 1),
+    "bias_backward": (f32(3), f32(2, 3)),
     "gather_scale": (np.ones((4, 3), np.uint8), np.zeros(2, np.intp), f32(2, 3)),
     "sgd_update": (f32(5), f32(5), f32(5), 0.1, 0.9, False, 0.0),
     "adam_update": (f32(5), f32(5), f32(5), f32(5), 1, 0.1, 0.9, 0.999, 1e-8, 0.0),
-    "softmax_cross_entropy": (f32(2, 3), np.zeros(2, np.int64), 2.0),
-    "mse": (f32(2, 3), np.zeros(2, np.int64), 2.0),
+    "cross_entropy_forward_backward": (f32(2, 3), np.zeros(2, np.int64), 2.0),
+    "mse_forward_backward": (f32(2, 3), np.zeros(2, np.int64), 2.0),
     "narrow_pack": (f32(5, 3),),
     "narrow_forward": (f32(2, 3), f32(2, 5), f32(5, 3), f32(3), 1.0, "relu"),
     "narrow_forward_u8": (f32(2, 3), np.ones((4, 5), np.uint8), np.zeros(2, np.intp), f32(5, 3)),
@@ -583,9 +641,24 @@ VALID = {
 WRONG = [None, 3, 2.5, "x", [1.0, 2.0], np.float32(1.0), f32(), f32(4), f32(3, 1), f32(1, 2, 3), f32(0), f32(0, 3),
          np.ones((2, 3), np.uint8), np.ones((4, 3), np.float64), np.ones((2, 3), np.int64),
          np.ones((2, 3), object), np.ones((3,), np.intp) * 99]
+'''
+
+
+def test_no_kernel_wrapper_crashes_on_an_argument_of_the_wrong_kind_or_rank():
+    outcomes = probe_for_crashes(KERNEL_PROBE)
+    # Clean refusals only. Known: Cython typed-memoryview arguments accept None, which some
+    # wrappers then refuse with AttributeError; a NumPy scalar gives BufferError (read-only).
+    assert set(outcomes) <= {"accepted", "TypeError", "ValueError", "IndexError", "AttributeError", "BufferError"}, \
+        outcomes
+    print(outcomes)
+
+
+# Calls every function of VALID with each argument in turn replaced by each of WRONG; prints
+# the count of each outcome, and any exception that is not a clean refusal on stderr.
+PROBE_LOOP = r'''
 outcomes = {}
 for name, args in VALID.items():
-    function = getattr(_testing, name)
+    function = getattr(module, name)
     function(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])  # the valid call works
     for position, wrong in itertools.product(range(len(args)), WRONG):
         call = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
@@ -595,7 +668,7 @@ for name, args in VALID.items():
             outcome = "accepted"
         except Exception as error:
             outcome = type(error).__name__
-            if outcome not in ("TypeError", "ValueError"):
+            if outcome not in ("TypeError", "ValueError", "OverflowError"):
                 print("odd:", name, position, type(wrong).__name__, getattr(wrong, "shape", ""), repr(error),
                       file=sys.stderr)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -603,18 +676,10 @@ print(dict(sorted(outcomes.items())))
 '''
 
 
-def test_no_kernel_wrapper_crashes_on_an_argument_of_the_wrong_kind_or_rank():
-    # In a child process: a crash (segfault) must fail this test, not end the test run.
-    import nncore
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(Path(nncore.__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])))
-    done = subprocess.run([sys.executable, "-c", CRASH_PROBE], env=environment, capture_output=True, text=True,
-                          check=False,
-                          timeout=300)
+def probe_for_crashes(setup):
+    """Run ``setup`` + PROBE_LOOP in a child process: a crash (segfault) must fail the test, not end
+    the test run. Returns the outcome counts."""
+    done = subprocess.run([sys.executable, "-c", setup + PROBE_LOOP], env=child_environment(), capture_output=True,
+                          text=True, check=False, timeout=300)
     assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-3000:]}"
-    outcomes = eval(done.stdout.strip().splitlines()[-1])
-    # Clean refusals only. Known: Cython typed-memoryview arguments accept None, which some
-    # wrappers then refuse with AttributeError; a NumPy scalar gives BufferError (read-only).
-    assert set(outcomes) <= {"accepted", "TypeError", "ValueError", "IndexError", "AttributeError", "BufferError"}, \
-        (outcomes, done.stderr[-3000:])
-    print(outcomes)
+    return eval(done.stdout.strip().splitlines()[-1])

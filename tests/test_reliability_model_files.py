@@ -4,7 +4,9 @@ tests/test_io.py pins the format and a list of crafted files; this module tries 
 Hypothesis mutates valid model and checkpoint files byte by byte and field by field (every
 outcome is a correct model or ``ModelFileError``), pickle payloads hidden in every member
 must not execute, zip bombs and compressed members are refused before they are inflated,
-and a damaged checkpoint makes ``fit(resume=True)`` fail with ``ModelFileError``.
+and a damaged checkpoint makes ``fit(resume=True)`` fail with ``ModelFileError``. Duplicated
+members and JSON keys, deep nesting, oversized zip directories and messages, FIFOs and
+``/dev/zero`` are refused too (``/dev/zero`` in a capped child process).
 """
 import io
 import json
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _time_limit import run_limited
 from _time_limit import time_limit as _time_limit
 
 import nncore
@@ -319,7 +322,7 @@ def test_a_zip_bomb_member_is_refused_without_inflating_it(tmp_path):
     layer_sizes = [1024, 65535, 1]
     n = 1024 * 65535 + 65535 + 65535 + 1
     header = {"format": "nncore", "format_version": FORMAT_VERSION, "kind": "model", "layer_sizes": layer_sizes,
-              "activation": "relu", "dtype": "float32", "arrays": {"params": {"shape": [n], "dtype": "float32"}}}
+              "activations": ["relu"], "dtype": "float32", "arrays": {"params": {"shape": [n], "dtype": "float32"}}}
     npy_header, _ = deflate_bomb_member(4 * n)
     path = tmp_path / "bomb.npz"
     write_deflated_archive(path, {"header.npy": _npy(np.frombuffer(json.dumps(header).encode(), np.uint8)),
@@ -363,7 +366,7 @@ def test_a_stored_member_with_a_lying_size_reads_only_what_the_header_declares(t
         assert np.array_equal(model.params, nncore.load(write(VALID["model"], "good.npz")).params)
 
 
-@pytest.mark.parametrize("missing", ["format", "format_version", "kind", "layer_sizes", "activation", "dtype",
+@pytest.mark.parametrize("missing", ["format", "format_version", "kind", "layer_sizes", "activations", "dtype",
                                      "optimizer", "training", "arrays"])
 def test_a_checkpoint_header_missing_any_key_is_refused(tmp_path, missing):
     def drop(header):
@@ -407,3 +410,117 @@ def test_garbage_and_a_bare_npy_are_refused(tmp_path, content):
         load_checkpoint(path)
 
 
+
+
+# ---------------------------------------------------------------- strictness and bounds (issue 11 items 4f, 5, 7)
+
+def test_a_duplicated_member_is_refused_instead_of_the_last_one_winning(tmp_path):
+    path = tmp_path / "dup.npz"
+    with zipfile.ZipFile(io.BytesIO(VALID["model"])) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    zeros = _npy(np.zeros_like(np.load(io.BytesIO(members["params.npy"]))))
+    with zipfile.ZipFile(path, "w") as archive, pytest.warns(UserWarning, match="Duplicate name"):
+        for name, data in members.items():
+            archive.writestr(name, data)
+        archive.writestr("params.npy", zeros)
+    with pytest.raises(nncore.ModelFileError, match="'params.npy' appears 2 times"):
+        nncore.load(path)
+    with pytest.raises(nncore.ModelFileError, match="appears 2 times"):
+        load_checkpoint(path)
+
+
+def test_a_header_naming_a_key_twice_is_refused(tmp_path):
+    path = tmp_path / "dup-key.npz"
+    path.write_bytes(rewrite(VALID["model"], lambda h: json.dumps(h)[:-1].encode() + b', "layer_sizes": [5, 3]}'))
+    with pytest.raises(nncore.ModelFileError, match="names 'layer_sizes' twice"):
+        nncore.load(path)
+
+
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_a_deeply_nested_header_is_a_model_file_error_not_a_recursion_error(tmp_path, depth):
+    nested = b'{"format": "nncore", "x": ' + b"[" * depth + b"]" * depth + b"}"
+    path = tmp_path / "deep.npz"
+    path.write_bytes(rewrite(VALID["model"], lambda h: nested))
+    with pytest.raises(nncore.ModelFileError, match="nests deeper than"):
+        nncore.load(path)
+
+
+def test_an_integer_too_long_to_convert_is_a_model_file_error(tmp_path):
+    path = tmp_path / "digits.npz"
+    path.write_bytes(rewrite(VALID["model"], lambda h: b'{"format": "nncore", "format_version": ' + b"9" * 5000 + b"}"))
+    with pytest.raises(nncore.ModelFileError, match="not valid JSON"):
+        nncore.load(path)
+
+
+def test_an_archive_with_30000_members_is_refused_in_one_short_line(tmp_path):
+    path = tmp_path / "many.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        with zipfile.ZipFile(io.BytesIO(VALID["model"])) as valid:
+            for name in valid.namelist():
+                archive.writestr(name, valid.read(name))
+        for index in range(30_000):
+            archive.writestr(f"m{index}", b"")
+    for read in (nncore.load, load_checkpoint):
+        with time_limit(), pytest.raises(nncore.ModelFileError) as raised:
+            read(path)
+        message = str(raised.value)
+        assert "30002 members" in message and len(message) < 300 and "\n" not in message
+
+
+def test_dozens_of_unexpected_members_are_listed_briefly(tmp_path):
+    path = tmp_path / "extra.npz"
+    extra = {f"extra{index:03d}.npy": _npy(np.zeros(1)) for index in range(40)}
+    path.write_bytes(rewrite(VALID["model"], members=extra))
+    with pytest.raises(nncore.ModelFileError, match=r"unexpected members 'extra000.npy', .* and 35 more$"):
+        nncore.load(path)
+
+
+def test_a_huge_string_in_the_header_gives_a_bounded_message(tmp_path):
+    path = tmp_path / "long.npz"
+    path.write_bytes(rewrite(VALID["model"], lambda h: dict(h, activations=["x" * 500_000] * 2)))
+    with pytest.raises(nncore.ModelFileError, match="invalid activations") as raised:
+        nncore.load(path)
+    assert len(str(raised.value)) < 600
+
+
+@pytest.mark.parametrize("kind", ["a directory", "a FIFO"])
+def test_a_fifo_or_directory_as_a_model_file_is_refused_at_once(tmp_path, kind):
+    path = tmp_path / "model.npz"
+    if kind == "a FIFO":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    for read in (nncore.load, load_checkpoint):
+        with time_limit(), pytest.raises(nncore.ModelFileError, match=f"{path}: is {kind}"):
+            read(path)
+
+
+LOAD_AND_REPORT = """
+import sys
+import nncore
+from nncore.io import load_checkpoint
+for read in (nncore.load, load_checkpoint):
+    try:
+        read(sys.argv[1])
+    except nncore.ModelFileError as error:
+        print("ModelFileError:", error)
+"""
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists() or os.uname().sysname != "Linux", reason="Linux /dev/zero")
+def test_loading_dev_zero_is_refused_not_read_without_limit():
+    # zipfile reads the whole "file" looking for its end record: inside one C call, which no
+    # signal interrupts, so the attempt runs in a child with capped memory.
+    done = run_limited(LOAD_AND_REPORT, "/dev/zero", seconds=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["ModelFileError: /dev/zero: is a character device, not a regular file"] * 2
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_as_the_checkpoint_to_resume_from_is_refused_at_once(tmp_path):
+    os.mkfifo(tmp_path / "checkpoint.npz")
+    with time_limit(), pytest.raises(nncore.ModelFileError, match="is a FIFO"):
+        nncore.MLP([5, 4, 3], seed=2).fit(X_SMALL, Y_SMALL, epochs=2, backend="numpy", checkpoint_dir=tmp_path,
+                                          resume=True)

@@ -114,15 +114,17 @@ def test_divergence_names_epoch_and_batch_keeps_the_last_good_checkpoint_and_res
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_nan_in_the_data_given_to_the_backend_stops_the_epoch_at_that_batch_without_applying_it(backend):
     # fit refuses NaN inputs; the backends themselves treat them as a non-finite loss.
+    from _backends import epoch
+
     from nncore.backends import get_backend
     X, y = blobs(n=64)
     X[37, 4] = np.nan
-    params = nncore.MLP([12, 8, 3], seed=0).params
+    model = nncore.MLP([12, 8, 3], seed=0)
     results = {}
     for name in ("numpy", backend):
-        work = params.copy()
+        work = model.params.copy()
         optimizer = nncore.Adam(lr=1e-2)
-        result = get_backend(name).train_epoch(work, (12, 8, 3), optimizer, X, y, 8, 3, "cross_entropy")
+        result = epoch(get_backend(name), model.network, work, optimizer, X, y, 8, 3)
         results[name] = (result, work, optimizer.step)
     order = np.random.default_rng(3).permutation(64)
     expected_batch = int(np.argmax(order == 37)) // 8 + 1
@@ -339,18 +341,20 @@ def test_the_compiled_kernels_release_the_gil(one_blas_thread, call):
     # holding the GIL would stop it dead; released, it keeps a good part of its own speed
     # (the bound is loose: these machines are shared, and train_epoch re-takes the GIL
     # briefly every 20 ms to check for Ctrl-C).
+    from _backends import epoch, forward
+
     from nncore.backends import get_backend
     backend = get_backend("cython")
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (20000, 784), dtype=np.uint8)
     y = rng.integers(0, 10, 20000)
-    params = nncore.MLP([784, 256, 10], seed=0).params
+    model = nncore.MLP([784, 256, 10], seed=0)
 
     def kernel_call():
         if call == "forward":
-            backend.forward(params, (784, 256, 10), X)
+            forward(backend, model.network, model.params, X)
         else:
-            backend.train_epoch(params.copy(), (784, 256, 10), nncore.SGD(lr=0.01), X, y, 64, 0)
+            epoch(backend, model.network, model.params.copy(), nncore.SGD(lr=0.01), X, y, 64, 0)
 
     def count(stop, counted):
         n = 0

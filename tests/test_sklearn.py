@@ -16,7 +16,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 EXPECTED_FAILED_CHECKS = {}
 
 
-@parametrize_with_checks([MLPClassifier(backend="numpy", max_iter=50), MLPClassifier(max_iter=50)],
+@parametrize_with_checks([MLPClassifier(backend="numpy", max_iter=50), MLPClassifier(max_iter=50),
+                          MLPClassifier(activation="tanh", backend="numpy", max_iter=50),
+                          MLPClassifier(activation="tanh", max_iter=50)],
                          expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS)
 def test_passes_the_scikit_learn_estimator_checks(estimator, check):
     if estimator.backend == "cython":
@@ -40,6 +42,24 @@ def test_any_label_values_and_feature_counts(backend):
     assert classifier.score(X, labels) > 0.9
     assert set(classifier.predict(X)) <= set(labels)
     assert classifier.predict_proba(X).shape == (300, 3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+def test_each_of_scikit_learns_activations_trains_the_hidden_layers(backend, activation):
+    X, y = blobs(300, n_features=7, n_classes=3)
+    classifier = MLPClassifier(hidden_layer_sizes=(16,), activation=activation, max_iter=40, random_state=0,
+                               backend=backend).fit(X, y)
+    assert classifier.model_.network.activation_names == (activation,)
+    assert classifier.score(X, y) > 0.9
+
+
+def test_an_unknown_activation_or_solver_is_refused_naming_the_choices():
+    X, y = blobs(40)
+    with pytest.raises(ValueError, match="activation must be one of .*'tanh'"):
+        MLPClassifier(activation="softplus", backend="numpy").fit(X, y)
+    with pytest.raises(ValueError, match="solver must be one of .*'sgd'"):
+        MLPClassifier(solver="lbfgs", backend="numpy").fit(X, y)
 
 
 def test_partial_fit_runs_one_epoch_per_call():

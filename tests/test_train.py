@@ -7,7 +7,8 @@ import pytest
 from test_model import BACKENDS, blobs, blobs_uint8
 
 import nncore
-from nncore.train import CHECKPOINT_NAME, epoch_seed
+from nncore.callbacks import CHECKPOINT_NAME
+from nncore.train import epoch_seed
 
 
 class InterruptAfter(nncore.Callback):
@@ -255,3 +256,56 @@ def test_resuming_a_run_that_stopped_early_does_not_train_further(tmp_path):
     resumed = again.fit(X, y, resume=True, **settings)
     assert resumed.epoch == history.epoch and resumed.stopped_early
     assert np.array_equal(again.params, model.params)
+
+
+def test_callbacks_passed_directly_do_what_fits_arguments_build(tmp_path):
+    X, y = blobs(200)
+    built = nncore.MLP([16, 8, 4], seed=3)
+    built.fit(X, y, epochs=4, optimizer=nncore.SGD(lr=0.1), backend="numpy", lr_schedule="cosine",
+              early_stopping=nncore.EarlyStopping(monitor="loss", patience=5), checkpoint_dir=tmp_path / "a")
+    passed = nncore.MLP([16, 8, 4], seed=3)
+    passed.fit(X, y, epochs=4, optimizer=nncore.SGD(lr=0.1), backend="numpy", callbacks=[
+        nncore.LearningRateScheduler("cosine"), nncore.EarlyStopping(monitor="loss", patience=5),
+        nncore.ModelCheckpoint(tmp_path / "b")])
+    assert np.array_equal(built.params, passed.params) and built.history.lr == passed.history.lr
+    assert np.array_equal(nncore.load(tmp_path / "a" / CHECKPOINT_NAME).params,
+                          nncore.load(tmp_path / "b" / CHECKPOINT_NAME).params)
+
+
+class Recorder(nncore.Callback):
+    """Every hook call, in order, with the run as the callback sees it."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append(("train_begin", self.run.start, self.run.epochs, self.model.epochs_trained))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.calls.append(("epoch_begin", epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch_end", epoch, sorted(logs)))
+
+    def on_train_end(self, logs=None):
+        self.calls.append(("train_end", len(self.run.history)))
+
+
+def test_the_hooks_are_called_in_keras_order_with_epochs_counted_over_the_whole_training():
+    X, y = blobs(100)
+    model = nncore.MLP([16, 4], seed=0)
+    model.fit(X, y, epochs=1, backend="numpy")
+    recorder = Recorder()
+    model.fit(X, y, epochs=2, backend="numpy", callbacks=[recorder])
+    keys = ["accuracy", "epoch", "loss", "lr", "seconds"]
+    assert recorder.calls == [("train_begin", 0, 2, 1), ("epoch_begin", 2), ("epoch_end", 2, keys),
+                              ("epoch_begin", 3), ("epoch_end", 3, keys), ("train_end", 2)]
+
+
+def test_on_train_end_runs_when_training_diverges_and_the_schedule_restores_the_rate():
+    X, y = blobs(100)
+    recorder, optimizer = Recorder(), nncore.SGD(lr=1e30)
+    with pytest.raises(nncore.TrainingDiverged):
+        nncore.MLP([16, 32, 4], seed=0).fit(X, y, epochs=5, batch_size=10, optimizer=optimizer, backend="numpy",
+                                            lr_schedule=nncore.StepDecay(1, 2.0), callbacks=[recorder])
+    assert recorder.calls[-1][0] == "train_end" and optimizer.lr == 1e30

@@ -9,6 +9,8 @@ import math
 import numpy as np
 
 import nncore
+from nncore.losses import get_loss
+from nncore.network import Network
 
 LEARNING_RATE = 0.01  # small enough that no epoch diverges (a diverged epoch stops early)
 # nncore's NumPy backend, the careful loop, the seeds' full-batch formulation (numpy_baselines.py).
@@ -40,19 +42,21 @@ class BackendTrainer:
     """One epoch of an nncore backend (``train_epoch``), with its own parameters and optimizer."""
 
     def __init__(self, backend, layer_sizes, dtype, X, y, batch_size):
-        self.backend, self.layer_sizes, self.X, self.y, self.batch_size = backend, layer_sizes, X, y, batch_size
+        self.backend, self.network, self.X = backend, Network(layer_sizes, dtype=dtype), X
+        self.y, self.batch_size = np.ascontiguousarray(y, dtype=np.int32), batch_size
         self.params = he_init(layer_sizes, dtype)
         self.optimizer = nncore.SGD(lr=LEARNING_RATE)
+        self.optimizer.ensure_state(self.network.n_params, self.network.dtype)
         self.epoch = 0
 
     def run(self, X=None, y=None):
         X = self.X if X is None else X
         y = self.y if y is None else y
-        result = self.backend.train_epoch(self.params, self.layer_sizes, self.optimizer, X, y,
-                                          self.batch_size, self.epoch, "cross_entropy")
+        result = self.backend.train_epoch(self.network, self.params, self.optimizer, X, y,
+                                          self.batch_size or len(X), self.epoch, get_loss("cross_entropy"))
         self.epoch += 1
         if result.diverged_batch is not None:
-            raise RuntimeError(f"{self.backend.NAME} diverged at batch {result.diverged_batch}: timing is void")
+            raise RuntimeError(f"{self.backend.name} diverged at batch {result.diverged_batch}: timing is void")
         return result
 
     def warm_up(self, n_rows):
@@ -63,11 +67,11 @@ class BackendInference:
     """Forward-only probabilities over X with an nncore backend."""
 
     def __init__(self, backend, layer_sizes, dtype, X, batch_size):
-        self.backend, self.layer_sizes, self.X, self.batch_size = backend, layer_sizes, X, batch_size
+        self.backend, self.network, self.X, self.batch_size = backend, Network(layer_sizes, dtype=dtype), X, batch_size
         self.params = he_init(layer_sizes, dtype)
 
     def run(self, X=None):
-        return self.backend.forward(self.params, self.layer_sizes, self.X if X is None else X, self.batch_size)
+        return self.backend.forward(self.network, self.params, self.X if X is None else X, self.batch_size)
 
     def warm_up(self, n_rows):
         self.run(self.X[:n_rows])

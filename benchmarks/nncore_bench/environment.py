@@ -35,8 +35,6 @@ def compiled_backend():
         module = get_backend("cython")
     except Exception as error:
         return None, f"{type(error).__name__}: {error}"
-    if not hasattr(module, "train_epoch"):
-        return None, "nncore.backends.cython_backend has no train_epoch"
     return module, None
 
 

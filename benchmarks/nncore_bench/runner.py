@@ -105,7 +105,8 @@ def fastest_numpy(seconds):
 def training_runners(cell, threads, X, y, compiled, torch):
     """The candidates of one training cell, in the order they take turns."""
     layer_sizes, batch_size, dtype = cell
-    from nncore.backends import numpy_backend
+    from nncore.backends import get_backend
+    numpy_backend = get_backend("numpy")
     runners = {}
     if compiled is not None:
         runners["compiled"] = BackendTrainer(compiled, layer_sizes, dtype, X, y, batch_size)
@@ -170,7 +171,8 @@ def run_training_cell(cell, threads, X, y, compiled, torch, timers, peaks, plan,
 
 def run_inference_cell(cell, threads, X, compiled, torch, plan):
     layer_sizes, dtype = cell
-    from nncore.backends import numpy_backend
+    from nncore.backends import get_backend
+    numpy_backend = get_backend("numpy")
     runners = {}
     if compiled is not None:
         runners["compiled"] = BackendInference(compiled, layer_sizes, dtype, X, INFERENCE_BATCH)

