@@ -92,6 +92,6 @@ directives = {
 }
 
 setup(
-    ext_modules=cythonize([extension("_core"), extension("_testing", ["narrow.c"])], compiler_directives=directives,
+    ext_modules=cythonize([extension("_core", ["narrow.c"]), extension("_testing", ["narrow.c"])], compiler_directives=directives,
                           include_path=["src_c"], force=debug_build),
 )

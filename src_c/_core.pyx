@@ -26,6 +26,7 @@ from libc.math cimport isfinite
 
 cimport _blas
 cimport _kernels as k
+cimport _narrow as narrow
 from _kernels cimport N_ACTIVATIONS
 from _network cimport (LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NONE, MAX_HYPERPARAMETERS, N_LOSSES, N_OPTIMIZERS,
                        OPTIMIZER_ADAM, OPTIMIZER_SGD, Layout, OptimizerConfig, apply_update, batch_gradient,
@@ -76,6 +77,13 @@ DEBUG_BUILD = bool(NNCORE_DEBUG_BUILD)
 OPTIMIZER_HYPERPARAMETERS = MAX_HYPERPARAMETERS
 # Rows the workspaces hold: larger batches are processed in chunks of this many rows.
 DEFAULT_CHUNK_ROWS = 1024
+# Layers with at most NARROW_MAX_WIDTH outputs run dW and dA in the narrow kernels (src_c/narrow.c),
+# and their forward too up to NARROW_FORWARD_MAX_WIDTH outputs; wider products stay on BLAS. Where the
+# two cross (benchmarks/narrow_crossover.py, README): a narrow forward loses to BLAS past ~12 columns,
+# dW and dA past ~24 (float64; float32 ~32). Read when a call starts; tests set them to 0 (all BLAS)
+# or large values (all narrow) to hold every path to the reference.
+NARROW_MAX_WIDTH = 24
+NARROW_FORWARD_MAX_WIDTH = 12
 # The GIL is re-taken to check for Ctrl-C after a batch only when this long has passed since
 # the last check: re-taking it costs up to the interpreter's switch interval (5 ms) when
 # another Python thread is running, more than a whole small batch.
@@ -95,8 +103,8 @@ cdef class _Plan:
     """
 
     cdef Layout net
-    cdef object table, act_offsets
-    cdef readonly Py_ssize_t acts_size, delta_size
+    cdef object table, act_offsets, packed_offsets, packed
+    cdef readonly Py_ssize_t acts_size, delta_size, packed_size
 
     def __init__(self, layout, Py_ssize_t n_params, Py_ssize_t chunk_rows):
         self.table = np.array(layout, dtype=np.intp, copy=True)  # ours: a caller cannot change it under the loops
@@ -123,8 +131,10 @@ cdef class _Plan:
             self.acts_size += chunk_rows * fan_out
         self.delta_size = chunk_rows * max(sizes[1:n_layers], default=1)
         self.act_offsets = np.array(act_offsets, dtype=np.intp)
+        self._plan_narrow_layers(sizes)
         cdef const Py_ssize_t[::1] table = self.table
         cdef const Py_ssize_t[::1] offsets = self.act_offsets
+        cdef const Py_ssize_t[::1] packed_offsets = self.packed_offsets
         self.net.n_layers = n_layers
         self.net.sizes = &table[0]
         self.net.w_offsets = &table[n_layers + 1]
@@ -132,10 +142,26 @@ cdef class _Plan:
         self.net.activations = &table[3 * n_layers + 1]
         self.net.act_offsets = &offsets[0]
         self.net.chunk_rows = chunk_rows
+        self.net.packed_offsets = &packed_offsets[0]
+        self.net.packed = NULL
+        self.net.narrow_forward_width = NARROW_FORWARD_MAX_WIDTH
+
+    def _plan_narrow_layers(self, sizes):
+        """Which layers the narrow kernels run (-1: BLAS), and where each one's packed W^T goes."""
+        offsets, self.packed_size = [], 0
+        for fan_in, fan_out in zip(sizes[:len(sizes) - 1], sizes[1:]):
+            narrow_layer = fan_out <= min(NARROW_MAX_WIDTH, narrow.NNCORE_NARROW_MAX_N)
+            offsets.append(self.packed_size if narrow_layer else -1)
+            self.packed_size += fan_out * narrow.nncore_narrow_packed_stride(fan_in) if narrow_layer else 0
+        self.packed_offsets = np.array(offsets, dtype=np.intp)
 
     def workspaces(self, dtype, bint backward=True):
         """(inputs, activations[, delta_a, delta_b]): what a call's chunks are computed in, made once per call;
-        the deltas only for a backward pass."""
+        the deltas only for a backward pass. The narrow layers' packed W^T is made here too, held by the plan."""
+        cdef char[::1] packed_bytes
+        self.packed = np.zeros(max(1, self.packed_size), dtype=dtype)
+        packed_bytes = self.packed.view(np.int8)
+        self.net.packed = &packed_bytes[0]
         forward = (np.empty(self.net.chunk_rows * self.net.sizes[0], dtype=dtype), np.empty(self.acts_size, dtype=dtype))
         if not backward:
             return forward

@@ -15,6 +15,7 @@ from cython cimport floating
 
 cdef extern from "narrow.h" nogil:
     enum:
+        NNCORE_NARROW_MAX_N
         NNCORE_NARROW_NONE
         NNCORE_NARROW_IDENTITY
         NNCORE_NARROW_LOGISTIC

@@ -327,8 +327,14 @@ def narrow_pack(const floating[:, :] W):
     return packed
 
 
+cdef void _check_width(Py_ssize_t width) except *:
+    if width > n.NNCORE_NARROW_MAX_N:
+        raise ValueError(f"the narrow kernels take at most {n.NNCORE_NARROW_MAX_N} columns, got {width}")
+
+
 cdef void _check_weights(Py_ssize_t K, Py_ssize_t width, W, b, Py_ssize_t z_rows, Py_ssize_t z_width,
                          Py_ssize_t rows) except *:
+    _check_width(width)
     if W.shape[0] != K or W.shape[1] != width:
         raise ValueError(f"W must be ({K}, {width}), got ({W.shape[0]}, {W.shape[1]})")
     if b is not None and b.shape[0] != width:
@@ -378,6 +384,7 @@ def narrow_weight_grad(floating[:, :] dW, const floating[:, :] A, const floating
     if dZ.shape[0] != rows or dW.shape[0] != K or dW.shape[1] != width:
         raise ValueError(f"need A (rows, K), dZ (rows, n), dW (K, n); got ({A.shape[0]}, {A.shape[1]}), "
                          f"({dZ.shape[0]}, {dZ.shape[1]}), ({dW.shape[0]}, {dW.shape[1]})")
+    _check_width(width)
     if K == 0 or width == 0:
         return
     cdef Py_ssize_t ld_dw = _row_length("dW", dW.strides[0], dW.strides[1], dW.shape[1], sizeof(floating))
@@ -394,6 +401,7 @@ def narrow_weight_grad_u8(floating[:, :] dW, const unsigned char[:, :] X, index,
     cdef Py_ssize_t rows = dZ.shape[0], K = X.shape[1], width = dZ.shape[1]
     if dW.shape[0] != K or dW.shape[1] != width:
         raise ValueError(f"dW must be ({K}, {width}), got ({dW.shape[0]}, {dW.shape[1]})")
+    _check_width(width)
     index = _check_index(index, rows, X.shape[0])
     if K == 0 or width == 0:
         return
@@ -418,6 +426,7 @@ def narrow_input_grad(floating[:, :] dA, const floating[:, :] dZ, const floating
     if code not in (n.NNCORE_NARROW_NONE, n.NNCORE_NARROW_IDENTITY) and (
             A_out is None or A_out.shape[0] != rows or A_out.shape[1] != K):
         raise ValueError(f"{activation} needs A_out ({rows}, {K}), the activation's output")
+    _check_width(width)
     if db is not None and db.shape[0] != K:
         raise ValueError(f"db must have {K} entries, got {db.shape[0]}")
     if rows == 0 or K == 0:
@@ -542,6 +551,7 @@ def time_narrow(op, impl, dtype, Py_ssize_t rows, Py_ssize_t K, Py_ssize_t width
     """
     if op not in NARROW_TIMED_OPS or impl not in NARROW_TIMED_IMPLS:
         raise ValueError(f"op must be one of {NARROW_TIMED_OPS}, impl one of {NARROW_TIMED_IMPLS}")
+    _check_width(width)
     if min(rows, K, width, repeats) < 1 or rows > n_samples or max(rows, K, width) > INT_MAX:
         raise ValueError("rows, K, width and repeats must be positive, rows at most n_samples")
     dtype = np.dtype(dtype)

@@ -48,6 +48,10 @@ enum nncore_narrow_isa {
     NNCORE_NARROW_ISA_COUNT = 4
 };
 
+/* The widest n any kernel here takes: dW's transposed block lives on the stack, n columns of at
+ * least 32 entries in 16 KB (64 float64). Callers keep wider layers on BLAS. */
+#define NNCORE_NARROW_MAX_N 64
+
 /* The instruction set in use (picked on the first call), whether one is compiled in and runs
  * on this CPU, choosing one (0, or -1 when it cannot run here), and its name. */
 int nncore_narrow_isa(void);
