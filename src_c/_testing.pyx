@@ -352,10 +352,11 @@ def narrow_forward(floating[:, :] Z, const floating[:, :] A, const floating[:, :
     if rows == 0 or width == 0:
         return
     cdef floating[:, ::1] WT = narrow_pack(W)
+    cdef floating no_weights = 0  # W^T of K = 0 has no element to point at
     cdef Py_ssize_t ld_z = _row_length("Z", Z.strides[0], Z.strides[1], Z.shape[1], sizeof(floating))
     cdef Py_ssize_t ld_a = _row_length("A", A.strides[0], A.strides[1], A.shape[1], sizeof(floating))
     with nogil:
-        n.forward(&Z[0, 0], ld_z, &A[0, 0] if K else NULL, ld_a, &WT[0, 0], &b[0] if b is not None else NULL,
+        n.forward(&Z[0, 0], ld_z, &A[0, 0] if K else NULL, ld_a, &WT[0, 0] if K else &no_weights, &b[0] if b is not None else NULL,
                   <floating> alpha, rows, K, width, code)
 
 
@@ -370,11 +371,13 @@ def narrow_forward_u8(floating[:, :] Z, const unsigned char[:, :] X, index, cons
         return
     cdef const Py_ssize_t[::1] rows_of_X = index
     cdef floating[:, ::1] WT = narrow_pack(W)
+    cdef floating no_weights = 0  # W^T of K = 0 has no element to point at
     cdef Py_ssize_t ld_z = _row_length("Z", Z.strides[0], Z.strides[1], Z.shape[1], sizeof(floating))
     cdef Py_ssize_t ld_x = _row_length("X", X.strides[0], X.strides[1], X.shape[1], 1)
     with nogil:
         n.forward_u8(&Z[0, 0], ld_z, &X[0, 0] if K else NULL, ld_x, &rows_of_X[0] if rows_of_X is not None else NULL,
-                     &WT[0, 0], &b[0] if b is not None else NULL, <floating> alpha, rows, K, width, code)
+                     &WT[0, 0] if K else &no_weights, &b[0] if b is not None else NULL, <floating> alpha, rows, K,
+                     width, code)
 
 
 def narrow_weight_grad(floating[:, :] dW, const floating[:, :] A, const floating[:, :] dZ,
