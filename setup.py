@@ -1,4 +1,5 @@
-"""Build the compiled core: one extension module, nncore._core, from the Cython sources in src_c/.
+"""Build the compiled core from the sources in src_c/: nncore._core (training, inference) and
+nncore._testing (single-kernel wrappers and the gemm-floor timer, for the tests and benchmarks).
 
 OpenMP is used when a test program compiles and links with -fopenmp (as POT and llm.c do);
 otherwise the core builds without it. Set NNCORE_DEBUG_BUILD=1 to turn Cython's bounds and
@@ -20,10 +21,17 @@ HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "src_c"
 
 
+def hashed_sources(directory):
+    """The hand-written sources in src_c/: Cython (.pyx, .pxd) and C (.h, .c), not Cython's generated .c."""
+    return sorted(path for path in directory.iterdir()
+                  if path.suffix in (".pyx", ".pxd", ".h", ".c")
+                  and not (path.suffix == ".c" and path.with_suffix(".pyx").exists()))
+
+
 def source_hash():
-    """SHA-256 over the Cython sources, baked into the module so tests can spot a stale build."""
+    """SHA-256 over the sources, baked into the modules so tests can spot a stale build."""
     digest = hashlib.sha256()
-    for path in sorted(SOURCES.glob("*.p[yx][xd]")):
+    for path in hashed_sources(SOURCES):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -57,18 +65,22 @@ compile_args = ["-O3" if not debug_build else "-O1"] + omp_compile
 if sys.platform != "win32":
     compile_args += ["-Wno-unused-function", "-Wno-unreachable-code"]
 
-extension = Extension(
-    "nncore._core",
-    sources=[str(Path("src_c") / "_core.pyx")],
-    include_dirs=[numpy.get_include(), "src_c"],
-    define_macros=[
-        ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
-        ("NNCORE_SOURCE_HASH", '"%s"' % source_hash()),
-        ("NNCORE_DEBUG_BUILD", "1" if debug_build else "0"),
-    ],
-    extra_compile_args=compile_args,
-    extra_link_args=omp_link,
-)
+macros = [
+    ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+    ("NNCORE_SOURCE_HASH", '"%s"' % source_hash()),
+    ("NNCORE_DEBUG_BUILD", "1" if debug_build else "0"),
+]
+
+
+def extension(name, c_sources=()):
+    """nncore.<name> from src_c/<name>.pyx and the given C sources in src_c/."""
+    return Extension(f"nncore.{name}", sources=[str(Path("src_c") / f"{name}.pyx")]
+                     + [str(Path("src_c") / source) for source in c_sources],
+                     include_dirs=[numpy.get_include(), "src_c"], define_macros=macros,
+                     # Every source is a dependency: the source hash baked into each module covers them all.
+                     depends=[str(path.relative_to(HERE)) for path in hashed_sources(SOURCES)],
+                     extra_compile_args=compile_args, extra_link_args=omp_link)
+
 
 directives = {
     "language_level": 3,
@@ -80,6 +92,6 @@ directives = {
 }
 
 setup(
-    ext_modules=cythonize([extension], compiler_directives=directives,
+    ext_modules=cythonize([extension("_core", ["narrow.c"]), extension("_testing", ["narrow.c"])], compiler_directives=directives,
                           include_path=["src_c"], force=debug_build),
 )

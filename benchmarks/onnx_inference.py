@@ -2,9 +2,8 @@
 
     python benchmarks/onnx_inference.py [--network 784-128-10] [--batch 1024] [--threads 1,2] [--repeats 9]
 
-``OnnxRuntimeInference`` has the shape of the benchmark's inference runners (``run()`` over
-all of X in batches, ``warm_up(n_rows)``), so the harness can time it round-robin beside
-them; ``onnxruntime_images_per_second`` times it alone. Run as a script, this file times the
+``nncore bench`` times ONNX Runtime as a column of its inference table when it is installed
+(``nncore_bench.onnx_candidates``); ``onnxruntime_images_per_second`` times it alone. Run as a script, this file times the
 graph (uint8 input, scaled in the graph: the same input the compiled core takes) against the
 compiled core's ``predict_proba`` on the 60,000 MNIST training images (random pixels if MNIST
 is not cached), interleaved in one process after a warm-up, and prints medians of wall and
@@ -18,45 +17,7 @@ import time
 import numpy as np
 
 import nncore
-from nncore.onnx_export import INPUT_NAME, OUTPUT_NAME, build_onnx_model
-
-
-def import_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ImportError("the ONNX Runtime column needs onnxruntime: pip install onnxruntime") from None
-    return onnxruntime
-
-
-class OnnxRuntimeInference:
-    """Forward-only probabilities over X with ONNX Runtime (CPU) running ``model``'s exported graph.
-
-    ``allow_spinning=False`` stops the pool's threads busy-waiting between runs, which on a
-    shared machine takes cycles from whatever runs next.
-    """
-
-    def __init__(self, model, X, batch_size, threads, allow_spinning=True):
-        onnxruntime = import_onnxruntime()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
-        input_dtype = "uint8" if X.dtype == np.uint8 else "float"
-        self.session = onnxruntime.InferenceSession(build_onnx_model(model, input_dtype).SerializeToString(),
-                                                    options, providers=["CPUExecutionProvider"])
-        self.X, self.batch_size = X, batch_size
-        self.out = np.empty((len(X), model.n_classes), dtype=model.dtype)
-
-    def run(self, X=None):
-        X = self.X if X is None else X
-        for start in range(0, len(X), self.batch_size):
-            stop = start + self.batch_size
-            self.out[start:stop] = self.session.run([OUTPUT_NAME], {INPUT_NAME: X[start:stop]})[0]
-        return self.out[:len(X)]
-
-    def warm_up(self, n_rows):
-        self.run(self.X[:n_rows])
+from nncore_bench.onnx_candidates import OnnxRuntimeInference, import_onnxruntime
 
 
 class CompiledInference:
@@ -90,9 +51,17 @@ def time_interleaved(runners, repeats, warm_up_rows=4096):
 
 def onnxruntime_images_per_second(model, X, batch_size=1024, threads=1, repeats=5):
     """Median images/s of ONNX Runtime running ``model``'s graph over X (uint8 or the model's dtype)."""
-    seconds, _ = time_interleaved({"onnxruntime": OnnxRuntimeInference(model, X, batch_size, threads)},
+    onnxruntime = _onnxruntime()
+    seconds, _ = time_interleaved({"onnxruntime": OnnxRuntimeInference(onnxruntime, model, X, batch_size, threads)},
                                   repeats)["onnxruntime"]
     return len(X) / seconds
+
+
+def _onnxruntime():
+    onnxruntime, why_not = import_onnxruntime()
+    if onnxruntime is None:
+        raise ImportError(why_not)
+    return onnxruntime
 
 
 def load_images():
@@ -115,13 +84,13 @@ def main(argv=None):
     X, source = load_images()
     layer_sizes = [int(size) for size in args.network.split("-")]
     model = nncore.MLP(layer_sizes, dtype=args.dtype, seed=0)
-    onnxruntime = import_onnxruntime()
+    onnxruntime = _onnxruntime()
     print(f"{args.network} {args.dtype}, batch {args.batch}, {len(X)} images ({source}), "
           f"onnxruntime {onnxruntime.__version__}, {args.repeats} interleaved rounds, medians")
     for threads in (int(t) for t in args.threads.split(",")):
         runners = {"compiled": CompiledInference(model, X, args.batch, threads),
-                   "onnxruntime": OnnxRuntimeInference(model, X, args.batch, threads),
-                   "onnxruntime (no spinning)": OnnxRuntimeInference(model, X, args.batch, threads,
+                   "onnxruntime": OnnxRuntimeInference(onnxruntime, model, X, args.batch, threads),
+                   "onnxruntime (no spinning)": OnnxRuntimeInference(onnxruntime, model, X, args.batch, threads,
                                                                     allow_spinning=False)}
         difference = np.abs(runners["onnxruntime"].run() - runners["compiled"].run()).max()
         medians = time_interleaved(runners, args.repeats)

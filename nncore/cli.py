@@ -554,10 +554,13 @@ def command_info(args):
 
 def command_bench(argv):
     try:
-        from . import bench
+        import nncore_bench
     except ImportError as error:
-        raise UserError(f"`nncore bench` is not available in this installation ({error})") from None
-    return bench.main(argv)
+        if error.name != "nncore_bench":
+            raise
+        raise UserError("`nncore bench` needs the nncore_bench package, which `pip install .` of an nncore "
+                        "checkout installs beside nncore (from benchmarks/)") from None
+    return nncore_bench.main(argv)
 
 
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,

@@ -9,8 +9,8 @@ layout table, the labels, the sample order), each bounds-checked once, so that a
 or process changing the caller's arrays meanwhile cannot send an index out of bounds. Then
 workspaces are allocated once per call and the GIL is released for the whole loop. The
 per-op kernels live in _kernels.pxd, the BLAS shim in _blas.pxd, the network passes (inference
-and the optimizer update too) in _network.pxd. Thin wrappers of each kernel
-(``gemm``, ``bias_activation_forward`` ...) are exported for the tests.
+and the optimizer update too) in _network.pxd. Test and benchmark wrappers of single kernels
+live in a module of their own, nncore._testing (src_c/_testing.pyx).
 
 Compiled with -fno-math-errno (the distutils comment above): sqrt then needs no errno
 branch, so the Adam loop vectorizes (4x faster); nothing here reads errno.
@@ -27,10 +27,9 @@ from libc.math cimport isfinite
 
 cimport _blas
 cimport _kernels as k
+cimport _narrow as narrow
+from _counters cimport KEEP_BITS
 from _kernels cimport N_ACTIVATIONS
-from libc.stdint cimport uint32_t, uint64_t
-
-from _counters cimport GOLDEN32, KEEP_BITS, SHIFT_SITE, Mask, mix32, row_bits, shift_offsets, site_key
 from _network cimport (LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NONE, MAX_HYPERPARAMETERS, N_LOSSES, N_OPTIMIZERS,
                        OPTIMIZER_ADAM, OPTIMIZER_SGD, Layout, Noise, OptimizerConfig, apply_update, batch_gradient,
                        inference)
@@ -80,6 +79,13 @@ DEBUG_BUILD = bool(NNCORE_DEBUG_BUILD)
 OPTIMIZER_HYPERPARAMETERS = MAX_HYPERPARAMETERS
 # Rows the workspaces hold: larger batches are processed in chunks of this many rows.
 DEFAULT_CHUNK_ROWS = 1024
+# Layers with at most NARROW_MAX_WIDTH outputs run dW and dA in the narrow kernels (src_c/narrow.c),
+# and their forward too up to NARROW_FORWARD_MAX_WIDTH outputs; wider products stay on BLAS. Where the
+# two cross (benchmarks/narrow_crossover.py, README): a narrow forward loses to BLAS past ~12 columns,
+# dW and dA past ~24 (float64; float32 ~32). Read when a call starts; tests set them to 0 (all BLAS)
+# or large values (all narrow) to hold every path to the reference.
+NARROW_MAX_WIDTH = 24
+NARROW_FORWARD_MAX_WIDTH = 12
 # The GIL is re-taken to check for Ctrl-C (and to report progress) after a batch only when this
 # long has passed since the last check: re-taking it costs up to the interpreter's switch
 # interval (5 ms) when another Python thread is running, more than a whole small batch.
@@ -99,8 +105,8 @@ cdef class _Plan:
     """
 
     cdef Layout net
-    cdef object table, act_offsets
-    cdef readonly Py_ssize_t acts_size, delta_size
+    cdef object table, act_offsets, packed_offsets, packed
+    cdef readonly Py_ssize_t acts_size, delta_size, packed_size
 
     def __init__(self, layout, Py_ssize_t n_params, Py_ssize_t chunk_rows):
         self.table = np.array(layout, dtype=np.intp, copy=True)  # ours: a caller cannot change it under the loops
@@ -127,8 +133,10 @@ cdef class _Plan:
             self.acts_size += chunk_rows * fan_out
         self.delta_size = chunk_rows * max(sizes[1:n_layers], default=1)
         self.act_offsets = np.array(act_offsets, dtype=np.intp)
+        self._plan_narrow_layers(sizes)
         cdef const Py_ssize_t[::1] table = self.table
         cdef const Py_ssize_t[::1] offsets = self.act_offsets
+        cdef const Py_ssize_t[::1] packed_offsets = self.packed_offsets
         self.net.n_layers = n_layers
         self.net.sizes = &table[0]
         self.net.w_offsets = &table[n_layers + 1]
@@ -136,10 +144,26 @@ cdef class _Plan:
         self.net.activations = &table[3 * n_layers + 1]
         self.net.act_offsets = &offsets[0]
         self.net.chunk_rows = chunk_rows
+        self.net.packed_offsets = &packed_offsets[0]
+        self.net.packed = NULL
+        self.net.narrow_forward_width = NARROW_FORWARD_MAX_WIDTH
+
+    def _plan_narrow_layers(self, sizes):
+        """Which layers the narrow kernels run (-1: BLAS), and where each one's packed W^T goes."""
+        offsets, self.packed_size = [], 0
+        for fan_in, fan_out in zip(sizes[:len(sizes) - 1], sizes[1:]):
+            narrow_layer = fan_out <= min(NARROW_MAX_WIDTH, narrow.NNCORE_NARROW_MAX_N)
+            offsets.append(self.packed_size if narrow_layer else -1)
+            self.packed_size += fan_out * narrow.nncore_narrow_packed_stride(fan_in) if narrow_layer else 0
+        self.packed_offsets = np.array(offsets, dtype=np.intp)
 
     def workspaces(self, dtype, bint backward=True):
         """(inputs, activations[, delta_a, delta_b]): what a call's chunks are computed in, made once per call;
-        the deltas only for a backward pass."""
+        the deltas only for a backward pass. The narrow layers' packed W^T is made here too, held by the plan."""
+        cdef char[::1] packed_bytes
+        self.packed = np.zeros(max(1, self.packed_size), dtype=dtype)
+        packed_bytes = self.packed.view(np.int8)
+        self.net.packed = &packed_bytes[0]
         forward = (np.empty(self.net.chunk_rows * self.net.sizes[0], dtype=dtype), np.empty(self.acts_size, dtype=dtype))
         if not backward:
             return forward
@@ -441,304 +465,3 @@ def loss_and_grad(layout, const floating[::1] params not None, X, const int[::1]
                        labels.shape[0], loss_kind, &grad[0], &inputs[0], &acts[0], &delta_a[0], &delta_b[0],
                        drawn, &loss_sum, &n_correct)
     return loss_sum
-
-
-# ---------------------------------------------------------------- single kernels, for the tests
-
-def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C, double alpha=1.0,
-         double beta=0.0, bint trans_a=False, bint trans_b=False):
-    """Row-major C := alpha * op(A).op(B) + beta * C in place, through the BLAS shim."""
-    cdef Py_ssize_t m = A.shape[1] if trans_a else A.shape[0]
-    cdef Py_ssize_t inner = A.shape[0] if trans_a else A.shape[1]
-    cdef Py_ssize_t inner_b = B.shape[1] if trans_b else B.shape[0]
-    cdef Py_ssize_t n = B.shape[0] if trans_b else B.shape[1]
-    if inner != inner_b or C.shape[0] != m or C.shape[1] != n:
-        raise ValueError(f"shapes do not match: op(A) ({m}, {inner}), op(B) ({inner_b}, {n}), "
-                         f"C ({C.shape[0]}, {C.shape[1]})")
-    if max(m, n, inner) > INT_MAX:
-        raise ValueError("dimensions exceed the 32-bit BLAS index range")
-    if m == 0 or n == 0:
-        return
-    # Row-major C = op(A).op(B) is column-major C^T = op(B)^T.op(A)^T: the operands swap (_blas.pxd).
-    with nogil:
-        _blas.gemm(c't' if trans_b else c'n', c't' if trans_a else c'n', <int> n, <int> m, <int> inner,
-                   <floating> alpha, &B[0, 0] if B.shape[0] * B.shape[1] else NULL, <int> max(1, B.shape[1]),
-                   &A[0, 0] if A.shape[0] * A.shape[1] else NULL, <int> max(1, A.shape[1]),
-                   <floating> beta, &C[0, 0], <int> C.shape[1])
-
-
-def _test_mask(dropout, Py_ssize_t rows):
-    """A Mask from (seed, site, position, threshold), checked, or None for no dropout."""
-    if dropout is None:
-        return None
-    seed, site, position, threshold = (int(v) for v in dropout)
-    if not (0 <= seed < 2 ** 32 and 0 <= site <= SHIFT_SITE and 0 <= position and 0 < threshold < 2 ** KEEP_BITS):
-        raise ValueError(f"dropout must be (seed, site, position, threshold) in range, got {dropout!r}")
-    return seed, site, position, threshold
-
-
-cdef Mask _mask(tuple checked) noexcept:
-    cdef Mask mask
-    mask.key = site_key(checked[0], checked[1])
-    mask.position = checked[2]
-    mask.threshold = checked[3]
-    return mask
-
-
-def bias_activation_forward(floating[:, ::1] Z, const floating[::1] b, int activation, dropout=None):
-    """Z += b, then the activation (an nncore.activations code), in place; then dropout if given as
-    (seed, site, position of Z's first row, threshold)."""
-    cdef Mask mask
-    if b.shape[0] != Z.shape[1] or not 0 <= activation < N_ACTIVATIONS:
-        raise ValueError("b must have Z.shape[1] entries and activation be a known code")
-    checked = _test_mask(dropout, Z.shape[0])
-    if checked is not None:
-        mask = _mask(checked)
-    if Z.shape[0] and Z.shape[1]:
-        k.bias_activation_forward(&Z[0, 0], &b[0], Z.shape[0], Z.shape[1], activation,
-                                  &mask if checked is not None else NULL)
-
-
-def dropout_forward(floating[:, ::1] A, dropout):
-    """Inverted dropout of A in place, the mask of (seed, site, position of A's first row, threshold)."""
-    cdef Mask mask = _mask(_test_mask(dropout, A.shape[0]))
-    if A.shape[0] and A.shape[1]:
-        k.dropout_forward(&A[0, 0], A.shape[0], A.shape[1], &mask)
-
-
-def unit_bits(Py_ssize_t seed, Py_ssize_t site, Py_ssize_t position, Py_ssize_t rows, Py_ssize_t n):
-    """The counters' 32 bits of units 0..n-1 of rows position..position+rows-1 at ``site`` (uint32 (rows, n))."""
-    if not (0 <= seed < 2 ** 32 and 0 <= site <= SHIFT_SITE and position >= 0 and rows >= 0 and n >= 0):
-        raise ValueError("seed, site, position, rows and n out of range")
-    bits = np.empty((rows, n), dtype=np.uint32)
-    cdef uint32_t[:, ::1] out = bits
-    cdef uint64_t key = site_key(seed, site)
-    cdef uint32_t counter
-    cdef Py_ssize_t i, j
-    for i in range(rows):
-        counter = row_bits(key, position + i)
-        for j in range(n):
-            out[i, j] = mix32(counter)
-            counter = counter + GOLDEN32
-    return bits
-
-
-def image_shifts(Py_ssize_t seed, Py_ssize_t position, Py_ssize_t rows, Py_ssize_t pixels):
-    """(dy, dx) of rows position..position+rows-1, as the shifted gather draws them (two intp arrays)."""
-    if not (0 <= seed < 2 ** 32 and position >= 0 and rows >= 0 and pixels >= 0):
-        raise ValueError("seed, position, rows and pixels out of range")
-    dy, dx = np.empty(rows, dtype=np.intp), np.empty(rows, dtype=np.intp)
-    cdef Py_ssize_t[::1] dy_view = dy, dx_view = dx
-    cdef uint64_t key = site_key(seed, SHIFT_SITE)
-    cdef Py_ssize_t i
-    for i in range(rows):
-        shift_offsets(row_bits(key, position + i), pixels, &dy_view[i], &dx_view[i])
-    return dy, dx
-
-
-def _check_logits(logits, y):
-    if logits.ndim != 2 or logits.shape[1] < 1 or y.shape != (logits.shape[0],):
-        raise ValueError("logits must be (rows, k >= 1) and y (rows,)")
-    if len(y) and (y.min() < 0 or y.max() >= logits.shape[1]):
-        raise ValueError("labels out of range")
-
-
-def _loss_rows(floating[:, ::1] z, const int[::1] y, double m, int loss_kind):
-    cdef Py_ssize_t i, argmax
-    losses = np.empty(z.shape[0], dtype=np.asarray(z).dtype)
-    predictions = np.empty(z.shape[0], dtype=np.intp)
-    cdef floating[::1] losses_view = losses
-    cdef Py_ssize_t[::1] predictions_view = predictions
-    for i in range(z.shape[0]):
-        if loss_kind == LOSS_CROSS_ENTROPY:
-            losses_view[i] = k.cross_entropy_forward_backward(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
-        else:
-            losses_view[i] = k.mse_forward_backward(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
-        predictions_view[i] = argmax
-    return losses, predictions
-
-
-def cross_entropy_forward_backward(logits, y, m):
-    """(per-sample losses, dlogits = (P - onehot) / m, argmax predictions) of logits (rows, k)."""
-    logits = np.array(logits, order="C")
-    y = np.ascontiguousarray(y, dtype=np.int32)
-    _check_logits(logits, y)
-    losses, predictions = _loss_rows(logits, y, float(m), LOSS_CROSS_ENTROPY)
-    return losses, logits, predictions
-
-
-def mse_forward_backward(logits, y, m):
-    """(per-sample sum_k (p_k - onehot_k)^2, its gradient through the softmax / m, argmax predictions)."""
-    logits = np.array(logits, order="C")
-    y = np.ascontiguousarray(y, dtype=np.int32)
-    _check_logits(logits, y)
-    losses, predictions = _loss_rows(logits, y, float(m), LOSS_MSE)
-    return losses, logits, predictions
-
-
-def softmax_forward(floating[:, ::1] Z):
-    """Row-wise softmax in place."""
-    cdef Py_ssize_t i, argmax
-    if Z.shape[1] == 0:
-        return
-    for i in range(Z.shape[0]):
-        k.softmax_forward(&Z[i, 0], Z.shape[1], &argmax)
-
-
-def activation_backward(floating[:, ::1] dA, const floating[:, ::1] A, floating[::1] db, int activation,
-                        dropout=None):
-    """dA *= f'(A) in place (an nncore.activations code); db += its column sums, in the same pass.
-    With dropout (as bias_activation_forward's), A is the dropped output and the mask applies to dA."""
-    cdef Mask mask
-    if A.shape[0] != dA.shape[0] or A.shape[1] != dA.shape[1] or db.shape[0] != dA.shape[1]:
-        raise ValueError("dA and A must have one shape, db dA.shape[1] entries")
-    if not 0 <= activation < N_ACTIVATIONS:
-        raise ValueError(f"unknown activation code {activation}")
-    checked = _test_mask(dropout, dA.shape[0])
-    if checked is not None:
-        mask = _mask(checked)
-    if dA.shape[0] and dA.shape[1]:
-        k.activation_backward(&dA[0, 0], &A[0, 0], dA.shape[0], dA.shape[1], &db[0], activation,
-                              &mask if checked is not None else NULL)
-
-
-def bias_backward(floating[::1] db, const floating[:, ::1] dZ):
-    """db += column sums of dZ."""
-    if db.shape[0] != dZ.shape[1]:
-        raise ValueError("db must have dZ.shape[1] entries")
-    if dZ.shape[0] and dZ.shape[1]:
-        k.bias_backward(&db[0], &dZ[0, 0], dZ.shape[0], dZ.shape[1])
-
-
-def gather_scale(X, const Py_ssize_t[::1] indices, floating[:, ::1] out, shift=None):
-    """out[i] = X[indices[i]], scaled by 1/255 (rounded to out's dtype) when X is uint8.
-
-    ``shift`` (seed, position of the first row, pixels, (height, width)): each row is an image
-    moved by the (dy, dx) its counters draw, zero-filled, as training's shifted gather does.
-    """
-    cdef const unsigned char[:, ::1] X_uint8
-    cdef const floating[:, ::1] X_float
-    cdef Py_ssize_t i
-    # X is a Python object: with boundscheck off, X.shape[1] of a 1-D array reads past the tuple.
-    if not isinstance(X, np.ndarray):
-        raise TypeError(f"X must be a NumPy array, got {type(X).__name__}")
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
-    if out.shape[0] != indices.shape[0] or out.shape[1] != X.shape[1]:
-        raise ValueError("out must be (len(indices), X.shape[1])")
-    if X.dtype != np.uint8 and X.dtype != np.asarray(out).dtype:
-        raise TypeError(f"X must be uint8 or {np.asarray(out).dtype}, got {X.dtype}")
-    for i in range(indices.shape[0]):
-        if indices[i] < 0 or indices[i] >= X.shape[0]:
-            raise IndexError(f"row {indices[i]} out of range")
-    if shift is not None:
-        _gather_shifted_checked(X, indices, out, shift)
-        return
-    if indices.shape[0] == 0 or out.shape[1] == 0:
-        return
-    if X.dtype == np.uint8:
-        X_uint8 = X
-        k.gather_scale_uint8(&out[0, 0], &X_uint8[0, 0], X_uint8.shape[1], &indices[0], 0, indices.shape[0],
-                             _input_scale(out[0, 0]))
-    else:
-        X_float = X
-        k.gather_rows(&out[0, 0], &X_float[0, 0], X_float.shape[1], &indices[0], 0, indices.shape[0])
-
-
-def _gather_shifted_checked(X, const Py_ssize_t[::1] indices, floating[:, ::1] out, shift):
-    cdef const unsigned char[:, ::1] X_uint8
-    cdef const floating[:, ::1] X_float
-    cdef Py_ssize_t seed, position, pixels, height, width
-    seed, position, pixels, (height, width) = shift
-    if not (0 <= seed < 2 ** 32 and position >= 0 and pixels >= 0 and height >= 1 and width >= 1
-            and height * width == X.shape[1]):
-        raise ValueError(f"shift must be (seed, position, pixels, (height, width)) for {X.shape[1]} features")
-    if indices.shape[0] == 0:
-        return
-    cdef uint64_t key = site_key(seed, SHIFT_SITE)
-    if X.dtype == np.uint8:
-        X_uint8 = X
-        k.gather_shifted(&out[0, 0], &X_uint8[0, 0], height, width, &indices[0], 0, indices.shape[0],
-                         _input_scale(out[0, 0]), key, position, pixels)
-    else:
-        X_float = X
-        k.gather_shifted(&out[0, 0], &X_float[0, 0], height, width, &indices[0], 0, indices.shape[0],
-                         <floating> 1, key, position, pixels)
-
-
-def _check_flat(*arrays):
-    if len({a.shape[0] for a in arrays}) != 1:
-        raise ValueError("the flat buffers must have one length")
-
-
-def sgd_update(floating[::1] params, const floating[::1] grad, floating[::1] velocity, double lr,
-               double momentum, bint nesterov, double weight_decay):
-    """One SGD step over the flat buffers, in place (nncore.optim.sgd_update)."""
-    cdef OptimizerConfig opt = _optimizer_config(OPTIMIZER_SGD, (lr, momentum, nesterov, weight_decay), 0)
-    _check_flat(params, grad, velocity)
-    if params.shape[0] == 0:
-        return
-    apply_update(&opt, &params[0], &grad[0], &velocity[0], &velocity[0], params.shape[0], 1)
-
-
-def adam_update(floating[::1] params, const floating[::1] grad, floating[::1] m, floating[::1] v,
-                long long step_number, double lr, double beta1, double beta2, double eps, double weight_decay):
-    """One Adam step over the flat buffers, in place; step_number counts from 1 (nncore.optim.adam_update)."""
-    cdef OptimizerConfig opt = _optimizer_config(OPTIMIZER_ADAM, (lr, beta1, beta2, eps, weight_decay), 0)
-    _check_flat(params, grad, m, v)
-    if params.shape[0] == 0:
-        return
-    apply_update(&opt, &params[0], &grad[0], &m[0], &v[0], params.shape[0], step_number)
-
-
-# ---------------------------------------------------------------- measuring
-
-def gemm_floor_seconds(const floating[::1] params, layer_sizes, Py_ssize_t n_samples, Py_ssize_t batch_size):
-    """Seconds that the gemm calls of one training epoch take alone (benchmarks/epoch_quick.py).
-
-    The same calls in the same order as train_epoch (forward per layer; dW per layer; dX for all
-    but the first), on workspaces of the same shapes, with nothing in between: an epoch's floor.
-    """
-    from nncore.network import Network
-
-    cdef Layout net
-    cdef Py_ssize_t start, rows, l, fan_in, fan_out
-    cdef floating[::1] grad, inputs, acts, delta
-    cdef double began, ended
-    cdef Py_ssize_t chunk = max(1, min(DEFAULT_CHUNK_ROWS, batch_size, n_samples))
-    plan = _Plan(Network(layer_sizes).table, params.shape[0], chunk)
-    net = (<_Plan> plan).net
-    dtype = np.asarray(params).dtype
-    grad = np.zeros(params.shape[0], dtype=dtype)
-    inputs = np.full(chunk * net.sizes[0], 0.5, dtype=dtype)
-    acts = np.full(plan.acts_size, 0.5, dtype=dtype)
-    delta = np.full(plan.delta_size, 0.5, dtype=dtype)
-    with nogil:
-        began = nncore_seconds()
-        start = 0
-        while start < n_samples:
-            rows = min(chunk, n_samples - start)
-            forward_chunk_gemms_only(&net, &params[0], &inputs[0], rows, &acts[0])
-            for l in range(net.n_layers - 1, -1, -1):
-                fan_in = net.sizes[l]
-                fan_out = net.sizes[l + 1]
-                _blas.gemm(c'n', c't', <int> fan_out, <int> fan_in, <int> rows, 1, &acts[0] + net.act_offsets[l],
-                           <int> fan_out, &inputs[0] if l == 0 else &acts[0] + net.act_offsets[l - 1],
-                           <int> fan_in, 0, &grad[0] + net.w_offsets[l], <int> fan_out)
-                if l > 0:
-                    _blas.gemm(c't', c'n', <int> fan_in, <int> rows, <int> fan_out, 1, &params[0] + net.w_offsets[l],
-                               <int> fan_out, &acts[0] + net.act_offsets[l], <int> fan_out, 0, &delta[0], <int> fan_in)
-            start += rows
-        ended = nncore_seconds()
-    return ended - began
-
-
-cdef void forward_chunk_gemms_only(const Layout* net, const floating* params, const floating* inputs,
-                                   Py_ssize_t rows, floating* acts) noexcept nogil:
-    cdef Py_ssize_t l
-    cdef const floating* A = inputs
-    for l in range(net.n_layers):
-        _blas.gemm(c'n', c'n', <int> net.sizes[l + 1], <int> rows, <int> net.sizes[l], 1,
-                   params + net.w_offsets[l], <int> net.sizes[l + 1], A, <int> net.sizes[l], 0,
-                   acts + net.act_offsets[l], <int> net.sizes[l + 1])
-        A = acts + net.act_offsets[l]

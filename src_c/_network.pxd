@@ -12,13 +12,21 @@ with gemm beta = 1 and db by column sums, with dlogits scaled by 1/m for the who
 same gradient as one big batch, without an (m, n_inputs) workspace.
 
 Products use the BLAS shim's column-major ``gemm`` with the operands swapped (see _blas.pxd):
-each call is commented with the row-major product it computes.
+each call is commented with the row-major product it computes. A narrow layer (``packed_offsets[l]``
+>= 0, fan_out at most _core's NARROW_MAX_WIDTH) runs its dW and dA products in the narrow kernels
+of _narrow.pxd instead, and its forward too when fan_out is at most ``narrow_forward_width``: there
+BLAS spends its time packing and leaves most vector lanes idle. The narrow forward fuses bias and
+activation, the input gradient the activation's derivative and the previous bias gradient; a
+narrow first layer reads uint8 rows straight from X (no gather).
 
 Training may add ``Noise`` (nncore.counters): dropout on the inputs or a hidden layer's output
 (a "site": activation index 0 is the inputs, l + 1 layer l's output) and random shifts of
 the input images, each drawn from counters keyed by the epoch's seed and a row's position in
 the epoch's order, so the passes take the first row's position along with a chunk.
-Inference passes no noise.
+Inference passes no noise. With noise, a narrow layer's output dropout is a pass of its own
+after the narrow forward; the dA into a dropped-out layer runs on BLAS (the narrow dA fuses f'
+but knows no mask); and the first layer reads the gathered rows when the inputs are shifted
+or dropped out.
 """
 from cython cimport floating
 from libc.math cimport pow
@@ -28,6 +36,7 @@ from libc.string cimport memcpy, memset
 from _blas cimport gemm
 from _counters cimport SHIFT_SITE, Mask, site_key
 cimport _kernels as k
+cimport _narrow as narrow
 
 cdef enum:
     # The losses; nncore/losses.py's registry holds the same codes.
@@ -53,6 +62,9 @@ cdef struct Layout:
     const Py_ssize_t* activations    # (n_layers,) ACTIVATION_* of each layer's output
     const Py_ssize_t* act_offsets    # (n_layers,) where layer l's output starts in the activations workspace
     Py_ssize_t chunk_rows            # rows the workspaces hold
+    const Py_ssize_t* packed_offsets # (n_layers,) where narrow layer l's packed W^T starts in ``packed``; -1: BLAS
+    void* packed                     # floating workspace of the packed W^T, refilled by every forward_chunk
+    Py_ssize_t narrow_forward_width  # a narrow layer's forward too runs narrow when fan_out is at most this
 
 
 cdef struct Noise:
@@ -80,8 +92,22 @@ cdef inline const Mask* site_mask(const Noise* noise, Py_ssize_t site, Py_ssize_
     return mask
 
 
+cdef inline bint reads_pixels(const Layout* net, const unsigned char* X_uint8, const Noise* noise) noexcept nogil:
+    """Whether the first layer reads uint8 rows of X itself (narrow), so no chunk is gathered."""
+    if noise != NULL and (noise.shift > 0 or noise.drop_thresholds[0] != 0):
+        return False    # the inputs are shifted or dropped out while gathered
+    return X_uint8 != NULL and net.packed_offsets[0] >= 0 and net.sizes[1] <= net.narrow_forward_width
+
+
+cdef inline floating* packed_weights(const Layout* net, Py_ssize_t l, const floating* params) noexcept nogil:
+    return <floating*> net.packed + net.packed_offsets[l]
+
+
 cdef inline void forward_chunk(const Layout* net, const floating* params,
-                               const floating* inputs,       # IN  (rows, sizes[0])
+                               const floating* inputs,       # IN  (rows, sizes[0]); unused when pixels
+                               const unsigned char* pixels,  # IN  uint8 rows of X when reads_pixels, else NULL
+                               const Py_ssize_t* pixel_rows, # IN  (rows,) which rows of pixels, or NULL: in order
+                               floating scale,               # the pixels' scale (1/255)
                                Py_ssize_t rows,
                                floating* acts,               # OUT per layer (rows, sizes[l + 1])
                                const Noise* noise,           # IN  dropout of the hidden layers, or NULL
@@ -91,16 +117,36 @@ cdef inline void forward_chunk(const Layout* net, const floating* params,
     cdef const floating* A = inputs
     cdef floating* Z
     cdef Mask mask
+    cdef bint narrow_forward
     for l in range(net.n_layers):
         fan_in = net.sizes[l]
         fan_out = net.sizes[l + 1]
         Z = acts + net.act_offsets[l]
-        # Z (rows, out) = A (rows, in) . W (in, out)
-        gemm(c'n', c'n', <int> fan_out, <int> rows, <int> fan_in, 1, params + net.w_offsets[l],
-             <int> fan_out, A, <int> fan_in, 0, Z, <int> fan_out)
-        k.bias_activation_forward(Z, params + net.b_offsets[l], rows, fan_out, <int> net.activations[l],
-                                  site_mask(noise, l + 1, position, &mask) if l + 1 < net.n_layers else NULL)
+        narrow_forward = net.packed_offsets[l] >= 0 and fan_out <= net.narrow_forward_width
+        if narrow_forward or (net.packed_offsets[l] >= 0 and l > 0):  # W^T for this forward or the dA after it
+            # W changes every step: packing it per chunk costs K * n moves beside rows * K * n FMAs.
+            narrow.pack(packed_weights(net, l, params), params + net.w_offsets[l], fan_out, fan_in, fan_out)
+        if narrow_forward:
+            if l == 0 and pixels != NULL:
+                narrow.forward_u8(Z, fan_out, pixels, fan_in, pixel_rows, packed_weights(net, l, params),
+                                  params + net.b_offsets[l], scale, rows, fan_in, fan_out, narrow_activation(net, l))
+            else:
+                narrow.forward(Z, fan_out, A, fan_in, packed_weights(net, l, params), params + net.b_offsets[l], 1,
+                               rows, fan_in, fan_out, narrow_activation(net, l))
+            if l + 1 < net.n_layers and site_mask(noise, l + 1, position, &mask) != NULL:
+                k.dropout_forward(Z, rows, fan_out, &mask)
+        else:
+            # Z (rows, out) = A (rows, in) . W (in, out)
+            gemm(c'n', c'n', <int> fan_out, <int> rows, <int> fan_in, 1, params + net.w_offsets[l],
+                 <int> fan_out, A, <int> fan_in, 0, Z, <int> fan_out)
+            k.bias_activation_forward(Z, params + net.b_offsets[l], rows, fan_out, <int> net.activations[l],
+                                      site_mask(noise, l + 1, position, &mask) if l + 1 < net.n_layers else NULL)
         A = Z
+
+
+cdef inline int narrow_activation(const Layout* net, Py_ssize_t l) noexcept nogil:
+    """The narrow kernels' code of layer l's activation: theirs count NONE first (narrow.h)."""
+    return <int> net.activations[l] + narrow.NNCORE_NARROW_IDENTITY - k.ACTIVATION_IDENTITY
 
 
 cdef inline void loss_chunk(floating* logits,               # IN logits / OUT dlogits (rows, n_out)
@@ -128,7 +174,8 @@ cdef inline void loss_chunk(floating* logits,               # IN logits / OUT dl
 
 
 cdef inline void backward_chunk(const Layout* net, const floating* params,
-                                const floating* inputs,     # IN  (rows, sizes[0])
+                                const floating* inputs,     # IN  (rows, sizes[0]); unused when pixels
+                                const unsigned char* pixels, const Py_ssize_t* pixel_rows, floating scale,  # as forward
                                 Py_ssize_t rows,
                                 floating* acts,             # IN  activations, the logits replaced by dlogits
                                 floating* grad,             # IN/OUT flat gradient
@@ -148,21 +195,28 @@ cdef inline void backward_chunk(const Layout* net, const floating* params,
     cdef floating* spare
     cdef const floating* A_prev
     cdef Mask mask
+    cdef bint masked
     k.bias_backward(grad + net.b_offsets[net.n_layers - 1], dZ, rows, net.sizes[net.n_layers])
     for l in range(net.n_layers - 1, -1, -1):
         fan_in = net.sizes[l]
         fan_out = net.sizes[l + 1]
         A_prev = inputs if l == 0 else acts + net.act_offsets[l - 1]
-        # dW (in, out) = A_prev^T (in, rows) . dZ (rows, out)
-        gemm(c'n', c't', <int> fan_out, <int> fan_in, <int> rows, 1, dZ, <int> fan_out,
-             A_prev, <int> fan_in, beta, grad + net.w_offsets[l], <int> fan_out)
+        masked = l > 0 and site_mask(noise, l, position, &mask) != NULL
+        if net.packed_offsets[l] >= 0:
+            narrow_backward(net, params, l, A_prev, pixels if l == 0 else NULL, pixel_rows, scale, rows, dZ,
+                            grad, beta != 0, NULL if masked else delta_a)
+        else:
+            # dW (in, out) = A_prev^T (in, rows) . dZ (rows, out)
+            gemm(c'n', c't', <int> fan_out, <int> fan_in, <int> rows, 1, dZ, <int> fan_out,
+                 A_prev, <int> fan_in, beta, grad + net.w_offsets[l], <int> fan_out)
         if l > 0:
             dA = delta_a
-            # dA (rows, in) = dZ (rows, out) . W^T (out, in)
-            gemm(c't', c'n', <int> fan_in, <int> rows, <int> fan_out, 1, params + net.w_offsets[l],
-                 <int> fan_out, dZ, <int> fan_out, 0, dA, <int> fan_in)
-            k.activation_backward(dA, A_prev, rows, fan_in, grad + net.b_offsets[l - 1],
-                                  <int> net.activations[l - 1], site_mask(noise, l, position, &mask))
+            if net.packed_offsets[l] < 0 or masked:
+                # dA (rows, in) = dZ (rows, out) . W^T (out, in)
+                gemm(c't', c'n', <int> fan_in, <int> rows, <int> fan_out, 1, params + net.w_offsets[l],
+                     <int> fan_out, dZ, <int> fan_out, 0, dA, <int> fan_in)
+                k.activation_backward(dA, A_prev, rows, fan_in, grad + net.b_offsets[l - 1],
+                                      <int> net.activations[l - 1], site_mask(noise, l, position, &mask))
             dZ = dA
             spare = delta_a
             delta_a = delta_b
@@ -194,6 +248,25 @@ cdef inline void gather_inputs(const Layout* net,
         k.dropout_forward(inputs, rows, n_in, &mask)
 
 
+cdef inline void narrow_backward(const Layout* net, const floating* params, Py_ssize_t l,
+                                 const floating* A_prev,      # IN (rows, fan_in): layer l's input
+                                 const unsigned char* pixels, const Py_ssize_t* pixel_rows, floating scale,
+                                 Py_ssize_t rows, const floating* dZ, floating* grad, bint accumulate,
+                                 floating* dA) noexcept nogil:  # OUT (rows, fan_in) when l > 0, or NULL: not here
+    """A narrow layer's dW (= or +=), and for l > 0 (dA not NULL) its dA with f' of the previous layer and that db added."""
+    cdef Py_ssize_t fan_in = net.sizes[l], fan_out = net.sizes[l + 1]
+    if pixels != NULL:
+        narrow.weight_grad_u8(grad + net.w_offsets[l], fan_out, pixels, fan_in, pixel_rows, dZ, fan_out, scale,
+                              accumulate, rows, fan_in, fan_out)
+    else:
+        narrow.weight_grad(grad + net.w_offsets[l], fan_out, A_prev, fan_in, dZ, fan_out, 1, accumulate, rows,
+                           fan_in, fan_out)
+    if l > 0 and dA != NULL:
+        # The W^T that forward_chunk packed for this chunk: W has not changed since.
+        narrow.input_grad(dA, fan_in, dZ, fan_out, packed_weights(net, l, params), A_prev, fan_in,
+                          narrow_activation(net, l - 1), grad + net.b_offsets[l - 1], rows, fan_in, fan_out)
+
+
 cdef inline void batch_gradient(const Layout* net, const floating* params,
                                 const unsigned char* X_uint8, const floating* X_float,  # one of them, (n, sizes[0])
                                 floating scale,
@@ -208,6 +281,8 @@ cdef inline void batch_gradient(const Layout* net, const floating* params,
     """The gradient of the mean loss over one batch of m rows, chunk by chunk; adds its losses and hits."""
     cdef Py_ssize_t l, i, start, rows
     cdef Py_ssize_t n_out = net.sizes[net.n_layers]
+    cdef const unsigned char* pixels
+    cdef const Py_ssize_t* pixel_rows
     for l in range(net.n_layers):
         memset(grad + net.b_offsets[l], 0, net.sizes[l + 1] * sizeof(floating))
     start = 0
@@ -217,12 +292,18 @@ cdef inline void batch_gradient(const Layout* net, const floating* params,
             # The shuffled labels are read after the forward gemms: ask for them now.
             for i in range(rows):
                 k.nncore_prefetch(y + indices[first + start + i])
-        gather_inputs(net, X_uint8, X_float, scale, indices, first + start, rows, inputs, noise, first + start)
-        forward_chunk(net, params, inputs, rows, acts, noise, first + start)
+        pixels = NULL
+        pixel_rows = NULL
+        if reads_pixels(net, X_uint8, noise):
+            pixels = X_uint8 if indices != NULL else X_uint8 + (first + start) * net.sizes[0]
+            pixel_rows = indices + first + start if indices != NULL else NULL
+        else:
+            gather_inputs(net, X_uint8, X_float, scale, indices, first + start, rows, inputs, noise, first + start)
+        forward_chunk(net, params, inputs, pixels, pixel_rows, scale, rows, acts, noise, first + start)
         loss_chunk(acts + net.act_offsets[net.n_layers - 1], rows, n_out, y, indices, first + start,
                    loss_kind, <floating> m, loss_sum, n_correct)
-        backward_chunk(net, params, inputs, rows, acts, grad, 0 if start == 0 else 1, delta_a, delta_b,
-                       noise, first + start)
+        backward_chunk(net, params, inputs, pixels, pixel_rows, scale, rows, acts, grad, 0 if start == 0 else 1,
+                       delta_a, delta_b, noise, first + start)
         start += rows
 
 
@@ -235,17 +316,19 @@ cdef inline void inference(const Layout* net, const floating* params,
     """Forward chunk by chunk: probabilities into ``out``, or the loss sum and correct count."""
     cdef Py_ssize_t start, rows, i, argmax
     cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
-    cdef const floating* source
+    cdef const floating* source = inputs
+    cdef const unsigned char* pixels = NULL
     cdef floating* logits = acts + net.act_offsets[net.n_layers - 1]
     start = 0
     while start < n_samples:
         rows = min(net.chunk_rows, n_samples - start)
-        if X_uint8 != NULL:
+        if reads_pixels(net, X_uint8, NULL):
+            pixels = X_uint8 + start * n_in
+        elif X_uint8 != NULL:
             k.gather_scale_uint8(inputs, X_uint8, n_in, NULL, start, rows, scale)
-            source = inputs
         else:
             source = X_float + start * n_in    # contiguous rows: no copy
-        forward_chunk(net, params, source, rows, acts, NULL, start)
+        forward_chunk(net, params, source, pixels, NULL, scale, rows, acts, NULL, start)
         if loss_kind == LOSS_NONE:
             for i in range(rows):
                 k.softmax_forward(logits + i * n_out, n_out, &argmax)

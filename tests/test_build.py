@@ -6,14 +6,15 @@ from pathlib import Path
 import pytest
 
 import nncore
-from nncore import _core
+from nncore import _core, _testing
 from nncore.backends import compiled_core_status, get_backend
 
 SOURCES = Path(__file__).resolve().parent.parent / "src_c"
 
 
-def test_core_is_a_compiled_extension_module():
-    path = _core.__file__
+@pytest.mark.parametrize("module", [_core, _testing], ids=["_core", "_testing"])
+def test_core_is_a_compiled_extension_module(module):
+    path = module.__file__
     assert path is not None and not path.endswith((".py", ".pyc"))
     assert path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), path
 
@@ -38,10 +39,17 @@ def test_build_metadata_attributes():
     assert len(_core.SOURCE_HASH) == 64
 
 
+def _hashed_sources(directory):
+    """Exactly setup.py's hashed_sources(): .pyx, .pxd, .h and hand-written .c (not Cython's output), sorted."""
+    return sorted(path for path in directory.iterdir()
+                  if path.suffix in (".pyx", ".pxd", ".h", ".c")
+                  and not (path.suffix == ".c" and path.with_suffix(".pyx").exists()))
+
+
 def _source_hash(directory):
-    """Exactly setup.py's source_hash(): SHA-256 over name and bytes of src_c/*.pyx|*.pxd, sorted."""
+    """Exactly setup.py's source_hash(): SHA-256 over name and bytes of each hashed source."""
     digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.p[yx][xd]")):
+    for path in _hashed_sources(directory):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -51,5 +59,6 @@ def test_extension_was_built_from_the_current_sources():
     if not SOURCES.is_dir():
         pytest.skip(f"no src_c/ next to tests/ ({SOURCES}): installed package, sources not available")
     assert sorted(p.name for p in SOURCES.glob("*.p[yx][xd]")), "src_c/ holds no Cython sources"
-    assert _core.SOURCE_HASH == _source_hash(SOURCES), (
-        "nncore._core is stale: rebuild it (pip install -e . or python setup.py build_ext --inplace)")
+    for module in (_core, _testing):
+        assert module.SOURCE_HASH == _source_hash(SOURCES), (
+            f"{module.__name__} is stale: rebuild it (pip install -e . or python setup.py build_ext --inplace)")

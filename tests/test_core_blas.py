@@ -9,7 +9,7 @@ with the reference computed in float64 (float32) or exactly enough in longdouble
 import numpy as np
 import pytest
 
-from nncore import _core as kernels
+from nncore import _testing as kernels
 
 RTOL = {np.float32: 1e-6, np.float64: 1e-12}
 UNIT_ROUNDOFF = {np.float32: 2.0 ** -24, np.float64: 2.0 ** -53}

@@ -31,8 +31,9 @@ nb, cb = NumpyBackend(), CythonBackend()
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
 # The SGD velocity is a momentum-weighted sum of recent gradients with much cancellation: in
 # float32 over 150 single-sample steps at momentum 0.9 its relative drift reaches ~1e-4
-# while the parameters stay within ~6e-5 (float64 agrees to 1e-13 on the same runs).
-STATE_RTOL = {np.float32: 3e-4, np.float64: 1e-10}
+# while the parameters stay within ~6e-5 (float64 agrees to 1e-13 on the same runs). With the
+# narrow kernels summing in another order, the deep identity network at batch 1 reached 4.3e-4.
+STATE_RTOL = {np.float32: 5e-4, np.float64: 1e-10}
 CORRECT_SLACK = {np.float32: 2, np.float64: 0}
 LAYER_SHAPES = [(20, 3), (20, 16, 5), (20, 12, 9, 7, 4)]
 OPTIMIZERS = {
@@ -44,6 +45,21 @@ OPTIMIZERS = {
     # amplifies rounding, which is no test of agreement.
     "nesterov-wd-slower": lambda: SGD(lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-3),
 }
+
+
+# Which layers the compiled core runs in the narrow kernels (fan_out <= the width) and which
+# through BLAS: every contract test holds all of them, and a mix, to the reference.
+# (widest layer with narrow dW and dA, widest with a narrow forward too); the kernels stop at 64.
+PRODUCT_PATHS = {"narrow": (1 << 30, 1 << 30), "blas": (0, 0), "mixed": (8, 5)}
+
+
+@pytest.fixture(autouse=True, params=sorted(PRODUCT_PATHS))
+def product_path(request, monkeypatch):
+    from nncore import _core
+    widest, widest_forward = PRODUCT_PATHS[request.param]
+    monkeypatch.setattr(_core, "NARROW_MAX_WIDTH", widest)
+    monkeypatch.setattr(_core, "NARROW_FORWARD_MAX_WIDTH", widest_forward)
+    return request.param
 
 
 def make_problem(layer_sizes, dtype, inputs, n_samples=150, seed=0, activation="relu"):

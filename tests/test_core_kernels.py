@@ -10,7 +10,7 @@ softmax overflows or returns NaN; both implementations must stay finite and exac
 import numpy as np
 import pytest
 
-from nncore import _core as kernels
+from nncore import _testing as kernels
 from nncore import losses as reference
 from nncore import optim
 from nncore.activations import ACTIVATIONS

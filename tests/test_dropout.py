@@ -12,7 +12,8 @@ import pytest
 from _backends import epoch, labels, random_params
 
 import nncore
-from nncore import _core as kernels
+from nncore import _core
+from nncore import _testing as kernels
 from nncore import counters
 from nncore.activations import ACTIVATIONS, get_activation
 from nncore.augment import Shift, get_augment
@@ -217,7 +218,7 @@ def test_rate_zero_and_no_shift_take_the_path_without_noise_bit_for_bit(dtype):
         optimizer.ensure_state(network.n_params, network.dtype)
         buffers = list(optimizer.state_buffers().values()) or [np.zeros_like(params)]
         loss_total, progress = np.zeros(1), np.zeros(4, dtype=np.intp)
-        kernels.train_epoch(network.table, params, X, y, order, 20, get_loss("cross_entropy").code,
+        _core.train_epoch(network.table, params, X, y, order, 20, get_loss("cross_entropy").code,
                             optimizer.core_code, optimizer.core_hyperparameters(), 0, buffers[0], buffers[-1],
                             loss_total, progress, noise=noise)
         outcomes.append((params, loss_total[0]))

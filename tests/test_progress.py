@@ -12,11 +12,10 @@ import pytest
 from test_model import BACKENDS, blobs
 
 import nncore
+from nncore import _core
 from nncore.backends import get_backend
 from nncore.callbacks import Callback
 from nncore.progress import ProgressBar
-
-_core = pytest.importorskip("nncore._core")
 
 
 class Terminal(io.StringIO):

@@ -332,7 +332,7 @@ def test_a_batch_larger_than_the_core_chunk_matches_the_reference():
 ENTRY_POINT_PROBE = r'''
 import itertools, sys
 import numpy as np
-from nncore import _core
+from nncore import _core as module
 from nncore.network import Network
 
 network = Network((5, 4, 3), "tanh", "float32")
@@ -551,7 +551,8 @@ def call_kernel_keeping_layout(kernel, args, options):
             return x.copy()
         return x  # views and read-only arrays are passed as they are (the kernel must refuse or cope)
     copies = [fresh(x) for x in args]
-    function = getattr(_core, kernel)
+    from nncore import _testing
+    function = getattr(_testing, kernel)
     result = function(*copies, **options)
     outputs = {"gemm": [2], "bias_activation_forward": [0], "softmax_forward": [0], "activation_backward": [0, 2],
                "bias_backward": [0, 1], "gather_scale": [2], "sgd_update": [0, 2], "adam_update": [0, 2, 3]}
@@ -581,7 +582,7 @@ def test_the_core_tests_pass_under_a_bounds_checked_build(tmp_path):
     for name in ("setup.py", "pyproject.toml", "README.md"):
         if (REPOSITORY / name).exists():
             shutil.copy2(REPOSITORY / name, source / name)
-    shutil.copytree(REPOSITORY / "src_c", source / "src_c", ignore=shutil.ignore_patterns("*.c", "*.html"))
+    shutil.copytree(REPOSITORY / "src_c", source / "src_c", ignore=shutil.ignore_patterns("_*.c", "*.html"))
     shutil.copytree(REPOSITORY / "nncore", source / "nncore", ignore=shutil.ignore_patterns("*.so", "*.pyd",
                                                                                             "__pycache__"))
     shutil.copytree(REPOSITORY / "tests", source / "tests", ignore=shutil.ignore_patterns("__pycache__"))
@@ -615,7 +616,7 @@ def test_the_core_tests_pass_under_a_bounds_checked_build(tmp_path):
 KERNEL_PROBE = r'''
 import itertools, sys
 import numpy as np
-from nncore import _core
+from nncore import _testing as module
 
 f32 = lambda *shape: np.ones(shape, np.float32)
 VALID = {
@@ -629,6 +630,12 @@ VALID = {
     "adam_update": (f32(5), f32(5), f32(5), f32(5), 1, 0.1, 0.9, 0.999, 1e-8, 0.0),
     "cross_entropy_forward_backward": (f32(2, 3), np.zeros(2, np.int64), 2.0),
     "mse_forward_backward": (f32(2, 3), np.zeros(2, np.int64), 2.0),
+    "narrow_pack": (f32(5, 3),),
+    "narrow_forward": (f32(2, 3), f32(2, 5), f32(5, 3), f32(3), 1.0, "relu"),
+    "narrow_forward_u8": (f32(2, 3), np.ones((4, 5), np.uint8), np.zeros(2, np.intp), f32(5, 3)),
+    "narrow_weight_grad": (f32(5, 3), f32(2, 5), f32(2, 3)),
+    "narrow_weight_grad_u8": (f32(5, 3), np.ones((4, 5), np.uint8), np.zeros(2, np.intp), f32(2, 3)),
+    "narrow_input_grad": (f32(2, 5), f32(2, 3), f32(5, 3), f32(2, 5), "tanh", f32(5)),
 }
 # Every argument in turn replaced by something of the wrong kind or rank.
 WRONG = [None, 3, 2.5, "x", [1.0, 2.0], np.float32(1.0), f32(), f32(4), f32(3, 1), f32(1, 2, 3), f32(0), f32(0, 3),
@@ -651,7 +658,7 @@ def test_no_kernel_wrapper_crashes_on_an_argument_of_the_wrong_kind_or_rank():
 PROBE_LOOP = r'''
 outcomes = {}
 for name, args in VALID.items():
-    function = getattr(_core, name)
+    function = getattr(module, name)
     function(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])  # the valid call works
     for position, wrong in itertools.product(range(len(args)), WRONG):
         call = [a.copy() if isinstance(a, np.ndarray) else a for a in args]

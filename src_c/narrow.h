@@ -1,0 +1,114 @@
+/* Narrow-layer kernels: the matrix products of a layer with one narrow side (n <= ~32 units),
+ * where BLAS runs at a fraction of its peak and pays operand packing on every call.
+ *
+ * Every product is vectorized over K (the wide side), so no vector lane is wasted whatever
+ * n is (n = 10 in 8-lane registers would waste 37.5% if the lanes ran over n):
+ *
+ *   forward       Z (rows, n)  = act(alpha * A (rows, K) . W (K, n) + b)
+ *                 one pass: dot products of A's rows with W's columns (W packed as W^T),
+ *                 then the epilogue (scale, bias, activation) on the (rows, n) results;
+ *   weight_grad   dW (K, n)   (+)= alpha * A^T (K, rows) . dZ (rows, n)
+ *                 K-lanes of A's rows times broadcasts of dZ, a (VL x n) tile per pass over rows;
+ *   input_grad    dA (rows, K)  = (dZ (rows, n) . W^T (n, K)) * act'(A_out)   [db += column sums]
+ *                 broadcasts of dZ times K-lanes of the packed W^T.
+ *
+ * A is float rows (A, lda) or uint8 rows read through an index array (X[index[i]], the shuffled
+ * batch), converted to float in registers as they are read; the 1/255 scale is alpha, applied
+ * once per output instead of once per input element. Row-major everywhere; ld* are row lengths.
+ *
+ * One build carries an AVX-512, an AVX2+FMA, a 128-bit vector and a scalar version of every
+ * kernel; the first call picks the best the CPU runs (NNCORE_NARROW_ISA=scalar|vector128|avx2|
+ * avx512 in the environment, or nncore_narrow_set_isa, chooses another one for tests).
+ */
+#ifndef NNCORE_NARROW_H
+#define NNCORE_NARROW_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The activation the forward epilogue applies and the input gradient differentiates (from the
+ * layer's output a): none (logits) and identity: z; logistic: 1 / (1 + e^-z), a' = a (1 - a);
+ * tanh: a' = 1 - a^2; relu: max(z, 0) (NaN kept), a' = 1 where a > 0, else 0. */
+enum nncore_narrow_activation {
+    NNCORE_NARROW_NONE = 0,
+    NNCORE_NARROW_IDENTITY = 1,
+    NNCORE_NARROW_LOGISTIC = 2,
+    NNCORE_NARROW_TANH = 3,
+    NNCORE_NARROW_RELU = 4
+};
+
+enum nncore_narrow_isa {
+    NNCORE_NARROW_SCALAR = 0,     /* plain C, any compiler */
+    NNCORE_NARROW_VECTOR128 = 1,  /* 128-bit vectors (SSE2 on x86-64, NEON on arm64) */
+    NNCORE_NARROW_AVX2 = 2,       /* x86-64 with AVX2 and FMA */
+    NNCORE_NARROW_AVX512 = 3,     /* x86-64 with AVX-512F */
+    NNCORE_NARROW_ISA_COUNT = 4
+};
+
+/* The widest n any kernel here takes: dW's transposed block lives on the stack, n columns of at
+ * least 32 entries in 16 KB (64 float64). Callers keep wider layers on BLAS. */
+#define NNCORE_NARROW_MAX_N 64
+
+/* The instruction set in use (picked on the first call), whether one is compiled in and runs
+ * on this CPU, choosing one (0, or -1 when it cannot run here), and its name. */
+int nncore_narrow_isa(void);
+int nncore_narrow_isa_supported(int isa);
+int nncore_narrow_set_isa(int isa);
+const char* nncore_narrow_isa_name(int isa);
+
+/* Row length of the packed W^T: K rounded up to 16, so every instruction set reads whole
+ * vectors past K (the padding holds zeros). A packed weight takes n * stride elements. */
+ptrdiff_t nncore_narrow_packed_stride(ptrdiff_t K);
+
+/* W^T (n, stride) := W (K, n) transposed, zero-padded from K to the stride. Once per weight
+ * update: the forward and the input gradient of a layer share it. */
+void nncore_narrow_pack_f32(float* WT, const float* W, ptrdiff_t ldw, ptrdiff_t K, ptrdiff_t n);
+void nncore_narrow_pack_f64(double* WT, const double* W, ptrdiff_t ldw, ptrdiff_t K, ptrdiff_t n);
+
+/* Z (rows, n) [ldz] = act(alpha * A . W + b), W given packed; b may be NULL (no bias). */
+void nncore_narrow_forward_f32(float* Z, ptrdiff_t ldz, const float* A, ptrdiff_t lda, const float* WT,
+                               const float* b, float alpha, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n,
+                               int activation);
+void nncore_narrow_forward_f64(double* Z, ptrdiff_t ldz, const double* A, ptrdiff_t lda, const double* WT,
+                               const double* b, double alpha, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n,
+                               int activation);
+/* The same with A's row i = X + index[i] * ldx (X + i * ldx when index is NULL), uint8. */
+void nncore_narrow_forward_u8_f32(float* Z, ptrdiff_t ldz, const unsigned char* X, ptrdiff_t ldx,
+                                  const ptrdiff_t* index, const float* WT, const float* b, float alpha,
+                                  ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n, int activation);
+void nncore_narrow_forward_u8_f64(double* Z, ptrdiff_t ldz, const unsigned char* X, ptrdiff_t ldx,
+                                  const ptrdiff_t* index, const double* WT, const double* b, double alpha,
+                                  ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n, int activation);
+
+/* dW (K, n) [lddw] = alpha * A^T . dZ, or += when accumulate is nonzero. */
+void nncore_narrow_weight_grad_f32(float* dW, ptrdiff_t lddw, const float* A, ptrdiff_t lda, const float* dZ,
+                                   ptrdiff_t lddz, float alpha, int accumulate, ptrdiff_t rows, ptrdiff_t K,
+                                   ptrdiff_t n);
+void nncore_narrow_weight_grad_f64(double* dW, ptrdiff_t lddw, const double* A, ptrdiff_t lda, const double* dZ,
+                                   ptrdiff_t lddz, double alpha, int accumulate, ptrdiff_t rows, ptrdiff_t K,
+                                   ptrdiff_t n);
+void nncore_narrow_weight_grad_u8_f32(float* dW, ptrdiff_t lddw, const unsigned char* X, ptrdiff_t ldx,
+                                      const ptrdiff_t* index, const float* dZ, ptrdiff_t lddz, float alpha,
+                                      int accumulate, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n);
+void nncore_narrow_weight_grad_u8_f64(double* dW, ptrdiff_t lddw, const unsigned char* X, ptrdiff_t ldx,
+                                      const ptrdiff_t* index, const double* dZ, ptrdiff_t lddz, double alpha,
+                                      int accumulate, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n);
+
+/* dA (rows, K) [ldda] = (dZ . W^T) * act'(A_out), W given packed. A_out (rows, K) [ld_out] is the
+ * layer input's activation output (unused, may be NULL, for none/identity); db (K,), when not
+ * NULL, gets the column sums of dA added (the previous layer's bias gradient). */
+void nncore_narrow_input_grad_f32(float* dA, ptrdiff_t ldda, const float* dZ, ptrdiff_t lddz, const float* WT,
+                                  const float* A_out, ptrdiff_t ld_out, int activation, float* db,
+                                  ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n);
+void nncore_narrow_input_grad_f64(double* dA, ptrdiff_t ldda, const double* dZ, ptrdiff_t lddz, const double* WT,
+                                  const double* A_out, ptrdiff_t ld_out, int activation, double* db,
+                                  ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NNCORE_NARROW_H */
