@@ -368,6 +368,19 @@ def test_the_estimator_and_the_cli_take_dropout_and_augment(tmp_path, capsys):
         assert exited.value.code == 2 and named in capsys.readouterr().err
 
 
+def test_the_cli_trains_with_input_dropout_and_saves_the_rate(tmp_path, capsys):
+    from nncore.cli import main
+    from nncore.data import write_idx
+    rng = np.random.default_rng(12)
+    for prefix, n in (("train", 120), ("t10k", 40)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n).astype(np.uint8))
+    code = main(["train", "--data-dir", str(tmp_path), "--hidden", "8", "--epochs", "1", "--input-dropout", "0.2",
+                 "--dropout", "0.1", "--save", str(tmp_path / "m.npz")])
+    assert code == 0 and "input dropout 0.2" in capsys.readouterr().out
+    assert nncore.load(tmp_path / "m.npz").input_dropout == 0.2
+
+
 # ---------------------------------------------------------------- the recipe, on real data
 
 @pytest.mark.network
