@@ -203,6 +203,8 @@ def _add_train_parser(commands, parents):
                        help="learning-rate schedule over the epochs (default: %(default)s)")
     train.add_argument("--dropout", type=_fraction, nargs="+", metavar="RATE", default=[0.0], help=(
         "dropout rate of the hidden layers in training: one for all, or one per hidden layer (default: 0)"))
+    train.add_argument("--input-dropout", type=_fraction, metavar="RATE", default=0.0, help=(
+        "dropout rate of the input features in training (default: 0)"))
     train.add_argument("--augment", type=_augment, metavar="shift:K", help=(
         "move each training image by a random (dy, dx) in -K..K pixels, zero-filled (default: none)"))
     train.add_argument("--loss", type=_loss, default="cross_entropy", help="cross-entropy or mse (default: cross-entropy)")
@@ -373,13 +375,14 @@ def command_train(args):
     layer_sizes = [train_set.n_features, *args.hidden, train_set.n_classes]
     dropout = args.dropout[0] if len(args.dropout) == 1 else args.dropout
     model = MLP(layer_sizes, activation=args.activation, dtype=args.dtype, init=args.init, seed=args.seed,
-                dropout=dropout)
+                dropout=dropout, input_dropout=args.input_dropout)
     augment = args.augment.resolved(train_set.n_features, train_set) if args.augment is not None else None
     optimizer = _optimizer(args)
     batch = "full batch" if args.batch_size is None else f"batch {args.batch_size}"
     n_val = round(args.validation_split * len(train_set))
     hidden = f"{args.activation} hidden layers, " if args.hidden else ""
     hidden += f"dropout {dropout}, " if any(model.dropout) else ""
+    hidden += f"input dropout {args.input_dropout}, " if args.input_dropout else ""
     hidden += f"augment {augment}, " if augment is not None else ""
     say(f"training {'-'.join(map(str, layer_sizes))} on {args.dataset} ({len(train_set) - n_val} train, "
         f"{n_val} validation), {hidden}{optimizer!r}, {args.schedule} schedule, {batch}, {args.epochs} epochs, "

@@ -129,16 +129,18 @@ class MLPClassifier:
     a held-out ``validation_fraction`` has not (the best parameters are then kept).
     ``batch_size`` None means full batch. ``warm_start`` makes ``fit`` continue from the
     current parameters; ``partial_fit`` runs one epoch. ``dropout`` is the hidden layers' dropout
-    rate in training (one, or one per hidden layer); ``augment`` "shift:K" moves each training
-    image by up to K pixels, zero-filled: square images (height = width = sqrt(n_features)), or
-    an ``nncore.Shift`` with its ``image_shape``.
+    rate in training (one, or one per hidden layer), ``input_dropout`` that of the input
+    features; ``augment`` "shift:K" moves each training image by up to K pixels, zero-filled:
+    square images (height = width = sqrt(n_features)), or an ``nncore.Shift`` with its
+    ``image_shape``.
     """
 
     def __init__(self, hidden_layer_sizes=(128,), activation="relu", solver="adam", alpha=0.0, batch_size=128,
                  learning_rate_init=1e-3, learning_rate="constant", max_iter=200, momentum=0.9,
                  nesterovs_momentum=False, loss="cross_entropy", tol=1e-4, n_iter_no_change=10,
                  early_stopping=False, validation_fraction=0.1, init=None, dtype="float32", random_state=None,
-                 warm_start=False, backend="cython", n_threads=None, verbose=0, dropout=0.0, augment=None):
+                 warm_start=False, backend="cython", n_threads=None, verbose=0, dropout=0.0, input_dropout=0.0,
+                 augment=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -162,6 +164,7 @@ class MLPClassifier:
         self.n_threads = n_threads
         self.verbose = verbose
         self.dropout = dropout
+        self.input_dropout = input_dropout
         self.augment = augment
 
     # ------------------------------------------------------------ scikit-learn protocol
@@ -279,7 +282,7 @@ class MLPClassifier:
             self.n_features_in_ = X.shape[1]
             self.model_ = MLP([X.shape[1], *self._hidden(), max(len(self.classes_), 1)],
                               activation=self.activation, dtype=self.dtype, init=self.init, seed=self._seed(),
-                              dropout=self.dropout)
+                              dropout=self.dropout, input_dropout=self.input_dropout)
             self.model_.optimizer = self._optimizer()
             self.model_.class_names = tuple(str(label) for label in self.classes_) if len(self.classes_) else None
             self.n_iter_, self.loss_curve_ = 0, []

@@ -6,7 +6,7 @@ A file is an uncompressed zip of ``.npy`` members, as ``numpy.savez`` writes, ho
   ``format`` ("nncore"), ``format_version``, ``kind`` ("model" or "checkpoint"),
   ``layer_sizes``, ``activations`` (one name per hidden layer; version 1 files have
   ``activation``: "relu" instead), ``dropout`` (one rate per hidden layer; files without it
-  have none), ``dtype``, ``arrays`` (each member's shape and dtype),
+  have none), ``input_dropout`` (one rate; files without it have none), ``dtype``, ``arrays`` (each member's shape and dtype),
   optionally ``data`` (what the model remembers of its data: see ``nncore.model_data``), and
   for checkpoints the optimizer's kind, hyperparameters and step count and the training
   state (``nncore.checkpoint``: epoch counters, seed, base learning rate, the run's settings,
@@ -122,7 +122,7 @@ def write_npz_atomic(path, header, arrays):
 def network_header(network, kind="model"):
     return {"format": FORMAT_NAME, "format_version": NEWEST_VERSION[kind], "kind": kind,
             "layer_sizes": list(network.layer_sizes), "activations": list(network.activation_names),
-            "dropout": list(network.dropout), "dtype": network.dtype.name}
+            "dropout": list(network.dropout), "input_dropout": network.input_dropout, "dtype": network.dtype.name}
 
 
 def model_header(model, kind="model"):
@@ -400,10 +400,13 @@ def _check_header(reader, header):
     dropout = header.get("dropout", [0.0] * (len(sizes) - 2))
     if not isinstance(dropout, list) or not all(type(rate) in (int, float) for rate in dropout):
         reader.fail(f"invalid dropout {dropout!r}: one rate per hidden layer")
+    input_dropout = header.get("input_dropout", 0.0)
+    if type(input_dropout) not in (int, float):
+        reader.fail(f"invalid input_dropout {input_dropout!r}: one rate")
     try:
-        network = Network(sizes, activations, header["dtype"], dropout)
-    except ValueError as error:  # sizes, activations and dtype passed above: the rates did not
-        reader.fail(f"invalid dropout {dropout!r}: {error}")
+        network = Network(sizes, activations, header["dtype"], dropout, input_dropout)
+    except ValueError as error:  # sizes, activations and dtype passed above: a rate did not
+        reader.fail(f"invalid dropout {dropout!r} or input_dropout {input_dropout!r}: {error}")
     if network.n_params > MAX_PARAMETERS:
         reader.fail(f"layer_sizes {sizes} declare {network.n_params} parameters, "
                     f"more than the {MAX_PARAMETERS} nncore loads")

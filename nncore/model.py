@@ -37,7 +37,8 @@ class MLP:
     weights and, unless ``fit`` is given its own, the shuffling. ``dropout`` is the rate of
     dropout of every hidden layer, or one rate per hidden layer: in training each row drops
     that fraction of the layer's units and scales the others by 1 / (1 - rate) (inverted
-    dropout), so inference uses the whole network as it is. The parameters live in one
+    dropout), so inference uses the whole network as it is; ``input_dropout`` likewise drops
+    that fraction of the input features of each training row. The parameters live in one
     flat buffer ``params``; ``layers`` gives per-layer ``(W, b)`` views into it, W of shape
     (fan_in, fan_out).
 
@@ -47,8 +48,9 @@ class MLP:
     use them; set them by hand for models trained on arrays.
     """
 
-    def __init__(self, layer_sizes, activation="relu", dtype="float32", init=None, seed=None, dropout=0.0):
-        self.network = Network(layer_sizes, activation, dtype, dropout)
+    def __init__(self, layer_sizes, activation="relu", dtype="float32", init=None, seed=None, dropout=0.0,
+                 input_dropout=0.0):
+        self.network = Network(layer_sizes, activation, dtype, dropout, input_dropout)
         if init is not None and init not in INITIALIZERS:
             raise ValueError(f"init must be None or one of {tuple(INITIALIZERS)}, got {init!r}")
         self.activation = activation if isinstance(activation, str) else tuple(activation)
@@ -98,6 +100,11 @@ class MLP:
         return self.network.dropout
 
     @property
+    def input_dropout(self):
+        """The dropout rate of the input features."""
+        return self.network.input_dropout
+
+    @property
     def n_inputs(self):
         return self.network.n_inputs
 
@@ -111,6 +118,7 @@ class MLP:
 
     def __repr__(self):
         dropout = f", dropout={list(self.dropout)!r}" if any(self.dropout) else ""
+        dropout += f", input_dropout={self.input_dropout!r}" if self.input_dropout else ""
         return (f"MLP(layer_sizes={list(self.layer_sizes)}, activation={self.activation!r}, "
                 f"dtype={self.dtype.name!r}, init={self.init!r}, seed={self.seed!r}{dropout})")
 
@@ -173,7 +181,7 @@ class MLP:
 
     def astype(self, dtype):
         """A copy with its parameters in ``dtype`` (float32 or float64), data fields kept; no optimizer, no history."""
-        clone = MLP(self.layer_sizes, self.activation, dtype, self.init, self.seed, self.dropout)
+        clone = MLP(self.layer_sizes, self.activation, dtype, self.init, self.seed, self.dropout, self.input_dropout)
         clone.params[:] = self._params
         clone.dataset_name, clone.class_names, clone.input_shape = self.dataset_name, self.class_names, self.input_shape
         return clone
@@ -187,7 +195,8 @@ def load(path):
     network, params, data = read_model(path)
     names = network.activation_names
     activation = names[0] if names and len(set(names)) == 1 else names or "relu"
-    model = MLP(network.layer_sizes, activation=activation, dtype=network.dtype.name, seed=0, dropout=network.dropout)
+    model = MLP(network.layer_sizes, activation=activation, dtype=network.dtype.name, seed=0, dropout=network.dropout,
+                input_dropout=network.input_dropout)
     model.params[:] = params
     for field, value in data.items():
         setattr(model, field, value)

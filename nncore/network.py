@@ -1,10 +1,10 @@
 """Network: the one description of an MLP that the model, both backends and model files share.
 
 Layer widths (inputs first), the activation of each hidden layer (the output layer ends in the
-loss's softmax), the dropout rate of each hidden layer (training only: inverted dropout, so
-inference ignores it), the dtype, and the flat parameter layout, computed here once: one
-C-contiguous buffer holding, layer after layer, ``W_l`` (fan_in x fan_out, row-major) followed
-by ``b_l`` (fan_out,). Gradients and optimizer state buffers use the same layout. ``table``
+loss's softmax), the dropout rate of each hidden layer and of the inputs (training only:
+inverted dropout, so inference ignores it), the dtype, and the flat parameter layout, computed
+here once: one C-contiguous buffer holding, layer after layer, ``W_l`` (fan_in x fan_out,
+row-major) followed by ``b_l`` (fan_out,). Gradients and optimizer state buffers use the same layout. ``table``
 hands the layout to the compiled core, whose ``Layout`` (src_c/_network.pxd) mirrors it.
 
 Initialisation lives here too: ``INITIALIZERS`` (He, Xavier/Glorot) and ``initial_params``.
@@ -49,6 +49,11 @@ def _checked_sizes(layer_sizes):
     return sizes
 
 
+def _valid_rate(rate):
+    # A rate so close to 1 that it rounds to 2^24 would keep nothing and scale by infinity.
+    return math.isfinite(rate) and 0 <= rate < 1 and drop_threshold(rate) < 2 ** 24
+
+
 def checked_dropout(dropout, n_hidden):
     """``dropout`` (one rate for every hidden layer, or one per hidden layer) as a tuple of rates in [0, 1)."""
     if isinstance(dropout, (str, bytes)):
@@ -60,11 +65,22 @@ def checked_dropout(dropout, n_hidden):
         raise TypeError(f"dropout must be a rate or a sequence of rates, got {dropout!r}") from None
     if len(rates) != n_hidden:
         raise ValueError(f"dropout lists {len(rates)} rates for {n_hidden} hidden layers")
-    for rate in rates:
-        # A rate so close to 1 that it rounds to 2^24 would keep nothing and scale by infinity.
-        if not math.isfinite(rate) or not 0 <= rate < 1 or drop_threshold(rate) >= 2 ** 24:
-            raise ValueError(f"dropout rates must lie in [0, 1), got {dropout!r}")
+    if not all(_valid_rate(rate) for rate in rates):
+        raise ValueError(f"dropout rates must lie in [0, 1), got {dropout!r}")
     return tuple(rates)
+
+
+def checked_input_dropout(input_dropout):
+    """``input_dropout`` (the fraction of the input features dropped in each training row) as a rate in [0, 1)."""
+    try:
+        if isinstance(input_dropout, (str, bytes)) or np.ndim(input_dropout) != 0:
+            raise TypeError
+        rate = float(input_dropout)
+    except (TypeError, ValueError):
+        raise TypeError(f"input_dropout must be one rate, got {input_dropout!r}") from None
+    if not _valid_rate(rate):
+        raise ValueError(f"input_dropout must lie in [0, 1), got {input_dropout!r}")
+    return rate
 
 
 def checked_dtype(dtype):
@@ -83,10 +99,11 @@ class Network:
 
     ``activations`` is one name of ``nncore.activations.ACTIVATIONS`` for every hidden layer, or
     a sequence with one name per hidden layer; ``dropout`` likewise one rate or one per hidden
-    layer (the fraction of its units dropped in each training row).
+    layer (the fraction of its units dropped in each training row); ``input_dropout`` the
+    fraction of the input features dropped in each training row.
     """
 
-    def __init__(self, layer_sizes, activations="relu", dtype="float32", dropout=0.0):
+    def __init__(self, layer_sizes, activations="relu", dtype="float32", dropout=0.0, input_dropout=0.0):
         self.layer_sizes = _checked_sizes(layer_sizes)
         n_hidden = len(self.layer_sizes) - 2
         names = [activations] * n_hidden if isinstance(activations, str) else list(activations)
@@ -94,6 +111,7 @@ class Network:
             raise ValueError(f"activation lists {len(names)} names for {n_hidden} hidden layers")
         self.activations = tuple(get_activation(name) for name in names)
         self.dropout = checked_dropout(dropout, n_hidden)
+        self.input_dropout = checked_input_dropout(input_dropout)
         self.dtype = checked_dtype(dtype)
         self.w_offsets, self.b_offsets, position = [], [], 0
         for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
@@ -128,7 +146,7 @@ class Network:
     @property
     def drop_thresholds(self):
         """Per dropout site (the inputs, then each hidden layer's output): round(rate * 2^24); 0 for none."""
-        return (0, *(drop_threshold(rate) for rate in self.dropout))
+        return tuple(drop_threshold(rate) for rate in (self.input_dropout, *self.dropout))
 
     def views(self, flat):
         """Per layer ``(W, b)``: views into ``flat`` (no copies), W (fan_in, fan_out), b (fan_out,)."""
@@ -161,12 +179,13 @@ class Network:
     def __eq__(self, other):
         return (isinstance(other, Network) and self.layer_sizes == other.layer_sizes
                 and self.activation_names == other.activation_names and self.dtype == other.dtype
-                and self.dropout == other.dropout)
+                and self.dropout == other.dropout and self.input_dropout == other.input_dropout)
 
     def __hash__(self):
-        return hash((self.layer_sizes, self.activation_names, self.dtype, self.dropout))
+        return hash((self.layer_sizes, self.activation_names, self.dtype, self.dropout, self.input_dropout))
 
     def __repr__(self):
         dropout = f", dropout={list(self.dropout)}" if any(self.dropout) else ""
+        dropout += f", input_dropout={self.input_dropout}" if self.input_dropout else ""
         return (f"Network({list(self.layer_sizes)}, activations={list(self.activation_names)}{dropout}, "
                 f"dtype={self.dtype.name!r})")

@@ -120,7 +120,7 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
     - ``n_threads``: limit BLAS/OpenMP threads (threadpoolctl) for the run.
     - ``augment``: None, or "shift:K" / ``nncore.Shift(K, image_shape)``: each training image
       moved by a random (dy, dx) in -K..K, zero-filled (``nncore.augment``). The model's
-      dropout (``MLP(dropout=...)``) applies in every training batch.
+      dropout (``MLP(dropout=..., input_dropout=...)``) applies in every training batch.
 
     Ctrl-C (KeyboardInterrupt) stops the run: with a backend that stops between batches (the
     compiled one) after the batch in progress, otherwise back at the start of the interrupted

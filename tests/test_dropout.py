@@ -5,6 +5,7 @@ kernels and the NumPy reference must draw exactly the same ones (compared bit fo
 fixed seed fixes the mask, which makes the training loss a smooth function of the parameters
 that finite differences can check. Tolerances as in test_core_contract (float64 1e-10).
 """
+import json
 import math
 
 import numpy as np
@@ -149,9 +150,10 @@ def noisy_loss_and_grad(backend, network, params, X, y, augment):
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic"])
 @pytest.mark.parametrize("augment", [None, Shift(1, (3, 4))], ids=["dropout", "dropout+shift"])
-def test_the_gradient_with_a_fixed_mask_matches_central_differences(activation, augment):
+@pytest.mark.parametrize("input_dropout", [0.0, 0.3], ids=["hidden", "inputs+hidden"])
+def test_the_gradient_with_a_fixed_mask_matches_central_differences(activation, augment, input_dropout):
     """float64, h = 1e-6 (see test_core_gradients): the seed fixes mask and shifts, so the loss is smooth."""
-    network = Network((12, 9, 7, 4), activation, "float64", dropout=[0.4, 0.25])
+    network = Network((12, 9, 7, 4), activation, "float64", dropout=[0.4, 0.25], input_dropout=input_dropout)
     rng = np.random.default_rng(5)
     params = rng.standard_normal(network.n_params) * 0.7
     X, y = rng.standard_normal((11, 12)), rng.integers(0, 4, 11)
@@ -203,6 +205,26 @@ def test_one_epoch_with_dropout_and_shifts_agrees_with_the_numpy_backend(dtype, 
     plain = params.copy()
     epoch(cb, Network((36, 20, 15, 5), activation, dtype), plain, Adam(lr=3e-3), X, y, batch_size, SEED)
     assert not np.allclose(plain, got_params, rtol=rtol), "dropout and shifts changed nothing"
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-4)])
+@pytest.mark.parametrize("inputs", ["uint8", "float"])
+def test_input_dropout_drops_what_the_numpy_backend_drops(dtype, rtol, inputs):
+    """Site 0 of the counters: the compiled gather drops the inputs the reference drops, shifted or not."""
+    rng = np.random.default_rng(11)
+    X = rng.integers(0, 256, (90, 36), dtype=np.uint8) if inputs == "uint8" else rng.random((90, 36)).astype(dtype)
+    y = rng.integers(0, 5, 90)
+    network = Network((36, 20, 5), "relu", dtype, dropout=0.2, input_dropout=0.25)
+    assert network.drop_thresholds == (counters.drop_threshold(0.25), counters.drop_threshold(0.2))
+    trained = []
+    for backend, augment in ((ref, Shift(1, (6, 6))), (cb, Shift(1, (6, 6))), (cb, None)):
+        params = random_params(network, 2)
+        noisy_epoch(backend, network, params, Adam(lr=3e-3), X, y, 16, SEED, augment)
+        trained.append(params)
+    np.testing.assert_allclose(trained[1], trained[0], rtol=0, atol=rtol * np.max(np.abs(trained[0])))
+    without = random_params(network, 2)
+    noisy_epoch(cb, Network((36, 20, 5), "relu", dtype, dropout=0.2), without, Adam(lr=3e-3), X, y, 16, SEED, None)
+    assert not np.allclose(without, trained[2], rtol=rtol), "input dropout changed nothing"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -267,15 +289,19 @@ def test_resume_refuses_another_augment_and_another_dropout(tmp_path):
     with pytest.raises(nncore.ModelFileError, match="checkpoint is for"):
         nncore.MLP([64, 12, 4], dropout=0.3).fit(X, y, epochs=2, augment=Shift(1, (8, 8)), checkpoint_dir=tmp_path,
                                                  resume=True)
+    with pytest.raises(nncore.ModelFileError, match="checkpoint is for"):
+        nncore.MLP([64, 12, 4], dropout=0.2, input_dropout=0.1).fit(X, y, epochs=2, augment=Shift(1, (8, 8)),
+                                                                    checkpoint_dir=tmp_path, resume=True)
 
 
 def test_model_files_keep_the_dropout_rates_and_inference_ignores_them(tmp_path):
     X, y = small_images()
-    model = nncore.MLP([64, 16, 8, 4], seed=0, dropout=[0.5, 0.25])
+    model = nncore.MLP([64, 16, 8, 4], seed=0, dropout=[0.5, 0.25], input_dropout=0.2)
     model.fit(X, y, epochs=1, augment=Shift(1, (8, 8)))
     model.save(tmp_path / "m.npz")
     loaded = nncore.load(tmp_path / "m.npz")
-    assert loaded.dropout == (0.5, 0.25) and loaded.network == model.network
+    assert loaded.dropout == (0.5, 0.25) and loaded.input_dropout == 0.2 and loaded.network == model.network
+    assert loaded.copy().input_dropout == 0.2 and "input_dropout=0.2" in repr(loaded)
     plain = nncore.MLP([64, 16, 8, 4], seed=0)
     plain.params[:] = model.params
     np.testing.assert_array_equal(loaded.predict_proba(X), plain.predict_proba(X))
@@ -287,6 +313,27 @@ def test_model_files_keep_the_dropout_rates_and_inference_ignores_them(tmp_path)
 def test_bad_dropout_rates_are_refused(dropout, error):
     with pytest.raises(error, match="dropout"):
         nncore.MLP([10, 5, 4, 2], dropout=dropout)
+
+
+@pytest.mark.parametrize("rate, error", [(1.0, ValueError), (-0.1, ValueError), (float("inf"), ValueError),
+                                         ([0.1], TypeError), ("0.2", TypeError), (None, TypeError),
+                                         (1 - 2 ** -26, ValueError)])
+def test_bad_input_dropout_rates_are_refused(rate, error):
+    with pytest.raises(error, match="input_dropout"):
+        nncore.MLP([10, 5, 2], input_dropout=rate)
+
+
+@pytest.mark.parametrize("rate", [1.5, "0.2", [0.2], None])
+def test_a_model_file_with_a_bad_input_dropout_is_refused(tmp_path, rate):
+    nncore.MLP([10, 5, 2], seed=0).save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
+        members = {name: data[name] for name in data.files}
+    header = json.loads(members.pop("header").tobytes())
+    header["input_dropout"] = rate
+    raw = json.dumps(header).encode()
+    np.savez(tmp_path / "bad.npz", header=np.frombuffer(raw, dtype=np.uint8), **members)
+    with pytest.raises(nncore.ModelFileError, match="input_dropout"):
+        nncore.load(tmp_path / "bad.npz")
 
 
 @pytest.mark.parametrize("augment", ["shift", "shift:", "shift:-1", "shift:0", "shift:1.5", "roll:2", 2,
@@ -310,14 +357,29 @@ def test_a_shift_needs_an_image_shape_that_fits_the_inputs():
 
 def test_the_estimator_and_the_cli_take_dropout_and_augment(tmp_path, capsys):
     X, y = small_images()
-    estimator = nncore.MLPClassifier(hidden_layer_sizes=(16,), max_iter=2, dropout=0.3, augment="shift:1",
-                                     random_state=0).fit(X, y)
-    assert estimator.model_.dropout == (0.3,)
+    estimator = nncore.MLPClassifier(hidden_layer_sizes=(16,), max_iter=2, dropout=0.3, input_dropout=0.1,
+                                     augment="shift:1", random_state=0).fit(X, y)
+    assert estimator.model_.dropout == (0.3,) and estimator.model_.input_dropout == 0.1
+    assert estimator.get_params()["input_dropout"] == 0.1
     from nncore.cli import main
-    for argv, named in ((["train", "--dropout", "2"], "--dropout"), (["train", "--augment", "shift:x"], "--augment")):
+    for argv, named in ((["train", "--dropout", "2"], "--dropout"), (["train", "--augment", "shift:x"], "--augment"),
+                        (["train", "--input-dropout", "1"], "--input-dropout")):
         with pytest.raises(SystemExit) as exited:
             main(argv)
         assert exited.value.code == 2 and named in capsys.readouterr().err
+
+
+def test_the_cli_trains_with_input_dropout_and_saves_the_rate(tmp_path, capsys):
+    from nncore.cli import main
+    from nncore.data import write_idx
+    rng = np.random.default_rng(12)
+    for prefix, n in (("train", 120), ("t10k", 40)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n).astype(np.uint8))
+    code = main(["train", "--data-dir", str(tmp_path), "--hidden", "8", "--epochs", "1", "--input-dropout", "0.2",
+                 "--dropout", "0.1", "--save", str(tmp_path / "m.npz")])
+    assert code == 0 and "input dropout 0.2" in capsys.readouterr().out
+    assert nncore.load(tmp_path / "m.npz").input_dropout == 0.2
 
 
 # ---------------------------------------------------------------- the recipe, on real data

@@ -38,9 +38,9 @@ def run_example(monkeypatch, tmp_path, capsys):
     ("mnist_deep_he.py", ["--epochs", 2], "784-512-256-128-10 He/Adam"),
     ("fashion_mnist.py", ["--epochs", 2], "Fashion-MNIST 784-256-128-10, 2 epochs"),
     ("regularized_recipes.py", ["mnist", "--epochs", 2, "--hidden", 32, 16],
-     "mnist 784-32-16-10 dropout 0.3 shift 2 seed 0, 2 epochs"),
-    ("regularized_recipes.py", ["fashion-mnist", "--epochs", 1, "--hidden", 16],
-     "fashion-mnist 784-16-10 dropout 0.3 shift 0 seed 0, 1 epochs"),
+     "mnist 784-32-16-10 dropout 0.3 input dropout 0.0 shift 2 seed 0, 2 epochs"),
+    ("regularized_recipes.py", ["fashion-mnist", "--epochs", 1, "--hidden", 16, "--input-dropout", 0.2],
+     "fashion-mnist 784-16-10 dropout 0.2 input dropout 0.2 shift 0 seed 0, 1 epochs"),
 ])
 def test_example_runs_and_reports_its_accuracy(run_example, name, argv, final):
     lines = run_example(name, *argv)
