@@ -24,6 +24,7 @@ from cpython.ref cimport PyObject
 from cython cimport floating
 from libc.float cimport FLT_MAX
 from libc.math cimport isfinite
+from libc.string cimport memcpy
 
 cimport _blas
 cimport _kernels as k
@@ -90,10 +91,25 @@ NARROW_FORWARD_MAX_WIDTH = 12
 # long has passed since the last check: re-taking it costs up to the interpreter's switch
 # interval (5 ms) when another Python thread is running, more than a whole small batch.
 cdef double SIGNAL_CHECK_SECONDS = 0.02
+# Batches up to this many rows have their uint8 rows requested a batch ahead (larger ones prefetch
+# within the pass: their rows would not stay in cache until their turn).
+cdef Py_ssize_t PREFETCH_BATCH_ROWS = 128
 INT_MAX = 2 ** 31 - 1
 
 
 # ---------------------------------------------------------------- what the loops index with
+
+# The narrow kernels' vector loads of W^T rows (packed_stride(K) long, a multiple of 16 entries)
+# never straddle a cache line when W^T starts on one.
+cdef Py_ssize_t ALIGNMENT_ELEMENTS = 16
+
+
+def _aligned_zeros(Py_ssize_t n, dtype):
+    """n zeros of dtype starting on a 64-byte boundary (NumPy guarantees only 16)."""
+    dtype = np.dtype(dtype)
+    spare = np.zeros(n + 64 // dtype.itemsize, dtype=dtype)
+    skip = (-spare.ctypes.data % 64) // dtype.itemsize
+    return spare[skip:skip + n]
 
 cdef class _Plan:
     """A private, bounds-checked copy of a Network.table, plus the workspace offsets for one call.
@@ -105,10 +121,16 @@ cdef class _Plan:
     """
 
     cdef Layout net
-    cdef object table, act_offsets, packed_offsets, packed
-    cdef readonly Py_ssize_t acts_size, delta_size, packed_size
+    cdef object table, act_offsets, packed_offsets, packed, working_table
+    cdef readonly Py_ssize_t acts_size, delta_size, packed_size, n_working
+    cdef readonly bint relaid
+    cdef const Py_ssize_t* flat_w_offsets
+    cdef const Py_ssize_t* flat_b_offsets
 
-    def __init__(self, layout, Py_ssize_t n_params, Py_ssize_t chunk_rows):
+    def __init__(self, layout, Py_ssize_t n_params, Py_ssize_t chunk_rows, bint transposed=False):
+        """``transposed``: lay the buffers out for training (Layout.weights_transposed): a narrow
+        layer's W as W^T, padded to the narrow kernels' stride; ``n_working`` entries in all and
+        ``relaid`` when that differs from the caller's layout (there is a narrow layer)."""
         self.table = np.array(layout, dtype=np.intp, copy=True)  # ours: a caller cannot change it under the loops
         n_layers = (self.table.shape[0] - 1) // 4 if self.table.ndim == 1 else 0
         if n_layers < 1 or self.table.shape[0] != 4 * n_layers + 1 or chunk_rows < 1:
@@ -147,6 +169,28 @@ cdef class _Plan:
         self.net.packed_offsets = &packed_offsets[0]
         self.net.packed = NULL
         self.net.narrow_forward_width = NARROW_FORWARD_MAX_WIDTH
+        self.net.weights_transposed = transposed
+        self.flat_w_offsets, self.flat_b_offsets = self.net.w_offsets, self.net.b_offsets
+        self.n_working, self.relaid = n_params, False
+        if transposed and self.packed_size:
+            self._plan_working_layout(sizes, n_layers, activations)
+
+    def _plan_working_layout(self, sizes, Py_ssize_t n_layers, activations):
+        """Training's buffer layout: per layer W (or a narrow layer's padded W^T), then b."""
+        w_offsets, b_offsets, self.n_working = [], [], 0
+        for l in range(n_layers):
+            if self.packed_offsets[l] >= 0:    # a W^T starts on a cache line (in an _aligned_zeros buffer)
+                self.n_working += (ALIGNMENT_ELEMENTS - self.n_working % ALIGNMENT_ELEMENTS) % ALIGNMENT_ELEMENTS
+            w_offsets.append(self.n_working)
+            width = narrow.nncore_narrow_packed_stride(sizes[l]) if self.packed_offsets[l] >= 0 else sizes[l]
+            self.n_working += width * sizes[l + 1]
+            b_offsets.append(self.n_working)
+            self.n_working += sizes[l + 1]
+        self.working_table = np.array(sizes + w_offsets + b_offsets + activations, dtype=np.intp)
+        cdef const Py_ssize_t[::1] table = self.working_table
+        self.net.w_offsets = &table[n_layers + 1]
+        self.net.b_offsets = &table[2 * n_layers + 1]
+        self.relaid = True
 
     def _plan_narrow_layers(self, sizes):
         """Which layers the narrow kernels run (-1: BLAS), and where each one's packed W^T goes."""
@@ -161,7 +205,7 @@ cdef class _Plan:
         """(inputs, activations[, delta_a, delta_b]): what a call's chunks are computed in, made once per call;
         the deltas only for a backward pass. The narrow layers' packed W^T is made here too, held by the plan."""
         cdef char[::1] packed_bytes
-        self.packed = np.zeros(max(1, self.packed_size), dtype=dtype)
+        self.packed = _aligned_zeros(max(1, self.packed_size), dtype)
         packed_bytes = self.packed.view(np.int8)
         self.net.packed = &packed_bytes[0]
         forward = (np.empty(self.net.chunk_rows * self.net.sizes[0], dtype=dtype), np.empty(self.acts_size, dtype=dtype))
@@ -176,6 +220,41 @@ cdef class _Plan:
     @property
     def n_outputs(self):
         return self.net.sizes[self.net.n_layers]
+
+
+cdef void _relayout(_Plan plan, floating* flat, floating* working, bint to_working) noexcept nogil:
+    """Copy every layer's W and b between the caller's layout and the plan's (``to_working`` or back),
+    transposing a narrow layer's W: the parameters, their gradient or an optimizer state alike."""
+    cdef const Layout* net = &plan.net
+    cdef Py_ssize_t l, i, j, fan_in, fan_out, stride
+    cdef floating* WT
+    cdef floating* W
+    for l in range(net.n_layers):
+        fan_in, fan_out = net.sizes[l], net.sizes[l + 1]
+        W, WT = flat + plan.flat_w_offsets[l], working + net.w_offsets[l]
+        if net.packed_offsets[l] < 0:
+            if to_working:
+                memcpy(WT, W, fan_in * fan_out * sizeof(floating))
+            else:
+                memcpy(W, WT, fan_in * fan_out * sizeof(floating))
+        elif to_working:
+            narrow.pack(WT, W, fan_out, fan_in, fan_out)    # zero past fan_in: the padding stays zero
+        else:
+            stride = narrow.nncore_narrow_packed_stride(fan_in)
+            for i in range(fan_in):
+                for j in range(fan_out):
+                    W[i * fan_out + j] = WT[j * stride + i]
+        if to_working:
+            memcpy(working + net.b_offsets[l], flat + plan.flat_b_offsets[l], fan_out * sizeof(floating))
+        else:
+            memcpy(flat + plan.flat_b_offsets[l], working + net.b_offsets[l], fan_out * sizeof(floating))
+
+
+cdef floating[::1] _working_copy(_Plan plan, const floating[::1] flat):
+    """A new buffer holding ``flat`` in the plan's layout."""
+    cdef floating[::1] working = _aligned_zeros(plan.n_working, np.asarray(flat).dtype)
+    _relayout(plan, <floating*> &flat[0], &working[0], True)    # only read from
+    return working
 
 
 cdef class _Draws:
@@ -321,6 +400,9 @@ cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
         m = min(batch_size, n_samples - start)
         batch_loss = 0
         batch_correct = 0
+        if X_uint8 != NULL and batch_size <= PREFETCH_BATCH_ROWS and start + m < n_samples:
+            # The next batch's shuffled rows miss every cache: ask for them while this one computes.
+            k.prefetch_rows(X_uint8, net.sizes[0], order, start + m, min(batch_size, n_samples - start - m))
         batch_gradient(net, params, X_uint8, X_float, scale, y, order, start, m, loss_kind, grad,
                        inputs, acts, delta_a, delta_b, noise, &batch_loss, &batch_correct)
         # The NumPy backend sums the batch's losses in the parameters' dtype: a float32 sum
@@ -374,24 +456,38 @@ def train_epoch(layout, floating[::1] params not None, X, const int[::1] y not N
     if (state_a.shape[0] != params.shape[0] or state_b.shape[0] != params.shape[0]
             or loss_total.shape[0] < 1 or progress.shape[0] < 4 or batch_size < 1 or chunk_rows < 1):
         raise ValueError("state buffers, progress or sizes do not fit")
-    plan = _Plan(layout, params.shape[0], chunk)
+    plan = _Plan(layout, params.shape[0], chunk, transposed=True)
     source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
     labels = _private_labels(y, source.n_rows, plan.n_outputs)
     rows = _private_order(order, source.n_rows)
     draws = _Draws(noise, plan) if noise is not None else None
     if n_samples == 0:
         return
-    grad = np.empty_like(np.asarray(params))
+    # The parameters and the optimizer state in training's layout for the call; copied back
+    # whatever ends it (the batches applied before a Ctrl-C or a divergence are kept).
+    cdef floating[::1] weights = params, moment_a = state_a, moment_b = state_b
+    cdef bint one_state = &state_a[0] == &state_b[0]    # a kind with one state buffer passes it twice
+    if plan.relaid:
+        weights, moment_a = _working_copy(plan, params), _working_copy(plan, state_a)
+        moment_b = moment_a if one_state else _working_copy(plan, state_b)
+    grad = _aligned_zeros(plan.n_working, np.asarray(params).dtype)
     inputs, acts, delta_a, delta_b = plan.workspaces(np.asarray(params).dtype)
     cdef const Layout* net = &(<_Plan> plan).net
     cdef const unsigned char* pixels = _pixels(source)
     cdef const floating* floats = _floats(source, params[0])
     cdef const Noise* drawn = _noise(draws)
-    with nogil:
-        _run_epoch(net, &params[0], params.shape[0], pixels, floats, _input_scale(params[0]), &labels[0], &rows[0],
-                   n_samples, batch_size, loss_kind, &opt, &state_a[0], &state_b[0], &grad[0], &inputs[0],
-                   &acts[0], &delta_a[0], &delta_b[0], drawn, &loss_total[0], &progress[0],
-                   <PyObject*> on_progress if on_progress is not None else NULL)
+    try:
+        with nogil:
+            _run_epoch(net, &weights[0], plan.n_working, pixels, floats, _input_scale(params[0]), &labels[0],
+                       &rows[0], n_samples, batch_size, loss_kind, &opt, &moment_a[0], &moment_b[0], &grad[0],
+                       &inputs[0], &acts[0], &delta_a[0], &delta_b[0], drawn, &loss_total[0], &progress[0],
+                       <PyObject*> on_progress if on_progress is not None else NULL)
+    finally:
+        if plan.relaid:
+            _relayout(plan, &params[0], &weights[0], False)
+            _relayout(plan, &state_a[0], &moment_a[0], False)
+            if not one_state:
+                _relayout(plan, &state_b[0], &moment_b[0], False)
 
 
 # ---------------------------------------------------------------- inference and the full gradient
@@ -451,17 +547,23 @@ def loss_and_grad(layout, const floating[::1] params not None, X, const int[::1]
     _check_loss(loss_kind)
     if grad.shape[0] != params.shape[0] or y.shape[0] == 0:
         raise ValueError("grad must match params, and X must not be empty")
-    plan = _Plan(layout, params.shape[0], max(1, min(chunk_rows, y.shape[0])))
+    plan = _Plan(layout, params.shape[0], max(1, min(chunk_rows, y.shape[0])), transposed=True)
     source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
     labels = _private_labels(y, source.n_rows, plan.n_outputs)
     draws = _Draws(noise, plan) if noise is not None else None
     inputs, acts, delta_a, delta_b = plan.workspaces(np.asarray(grad).dtype)
+    cdef const floating[::1] weights = params
+    cdef floating[::1] gradient = grad
+    if plan.relaid:
+        weights, gradient = _working_copy(plan, params), _aligned_zeros(plan.n_working, np.asarray(grad).dtype)
     cdef const Layout* net = &(<_Plan> plan).net
     cdef const unsigned char* pixels = _pixels(source)
     cdef const floating* floats = _floats(source, params[0])
     cdef const Noise* drawn = _noise(draws)
     with nogil:
-        batch_gradient(net, &params[0], pixels, floats, _input_scale(grad[0]), &labels[0], NULL, 0,
-                       labels.shape[0], loss_kind, &grad[0], &inputs[0], &acts[0], &delta_a[0], &delta_b[0],
+        batch_gradient(net, &weights[0], pixels, floats, _input_scale(grad[0]), &labels[0], NULL, 0,
+                       labels.shape[0], loss_kind, &gradient[0], &inputs[0], &acts[0], &delta_a[0], &delta_b[0],
                        drawn, &loss_sum, &n_correct)
+        if plan.relaid:
+            _relayout(plan, &grad[0], &gradient[0], False)
     return loss_sum

@@ -93,6 +93,18 @@ cdef inline void prefetch_row_ahead(const void* X, Py_ssize_t row_bytes,
             nncore_prefetch(upcoming + line)
 
 
+cdef inline void prefetch_rows(const void* X, Py_ssize_t row_bytes,
+                               const Py_ssize_t* indices,         # IN  row numbers
+                               Py_ssize_t first, Py_ssize_t count) noexcept nogil:
+    """Request the cache lines of rows indices[first:first + count], e.g. the next small batch's."""
+    cdef Py_ssize_t i, line
+    cdef const char* row
+    for i in range(count):
+        row = <const char*> X + indices[first + i] * row_bytes
+        for line in range(0, row_bytes, 64):
+            nncore_prefetch(row + line)
+
+
 cdef inline void gather_scale_uint8(floating* out,                     # OUT (count, n_features)
                                     const unsigned char* X,            # IN  (n_samples, n_features)
                                     Py_ssize_t n_features,

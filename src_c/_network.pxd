@@ -17,7 +17,16 @@ each call is commented with the row-major product it computes. A narrow layer (`
 of _narrow.pxd instead, and its forward too when fan_out is at most ``narrow_forward_width``: there
 BLAS spends its time packing and leaves most vector lanes idle. The narrow forward fuses bias and
 activation, the input gradient the activation's derivative and the previous bias gradient; a
-narrow first layer reads uint8 rows straight from X (no gather).
+narrow first layer reads uint8 rows straight from X (no gather pass): its forward converts them in
+registers and, for a chunk small enough to stay in L2, leaves them unscaled in the inputs workspace,
+where its dW reads them with the 1/255 folded into the product's scale.
+
+The narrow kernels read W as W^T (fan_out, packed_stride(fan_in)), zero past fan_in. Training
+(``weights_transposed``) holds a narrow layer's W that way in the parameter buffer itself, its
+gradient and optimizer state alike (_core.pyx lays the buffers out so for the call and back):
+dW^T is accumulated where the update reads it, and no step transposes anything. Inference keeps
+the caller's (fan_in, fan_out) W and packs W^T once per chunk into ``packed``. Every backward
+pass runs on the transposed layout.
 
 Training may add ``Noise`` (nncore.counters): dropout on the inputs or a hidden layer's output
 (a "site": activation index 0 is the inputs, l + 1 layer l's output) and random shifts of
@@ -46,6 +55,10 @@ cdef enum:
     LOSS_NONE = 3        # forward only: probabilities
 
 cdef enum:
+    # A first layer reading uint8 pixels keeps them converted for its dW when they fill at most this.
+    KEEP_CONVERTED_BYTES = 262144
+
+cdef enum:
     # The optimizer kinds; each class in nncore/optim.py names its code and lists its
     # hyperparameters in the order apply_update reads them.
     OPTIMIZER_SGD = 0
@@ -63,8 +76,9 @@ cdef struct Layout:
     const Py_ssize_t* act_offsets    # (n_layers,) where layer l's output starts in the activations workspace
     Py_ssize_t chunk_rows            # rows the workspaces hold
     const Py_ssize_t* packed_offsets # (n_layers,) where narrow layer l's packed W^T starts in ``packed``; -1: BLAS
-    void* packed                     # floating workspace of the packed W^T, refilled by every forward_chunk
+    void* packed                     # floating workspace of the packed W^T, refilled by every inference chunk
     Py_ssize_t narrow_forward_width  # a narrow layer's forward too runs narrow when fan_out is at most this
+    bint weights_transposed          # narrow layers' W is W^T (fan_out, packed_stride(fan_in)) at w_offsets[l]
 
 
 cdef struct Noise:
@@ -99,14 +113,23 @@ cdef inline bint reads_pixels(const Layout* net, const unsigned char* X_uint8, c
     return X_uint8 != NULL and net.packed_offsets[0] >= 0 and net.sizes[1] <= net.narrow_forward_width
 
 
-cdef inline floating* packed_weights(const Layout* net, Py_ssize_t l, const floating* params) noexcept nogil:
+cdef inline const floating* narrow_weights(const Layout* net, Py_ssize_t l, const floating* params) noexcept nogil:
+    """Narrow layer l's W^T: in ``params`` when the weights are held transposed, else forward_chunk's packed copy."""
+    if net.weights_transposed:
+        return params + net.w_offsets[l]
     return <floating*> net.packed + net.packed_offsets[l]
+
+
+cdef inline Py_ssize_t narrow_stride(const Layout* net, Py_ssize_t l) noexcept nogil:
+    """The row length of narrow layer l's W^T."""
+    return narrow.nncore_narrow_packed_stride(net.sizes[l])
 
 
 cdef inline void forward_chunk(const Layout* net, const floating* params,
                                const floating* inputs,       # IN  (rows, sizes[0]); unused when pixels
                                const unsigned char* pixels,  # IN  uint8 rows of X when reads_pixels, else NULL
                                const Py_ssize_t* pixel_rows, # IN  (rows,) which rows of pixels, or NULL: in order
+                               floating* converted,          # OUT (rows, sizes[0]) the pixels as read, or NULL
                                floating scale,               # the pixels' scale (1/255)
                                Py_ssize_t rows,
                                floating* acts,               # OUT per layer (rows, sizes[l + 1])
@@ -123,18 +146,25 @@ cdef inline void forward_chunk(const Layout* net, const floating* params,
         fan_out = net.sizes[l + 1]
         Z = acts + net.act_offsets[l]
         narrow_forward = net.packed_offsets[l] >= 0 and fan_out <= net.narrow_forward_width
-        if narrow_forward or (net.packed_offsets[l] >= 0 and l > 0):  # W^T for this forward or the dA after it
-            # W changes every step: packing it per chunk costs K * n moves beside rows * K * n FMAs.
-            narrow.pack(packed_weights(net, l, params), params + net.w_offsets[l], fan_out, fan_in, fan_out)
+        if narrow_forward and not net.weights_transposed:
+            # Inference: K * n moves per chunk beside rows * K * n FMAs.
+            narrow.pack(<floating*> narrow_weights(net, l, params), params + net.w_offsets[l], fan_out, fan_in,
+                        fan_out)
         if narrow_forward:
             if l == 0 and pixels != NULL:
-                narrow.forward_u8(Z, fan_out, pixels, fan_in, pixel_rows, packed_weights(net, l, params),
+                narrow.forward_u8(Z, fan_out, pixels, fan_in, pixel_rows, converted, fan_in, narrow_weights(net, l, params),
                                   params + net.b_offsets[l], scale, rows, fan_in, fan_out, narrow_activation(net, l))
             else:
-                narrow.forward(Z, fan_out, A, fan_in, packed_weights(net, l, params), params + net.b_offsets[l], 1,
+                narrow.forward(Z, fan_out, A, fan_in, narrow_weights(net, l, params), params + net.b_offsets[l], 1,
                                rows, fan_in, fan_out, narrow_activation(net, l))
             if l + 1 < net.n_layers and site_mask(noise, l + 1, position, &mask) != NULL:
                 k.dropout_forward(Z, rows, fan_out, &mask)
+        elif net.packed_offsets[l] >= 0 and net.weights_transposed:
+            # Z (rows, out) = A (rows, in) . (W^T)^T
+            gemm(c't', c'n', <int> fan_out, <int> rows, <int> fan_in, 1, params + net.w_offsets[l],
+                 <int> narrow_stride(net, l), A, <int> fan_in, 0, Z, <int> fan_out)
+            k.bias_activation_forward(Z, params + net.b_offsets[l], rows, fan_out, <int> net.activations[l],
+                                      site_mask(noise, l + 1, position, &mask) if l + 1 < net.n_layers else NULL)
         else:
             # Z (rows, out) = A (rows, in) . W (in, out)
             gemm(c'n', c'n', <int> fan_out, <int> rows, <int> fan_in, 1, params + net.w_offsets[l],
@@ -174,8 +204,9 @@ cdef inline void loss_chunk(floating* logits,               # IN logits / OUT dl
 
 
 cdef inline void backward_chunk(const Layout* net, const floating* params,
-                                const floating* inputs,     # IN  (rows, sizes[0]); unused when pixels
-                                const unsigned char* pixels, const Py_ssize_t* pixel_rows, floating scale,  # as forward
+                                const floating* inputs,     # IN  (rows, sizes[0]), unused when pixels
+                                const unsigned char* pixels, const Py_ssize_t* pixel_rows,  # as forward, or NULL
+                                floating input_scale,       # what ``inputs`` or pixels are multiplied by
                                 Py_ssize_t rows,
                                 floating* acts,             # IN  activations, the logits replaced by dlogits
                                 floating* grad,             # IN/OUT flat gradient
@@ -186,8 +217,9 @@ cdef inline void backward_chunk(const Layout* net, const floating* params,
 
     """dW_l (beta=0: =, beta=1: +=) A_{l-1}^T dZ_l; db_l += column sums of dZ_l; dZ flows back.
 
-    The bias gradients are only ever added to: the caller zeroes them once per batch. The first
-    layer's dX is never formed.
+    On the transposed layout (``net.weights_transposed``): a narrow layer's dW^T goes where its
+    W^T is. The bias gradients are only ever added to: the caller zeroes them once per batch.
+    The first layer's dX is never formed.
     """
     cdef Py_ssize_t l, fan_in, fan_out
     cdef floating* dZ = acts + net.act_offsets[net.n_layers - 1]
@@ -203,18 +235,23 @@ cdef inline void backward_chunk(const Layout* net, const floating* params,
         A_prev = inputs if l == 0 else acts + net.act_offsets[l - 1]
         masked = l > 0 and site_mask(noise, l, position, &mask) != NULL
         if net.packed_offsets[l] >= 0:
-            narrow_backward(net, params, l, A_prev, pixels if l == 0 else NULL, pixel_rows, scale, rows, dZ,
-                            grad, beta != 0, NULL if masked else delta_a)
+            narrow_backward(net, params, l, A_prev, pixels if l == 0 else NULL, pixel_rows,
+                            input_scale if l == 0 else 1, rows, dZ, grad, beta != 0, NULL if masked else delta_a)
         else:
             # dW (in, out) = A_prev^T (in, rows) . dZ (rows, out)
-            gemm(c'n', c't', <int> fan_out, <int> fan_in, <int> rows, 1, dZ, <int> fan_out,
-                 A_prev, <int> fan_in, beta, grad + net.w_offsets[l], <int> fan_out)
+            gemm(c'n', c't', <int> fan_out, <int> fan_in, <int> rows, input_scale if l == 0 else 1, dZ,
+                 <int> fan_out, A_prev, <int> fan_in, beta, grad + net.w_offsets[l], <int> fan_out)
         if l > 0:
             dA = delta_a
-            if net.packed_offsets[l] < 0 or masked:
+            if net.packed_offsets[l] >= 0 and masked:
+                # dA (rows, in) = dZ (rows, out) . W^T (out, in), W^T held as it is
+                gemm(c'n', c'n', <int> fan_in, <int> rows, <int> fan_out, 1, params + net.w_offsets[l],
+                     <int> narrow_stride(net, l), dZ, <int> fan_out, 0, dA, <int> fan_in)
+            elif net.packed_offsets[l] < 0:
                 # dA (rows, in) = dZ (rows, out) . W^T (out, in)
                 gemm(c't', c'n', <int> fan_in, <int> rows, <int> fan_out, 1, params + net.w_offsets[l],
                      <int> fan_out, dZ, <int> fan_out, 0, dA, <int> fan_in)
+            if net.packed_offsets[l] < 0 or masked:
                 k.activation_backward(dA, A_prev, rows, fan_in, grad + net.b_offsets[l - 1],
                                       <int> net.activations[l - 1], site_mask(noise, l, position, &mask))
             dZ = dA
@@ -249,21 +286,22 @@ cdef inline void gather_inputs(const Layout* net,
 
 
 cdef inline void narrow_backward(const Layout* net, const floating* params, Py_ssize_t l,
-                                 const floating* A_prev,      # IN (rows, fan_in): layer l's input
-                                 const unsigned char* pixels, const Py_ssize_t* pixel_rows, floating scale,
+                                 const floating* A_prev,      # IN (rows, fan_in): layer l's input, times alpha
+                                 const unsigned char* pixels, const Py_ssize_t* pixel_rows,  # or these uint8 rows
+                                 floating alpha,
                                  Py_ssize_t rows, const floating* dZ, floating* grad, bint accumulate,
                                  floating* dA) noexcept nogil:  # OUT (rows, fan_in) when l > 0, or NULL: not here
-    """A narrow layer's dW (= or +=), and for l > 0 (dA not NULL) its dA with f' of the previous layer and that db added."""
+    """A narrow layer's dW^T (= or +=), and for l > 0 (dA not NULL) its dA with f' of the previous layer and that db added."""
     cdef Py_ssize_t fan_in = net.sizes[l], fan_out = net.sizes[l + 1]
+    cdef Py_ssize_t stride = narrow_stride(net, l)
     if pixels != NULL:
-        narrow.weight_grad_u8(grad + net.w_offsets[l], fan_out, pixels, fan_in, pixel_rows, dZ, fan_out, scale,
+        narrow.weight_grad_u8(grad + net.w_offsets[l], stride, pixels, fan_in, pixel_rows, dZ, fan_out, alpha,
                               accumulate, rows, fan_in, fan_out)
     else:
-        narrow.weight_grad(grad + net.w_offsets[l], fan_out, A_prev, fan_in, dZ, fan_out, 1, accumulate, rows,
+        narrow.weight_grad(grad + net.w_offsets[l], stride, A_prev, fan_in, dZ, fan_out, alpha, accumulate, rows,
                            fan_in, fan_out)
     if l > 0 and dA != NULL:
-        # The W^T that forward_chunk packed for this chunk: W has not changed since.
-        narrow.input_grad(dA, fan_in, dZ, fan_out, packed_weights(net, l, params), A_prev, fan_in,
+        narrow.input_grad(dA, fan_in, dZ, fan_out, params + net.w_offsets[l], A_prev, fan_in,
                           narrow_activation(net, l - 1), grad + net.b_offsets[l - 1], rows, fan_in, fan_out)
 
 
@@ -283,6 +321,7 @@ cdef inline void batch_gradient(const Layout* net, const floating* params,
     cdef Py_ssize_t n_out = net.sizes[net.n_layers]
     cdef const unsigned char* pixels
     cdef const Py_ssize_t* pixel_rows
+    cdef bint keep
     for l in range(net.n_layers):
         memset(grad + net.b_offsets[l], 0, net.sizes[l + 1] * sizeof(floating))
     start = 0
@@ -294,16 +333,21 @@ cdef inline void batch_gradient(const Layout* net, const floating* params,
                 k.nncore_prefetch(y + indices[first + start + i])
         pixels = NULL
         pixel_rows = NULL
+        keep = False
         if reads_pixels(net, X_uint8, noise):
             pixels = X_uint8 if indices != NULL else X_uint8 + (first + start) * net.sizes[0]
             pixel_rows = indices + first + start if indices != NULL else NULL
+            # A chunk whose converted rows stay in L2 leaves them in ``inputs`` for dW (half the
+            # conversions); a larger one has dW read the uint8 rows again, a quarter of the bytes.
+            keep = rows * net.sizes[0] * <Py_ssize_t> sizeof(floating) <= KEEP_CONVERTED_BYTES
         else:
             gather_inputs(net, X_uint8, X_float, scale, indices, first + start, rows, inputs, noise, first + start)
-        forward_chunk(net, params, inputs, pixels, pixel_rows, scale, rows, acts, noise, first + start)
+        forward_chunk(net, params, inputs, pixels, pixel_rows, inputs if keep else NULL, scale, rows, acts, noise,
+                      first + start)
         loss_chunk(acts + net.act_offsets[net.n_layers - 1], rows, n_out, y, indices, first + start,
                    loss_kind, <floating> m, loss_sum, n_correct)
-        backward_chunk(net, params, inputs, pixels, pixel_rows, scale, rows, acts, grad, 0 if start == 0 else 1,
-                       delta_a, delta_b, noise, first + start)
+        backward_chunk(net, params, inputs, NULL if keep else pixels, pixel_rows, scale if pixels != NULL else 1,
+                       rows, acts, grad, 0 if start == 0 else 1, delta_a, delta_b, noise, first + start)
         start += rows
 
 
@@ -328,7 +372,7 @@ cdef inline void inference(const Layout* net, const floating* params,
             k.gather_scale_uint8(inputs, X_uint8, n_in, NULL, start, rows, scale)
         else:
             source = X_float + start * n_in    # contiguous rows: no copy
-        forward_chunk(net, params, source, pixels, NULL, scale, rows, acts, NULL, start)
+        forward_chunk(net, params, source, pixels, NULL, NULL, scale, rows, acts, NULL, start)
         if loss_kind == LOSS_NONE:
             for i in range(rows):
                 k.softmax_forward(logits + i * n_out, n_out, &argmax)

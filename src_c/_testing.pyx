@@ -460,14 +460,21 @@ def narrow_forward(floating[:, :] Z, const floating[:, :] A, const floating[:, :
 
 
 def narrow_forward_u8(floating[:, :] Z, const unsigned char[:, :] X, index, const floating[:, :] W,
-                      const floating[::1] b=None, double alpha=1.0 / 255.0, activation="none"):
-    """Z (rows, n) := act(alpha * X[index] . W + b), X uint8 converted as it is read (X[:rows] when index is None)."""
+                      const floating[::1] b=None, double alpha=1.0 / 255.0, activation="none",
+                      floating[:, :] converted=None):
+    """Z (rows, n) := act(alpha * X[index] . W + b), X uint8 converted as it is read (X[:rows] when index is None);
+    the rows as converted (unscaled) into ``converted`` (rows, K) when given."""
     cdef int code = _activation_code(activation)
     cdef Py_ssize_t rows = Z.shape[0], K = X.shape[1], width = W.shape[1]
     _check_weights(K, width, W, b, Z.shape[0], Z.shape[1], rows)
     index = _check_index(index, rows, X.shape[0])
+    if converted is not None and (converted.shape[0] != rows or converted.shape[1] != K):
+        raise ValueError(f"converted must be ({rows}, {K}), got ({converted.shape[0]}, {converted.shape[1]})")
     if rows == 0 or width == 0:
         return
+    cdef bint keep = converted is not None and K > 0
+    cdef Py_ssize_t ld_c = (_row_length("converted", converted.strides[0], converted.strides[1], K, sizeof(floating))
+                            if keep else 0)
     cdef const Py_ssize_t[::1] rows_of_X = index
     cdef floating[:, ::1] WT = narrow_pack(W)
     cdef floating no_weights = 0  # W^T of K = 0 has no element to point at
@@ -475,46 +482,66 @@ def narrow_forward_u8(floating[:, :] Z, const unsigned char[:, :] X, index, cons
     cdef Py_ssize_t ld_x = _row_length("X", X.strides[0], X.strides[1], X.shape[1], 1)
     with nogil:
         n.forward_u8(&Z[0, 0], ld_z, &X[0, 0] if K else NULL, ld_x, &rows_of_X[0] if rows_of_X is not None else NULL,
-                     &WT[0, 0] if K else &no_weights, &b[0] if b is not None else NULL, <floating> alpha, rows, K,
-                     width, code)
+                     &converted[0, 0] if keep else NULL, ld_c, &WT[0, 0] if K else &no_weights,
+                     &b[0] if b is not None else NULL, <floating> alpha, rows, K, width, code)
+
+
+def _transposed_gradient(floating[:, :] dW, bint accumulate):
+    """dW (K, n) as the narrow kernels write it: dW^T (n, packed_stride(K)), zeros past K (dW's values
+    when accumulating)."""
+    cdef Py_ssize_t K = dW.shape[0]
+    dWT = np.zeros((dW.shape[1], n.nncore_narrow_packed_stride(K)), dtype=np.asarray(dW).dtype)
+    if accumulate:
+        dWT[:, :K] = np.asarray(dW).T
+    return dWT
 
 
 def narrow_weight_grad(floating[:, :] dW, const floating[:, :] A, const floating[:, :] dZ,
                        double alpha=1.0, bint accumulate=False):
-    """dW (K, n) := alpha * A^T (K, rows) . dZ (rows, n), or += when accumulate."""
+    """dW (K, n) := alpha * A^T (K, rows) . dZ (rows, n), or += when accumulate.
+
+    The kernel writes dW^T (n, packed_stride(K)); that buffer is returned (its columns past K
+    must hold zeros) and its transpose copied into dW."""
     cdef Py_ssize_t rows = A.shape[0], K = A.shape[1], width = dZ.shape[1]
     if dZ.shape[0] != rows or dW.shape[0] != K or dW.shape[1] != width:
         raise ValueError(f"need A (rows, K), dZ (rows, n), dW (K, n); got ({A.shape[0]}, {A.shape[1]}), "
                          f"({dZ.shape[0]}, {dZ.shape[1]}), ({dW.shape[0]}, {dW.shape[1]})")
     _check_width(width)
     if K == 0 or width == 0:
-        return
-    cdef Py_ssize_t ld_dw = _row_length("dW", dW.strides[0], dW.strides[1], dW.shape[1], sizeof(floating))
+        return None
+    dWT_array = _transposed_gradient(dW, accumulate)
+    cdef floating[:, ::1] dWT = dWT_array
     cdef Py_ssize_t ld_a = _row_length("A", A.strides[0], A.strides[1], A.shape[1], sizeof(floating))
     cdef Py_ssize_t ld_dz = _row_length("dZ", dZ.strides[0], dZ.strides[1], dZ.shape[1], sizeof(floating))
     with nogil:
-        n.weight_grad(&dW[0, 0], ld_dw, &A[0, 0] if rows else NULL, ld_a, &dZ[0, 0] if rows else NULL, ld_dz,
-                      <floating> alpha, accumulate, rows, K, width)
+        n.weight_grad(&dWT[0, 0], dWT.shape[1], &A[0, 0] if rows else NULL, ld_a, &dZ[0, 0] if rows else NULL,
+                      ld_dz, <floating> alpha, accumulate, rows, K, width)
+    np.asarray(dW)[...] = dWT_array[:, :K].T
+    return dWT_array
 
 
 def narrow_weight_grad_u8(floating[:, :] dW, const unsigned char[:, :] X, index, const floating[:, :] dZ,
                           double alpha=1.0 / 255.0, bint accumulate=False):
-    """dW (K, n) := alpha * X[index]^T . dZ (rows, n), or += when accumulate; X uint8 (X[:rows] without index)."""
+    """dW (K, n) := alpha * X[index]^T . dZ (rows, n), or += when accumulate; X uint8 (X[:rows] without
+    index). Returns the kernel's dW^T as narrow_weight_grad does."""
     cdef Py_ssize_t rows = dZ.shape[0], K = X.shape[1], width = dZ.shape[1]
     if dW.shape[0] != K or dW.shape[1] != width:
         raise ValueError(f"dW must be ({K}, {width}), got ({dW.shape[0]}, {dW.shape[1]})")
     _check_width(width)
     index = _check_index(index, rows, X.shape[0])
     if K == 0 or width == 0:
-        return
+        return None
     cdef const Py_ssize_t[::1] rows_of_X = index
-    cdef Py_ssize_t ld_dw = _row_length("dW", dW.strides[0], dW.strides[1], dW.shape[1], sizeof(floating))
+    dWT_array = _transposed_gradient(dW, accumulate)
+    cdef floating[:, ::1] dWT = dWT_array
     cdef Py_ssize_t ld_x = _row_length("X", X.strides[0], X.strides[1], X.shape[1], 1)
     cdef Py_ssize_t ld_dz = _row_length("dZ", dZ.strides[0], dZ.strides[1], dZ.shape[1], sizeof(floating))
     with nogil:
-        n.weight_grad_u8(&dW[0, 0], ld_dw, &X[0, 0] if rows else NULL, ld_x,
+        n.weight_grad_u8(&dWT[0, 0], dWT.shape[1], &X[0, 0] if rows else NULL, ld_x,
                          &rows_of_X[0] if rows_of_X is not None and rows else NULL, &dZ[0, 0] if rows else NULL,
                          ld_dz, <floating> alpha, accumulate, rows, K, width)
+    np.asarray(dW)[...] = dWT_array[:, :K].T
+    return dWT_array
 
 
 def narrow_input_grad(floating[:, :] dA, const floating[:, :] dZ, const floating[:, :] W,
@@ -562,6 +589,7 @@ cdef struct _Operands:
     void* b
     void* dZ
     void* dW
+    void* dWT
     void* dA
     void* A_out
     void* db
@@ -579,7 +607,7 @@ cdef void _narrow_forward_once(int impl, bint from_u8, _Operands* o, floating* d
         if impl == 0:
             n.pack(<floating*> o.WT, <floating*> o.W, width, K, width)
         if from_u8:
-            n.forward_u8(<floating*> o.Z, width, o.X, K, index, <floating*> o.WT, <floating*> o.b, scale, rows, K,
+            n.forward_u8(<floating*> o.Z, width, o.X, K, index, NULL, 0, <floating*> o.WT, <floating*> o.b, scale, rows, K,
                          width, n.NNCORE_NARROW_RELU)
         else:
             n.forward(<floating*> o.Z, width, source, K, <floating*> o.WT, <floating*> o.b, 1, rows, K, width,
@@ -599,12 +627,13 @@ cdef void _narrow_weight_grad_once(int impl, bint from_u8, _Operands* o, floatin
                                    Py_ssize_t width) noexcept nogil:
     cdef floating scale = <floating> (1.0 / 255.0)
     cdef const floating* source = <floating*> o.A
-    if impl <= 1:
+    cdef Py_ssize_t stride = n.nncore_narrow_packed_stride(K)
+    if impl <= 1:    # into dW^T, where training's update reads it
         if from_u8:
-            n.weight_grad_u8(<floating*> o.dW, width, o.X, K, index, <floating*> o.dZ, width, scale, False, rows, K,
-                             width)
+            n.weight_grad_u8(<floating*> o.dWT, stride, o.X, K, index, <floating*> o.dZ, width, scale, False, rows,
+                             K, width)
         else:
-            n.weight_grad(<floating*> o.dW, width, source, K, <floating*> o.dZ, width, 1, False, rows, K, width)
+            n.weight_grad(<floating*> o.dWT, stride, source, K, <floating*> o.dZ, width, 1, False, rows, K, width)
         return
     if from_u8 and impl == 2:
         k.gather_scale_uint8(<floating*> o.gathered, o.X, K, index, 0, rows, scale)
@@ -661,6 +690,7 @@ def time_narrow(op, impl, dtype, Py_ssize_t rows, Py_ssize_t K, Py_ssize_t width
     draw = lambda *shape: rng.standard_normal(shape).astype(dtype)
     arrays = {"Z": draw(rows, width), "A": draw(rows, K), "W": draw(K, width),
               "WT": np.zeros((width, n.nncore_narrow_packed_stride(K)), dtype), "b": draw(width),
+              "dWT": np.zeros((width, n.nncore_narrow_packed_stride(K)), dtype),
               "dZ": draw(rows, width), "dW": draw(K, width), "dA": draw(rows, K),
               "A_out": np.maximum(draw(rows, K), 0), "db": draw(K), "gathered": draw(rows, K)}
     cdef const unsigned char[:, ::1] X = rng.integers(0, 256, (n_samples if from_u8 else 1, K), dtype=np.uint8)
@@ -679,12 +709,12 @@ cdef tuple _time_narrow_typed(floating dtype_marker, dict arrays, const unsigned
                               const Py_ssize_t[::1] order, int op, int impl, bint from_u8, bint fresh_rows,
                               Py_ssize_t rows, Py_ssize_t K, Py_ssize_t width, Py_ssize_t repeats):
     cdef _Operands o
-    cdef floating[:, ::1] Z = arrays["Z"], A = arrays["A"], W = arrays["W"], WT = arrays["WT"]
+    cdef floating[:, ::1] Z = arrays["Z"], A = arrays["A"], W = arrays["W"], WT = arrays["WT"], dWT = arrays["dWT"]
     cdef floating[:, ::1] dZ = arrays["dZ"], dW = arrays["dW"], dA = arrays["dA"], A_out = arrays["A_out"]
     cdef floating[:, ::1] gathered = arrays["gathered"]
     cdef floating[::1] b = arrays["b"], db = arrays["db"]
     o.Z, o.A, o.W, o.WT, o.b = &Z[0, 0], &A[0, 0], &W[0, 0], &WT[0, 0], &b[0]
-    o.dZ, o.dW, o.dA, o.A_out, o.db = &dZ[0, 0], &dW[0, 0], &dA[0, 0], &A_out[0, 0], &db[0]
+    o.dZ, o.dW, o.dWT, o.dA, o.A_out, o.db = &dZ[0, 0], &dW[0, 0], &dWT[0, 0], &dA[0, 0], &A_out[0, 0], &db[0]
     o.gathered = &gathered[0, 0]
     o.X, o.order, o.n_samples = &X[0, 0], &order[0], order.shape[0]
     n.pack(&WT[0, 0], &W[0, 0], width, K, width)  # what the prepacked runs read

@@ -64,8 +64,7 @@ static ptrdiff_t nncore_narrow_block(ptrdiff_t K, ptrdiff_t n, size_t element_si
     return K <= block + block / 4 ? nncore_narrow_packed_stride(K) : block;
 }
 
-/* The K block of dW and the row length of its dW^T buffer (block + 16, so a partial last vector
- * never spills into the next row); n x (block + 16) elements fit NN_BLOCK_BYTES. */
+/* The K block of dW: its n x (block + 16) slice of dW^T fits NN_BLOCK_BYTES (L1). */
 static ptrdiff_t nncore_narrow_grad_block(ptrdiff_t n, size_t element_size) {
     ptrdiff_t block = ((ptrdiff_t) (NN_BLOCK_BYTES / element_size) / n - 16) / 16 * 16;
     return block < 16 ? 16 : block;
@@ -94,7 +93,7 @@ static void nncore_prefetch_row(const unsigned char* row, ptrdiff_t bytes) {
 
 struct nncore_narrow_kernels_f32 {
     void (*pack)(float*, const float*, ptrdiff_t, ptrdiff_t, ptrdiff_t);
-    void (*forward)(float*, ptrdiff_t, const float*, ptrdiff_t, const unsigned char*, ptrdiff_t, const ptrdiff_t*,
+    void (*forward)(float*, ptrdiff_t, const float*, ptrdiff_t, const unsigned char*, ptrdiff_t, const ptrdiff_t*, float*, ptrdiff_t,
                     const float*, const float*, float, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
     void (*weight_grad)(float*, ptrdiff_t, const float*, ptrdiff_t, const unsigned char*, ptrdiff_t, const ptrdiff_t*,
                         const float*, ptrdiff_t, float, int, ptrdiff_t, ptrdiff_t, ptrdiff_t);
@@ -104,7 +103,7 @@ struct nncore_narrow_kernels_f32 {
 
 struct nncore_narrow_kernels_f64 {
     void (*pack)(double*, const double*, ptrdiff_t, ptrdiff_t, ptrdiff_t);
-    void (*forward)(double*, ptrdiff_t, const double*, ptrdiff_t, const unsigned char*, ptrdiff_t, const ptrdiff_t*,
+    void (*forward)(double*, ptrdiff_t, const double*, ptrdiff_t, const unsigned char*, ptrdiff_t, const ptrdiff_t*, double*, ptrdiff_t,
                     const double*, const double*, double, ptrdiff_t, ptrdiff_t, ptrdiff_t, int);
     void (*weight_grad)(double*, ptrdiff_t, const double*, ptrdiff_t, const unsigned char*, ptrdiff_t,
                         const ptrdiff_t*, const double*, ptrdiff_t, double, int, ptrdiff_t, ptrdiff_t, ptrdiff_t);
@@ -299,52 +298,54 @@ void nncore_narrow_pack_f64(double* WT, const double* W, ptrdiff_t ldw, ptrdiff_
 void nncore_narrow_forward_f32(float* Z, ptrdiff_t ldz, const float* A, ptrdiff_t lda, const float* WT,
                                const float* b, float alpha, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n,
                                int activation) {
-    tables_f32[nncore_narrow_isa()]->forward(Z, ldz, A, lda, NULL, 0, NULL, WT, b, alpha, rows, K, n, activation);
+    tables_f32[nncore_narrow_isa()]->forward(Z, ldz, A, lda, NULL, 0, NULL, NULL, 0, WT, b, alpha, rows, K, n, activation);
 }
 
 void nncore_narrow_forward_f64(double* Z, ptrdiff_t ldz, const double* A, ptrdiff_t lda, const double* WT,
                                const double* b, double alpha, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n,
                                int activation) {
-    tables_f64[nncore_narrow_isa()]->forward(Z, ldz, A, lda, NULL, 0, NULL, WT, b, alpha, rows, K, n, activation);
+    tables_f64[nncore_narrow_isa()]->forward(Z, ldz, A, lda, NULL, 0, NULL, NULL, 0, WT, b, alpha, rows, K, n, activation);
 }
 
 void nncore_narrow_forward_u8_f32(float* Z, ptrdiff_t ldz, const unsigned char* X, ptrdiff_t ldx,
-                                  const ptrdiff_t* index, const float* WT, const float* b, float alpha,
-                                  ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n, int activation) {
-    tables_f32[nncore_narrow_isa()]->forward(Z, ldz, NULL, 0, X, ldx, index, WT, b, alpha, rows, K, n, activation);
+                                  const ptrdiff_t* index, float* converted, ptrdiff_t ldc, const float* WT,
+                                  const float* b, float alpha, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n, int activation) {
+    tables_f32[nncore_narrow_isa()]->forward(Z, ldz, NULL, 0, X, ldx, index, converted, ldc, WT, b, alpha, rows, K,
+                                                 n, activation);
 }
 
 void nncore_narrow_forward_u8_f64(double* Z, ptrdiff_t ldz, const unsigned char* X, ptrdiff_t ldx,
-                                  const ptrdiff_t* index, const double* WT, const double* b, double alpha,
-                                  ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n, int activation) {
-    tables_f64[nncore_narrow_isa()]->forward(Z, ldz, NULL, 0, X, ldx, index, WT, b, alpha, rows, K, n, activation);
+                                  const ptrdiff_t* index, double* converted, ptrdiff_t ldc, const double* WT,
+                                  const double* b, double alpha, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n, int activation) {
+    tables_f64[nncore_narrow_isa()]->forward(Z, ldz, NULL, 0, X, ldx, index, converted, ldc, WT, b, alpha, rows, K,
+                                                 n, activation);
 }
 
-void nncore_narrow_weight_grad_f32(float* dW, ptrdiff_t lddw, const float* A, ptrdiff_t lda, const float* dZ,
+void nncore_narrow_weight_grad_f32(float* dWT, ptrdiff_t lddwt, const float* A, ptrdiff_t lda, const float* dZ,
                                    ptrdiff_t lddz, float alpha, int accumulate, ptrdiff_t rows, ptrdiff_t K,
                                    ptrdiff_t n) {
-    tables_f32[nncore_narrow_isa()]->weight_grad(dW, lddw, A, lda, NULL, 0, NULL, dZ, lddz, alpha, accumulate,
+    tables_f32[nncore_narrow_isa()]->weight_grad(dWT, lddwt, A, lda, NULL, 0, NULL, dZ, lddz, alpha, accumulate,
                                                  rows, K, n);
 }
 
-void nncore_narrow_weight_grad_f64(double* dW, ptrdiff_t lddw, const double* A, ptrdiff_t lda, const double* dZ,
+void nncore_narrow_weight_grad_f64(double* dWT, ptrdiff_t lddwt, const double* A, ptrdiff_t lda, const double* dZ,
                                    ptrdiff_t lddz, double alpha, int accumulate, ptrdiff_t rows, ptrdiff_t K,
                                    ptrdiff_t n) {
-    tables_f64[nncore_narrow_isa()]->weight_grad(dW, lddw, A, lda, NULL, 0, NULL, dZ, lddz, alpha, accumulate,
+    tables_f64[nncore_narrow_isa()]->weight_grad(dWT, lddwt, A, lda, NULL, 0, NULL, dZ, lddz, alpha, accumulate,
                                                  rows, K, n);
 }
 
-void nncore_narrow_weight_grad_u8_f32(float* dW, ptrdiff_t lddw, const unsigned char* X, ptrdiff_t ldx,
+void nncore_narrow_weight_grad_u8_f32(float* dWT, ptrdiff_t lddwt, const unsigned char* X, ptrdiff_t ldx,
                                       const ptrdiff_t* index, const float* dZ, ptrdiff_t lddz, float alpha,
                                       int accumulate, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n) {
-    tables_f32[nncore_narrow_isa()]->weight_grad(dW, lddw, NULL, 0, X, ldx, index, dZ, lddz, alpha, accumulate,
+    tables_f32[nncore_narrow_isa()]->weight_grad(dWT, lddwt, NULL, 0, X, ldx, index, dZ, lddz, alpha, accumulate,
                                                  rows, K, n);
 }
 
-void nncore_narrow_weight_grad_u8_f64(double* dW, ptrdiff_t lddw, const unsigned char* X, ptrdiff_t ldx,
+void nncore_narrow_weight_grad_u8_f64(double* dWT, ptrdiff_t lddwt, const unsigned char* X, ptrdiff_t ldx,
                                       const ptrdiff_t* index, const double* dZ, ptrdiff_t lddz, double alpha,
                                       int accumulate, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n) {
-    tables_f64[nncore_narrow_isa()]->weight_grad(dW, lddw, NULL, 0, X, ldx, index, dZ, lddz, alpha, accumulate,
+    tables_f64[nncore_narrow_isa()]->weight_grad(dWT, lddwt, NULL, 0, X, ldx, index, dZ, lddz, alpha, accumulate,
                                                  rows, K, n);
 }
 

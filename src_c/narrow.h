@@ -7,8 +7,10 @@
  *   forward       Z (rows, n)  = act(alpha * A (rows, K) . W (K, n) + b)
  *                 one pass: dot products of A's rows with W's columns (W packed as W^T),
  *                 then the epilogue (scale, bias, activation) on the (rows, n) results;
- *   weight_grad   dW (K, n)   (+)= alpha * A^T (K, rows) . dZ (rows, n)
- *                 K-lanes of A's rows times broadcasts of dZ, a (VL x n) tile per pass over rows;
+ *   weight_grad   dW^T (n, K) (+)= alpha * dZ^T (n, rows) . A (rows, K), i.e. dW = A^T . dZ transposed
+ *                 K-lanes of A's rows times broadcasts of dZ, a (VL x n) tile per pass over rows,
+ *                 stored as W^T is: training keeps a narrow layer's weights as W^T (n, packed_stride(K)),
+ *                 so neither the forward nor the update transposes anything per step;
  *   input_grad    dA (rows, K)  = (dZ (rows, n) . W^T (n, K)) * act'(A_out)   [db += column sums]
  *                 broadcasts of dZ times K-lanes of the packed W^T.
  *
@@ -48,8 +50,8 @@ enum nncore_narrow_isa {
     NNCORE_NARROW_ISA_COUNT = 4
 };
 
-/* The widest n any kernel here takes: dW's transposed block lives on the stack, n columns of at
- * least 32 entries in 16 KB (64 float64). Callers keep wider layers on BLAS. */
+/* The widest n any kernel here takes: a dW tile's slice of n rows of dW^T, at least 16 entries
+ * each, stays within 16 KB of L1 (64 float64). Callers keep wider layers on BLAS. */
 #define NNCORE_NARROW_MAX_N 64
 
 /* The instruction set in use (picked on the first call), whether one is compiled in and runs
@@ -75,25 +77,30 @@ void nncore_narrow_forward_f32(float* Z, ptrdiff_t ldz, const float* A, ptrdiff_
 void nncore_narrow_forward_f64(double* Z, ptrdiff_t ldz, const double* A, ptrdiff_t lda, const double* WT,
                                const double* b, double alpha, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n,
                                int activation);
-/* The same with A's row i = X + index[i] * ldx (X + i * ldx when index is NULL), uint8. */
+/* The same with A's row i = X + index[i] * ldx (X + i * ldx when index is NULL), uint8; when
+ * `converted` is not NULL, row i as converted (unscaled) goes to converted + i * ldc (rows, K): the
+ * backward pass's dW reads it there instead of converting the uint8 rows again. */
 void nncore_narrow_forward_u8_f32(float* Z, ptrdiff_t ldz, const unsigned char* X, ptrdiff_t ldx,
-                                  const ptrdiff_t* index, const float* WT, const float* b, float alpha,
-                                  ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n, int activation);
+                                  const ptrdiff_t* index, float* converted, ptrdiff_t ldc, const float* WT,
+                                  const float* b, float alpha, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n, int activation);
 void nncore_narrow_forward_u8_f64(double* Z, ptrdiff_t ldz, const unsigned char* X, ptrdiff_t ldx,
-                                  const ptrdiff_t* index, const double* WT, const double* b, double alpha,
-                                  ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n, int activation);
+                                  const ptrdiff_t* index, double* converted, ptrdiff_t ldc, const double* WT,
+                                  const double* b, double alpha, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n,
+                                  int activation);
 
-/* dW (K, n) [lddw] = alpha * A^T . dZ, or += when accumulate is nonzero. */
-void nncore_narrow_weight_grad_f32(float* dW, ptrdiff_t lddw, const float* A, ptrdiff_t lda, const float* dZ,
+/* dWT (n, K) [lddwt] = alpha * dZ^T . A (dW = alpha * A^T . dZ, transposed), or += when accumulate is
+ * nonzero. Whole vectors are stored: lddwt >= packed_stride(K), and the entries from K up to K rounded
+ * up to a multiple of 16 receive zeros (or keep their zeros). */
+void nncore_narrow_weight_grad_f32(float* dWT, ptrdiff_t lddwt, const float* A, ptrdiff_t lda, const float* dZ,
                                    ptrdiff_t lddz, float alpha, int accumulate, ptrdiff_t rows, ptrdiff_t K,
                                    ptrdiff_t n);
-void nncore_narrow_weight_grad_f64(double* dW, ptrdiff_t lddw, const double* A, ptrdiff_t lda, const double* dZ,
+void nncore_narrow_weight_grad_f64(double* dWT, ptrdiff_t lddwt, const double* A, ptrdiff_t lda, const double* dZ,
                                    ptrdiff_t lddz, double alpha, int accumulate, ptrdiff_t rows, ptrdiff_t K,
                                    ptrdiff_t n);
-void nncore_narrow_weight_grad_u8_f32(float* dW, ptrdiff_t lddw, const unsigned char* X, ptrdiff_t ldx,
+void nncore_narrow_weight_grad_u8_f32(float* dWT, ptrdiff_t lddwt, const unsigned char* X, ptrdiff_t ldx,
                                       const ptrdiff_t* index, const float* dZ, ptrdiff_t lddz, float alpha,
                                       int accumulate, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n);
-void nncore_narrow_weight_grad_u8_f64(double* dW, ptrdiff_t lddw, const unsigned char* X, ptrdiff_t ldx,
+void nncore_narrow_weight_grad_u8_f64(double* dWT, ptrdiff_t lddwt, const unsigned char* X, ptrdiff_t ldx,
                                       const ptrdiff_t* index, const double* dZ, ptrdiff_t lddz, double alpha,
                                       int accumulate, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n);
 

@@ -238,47 +238,32 @@ static void NN_FN(pack)(T* NN_RESTRICT WT, const T* NN_RESTRICT W, ptrdiff_t ldw
     }
 }
 
-/* dW (K_block, n) [lddw] (+)= alpha * dWT (n, K_block) [out_stride] transposed: the tail of dW. */
-static void NN_FN(store_transposed)(T* dW, ptrdiff_t lddw, const T* dWT, ptrdiff_t out_stride, ptrdiff_t width,
-                                    ptrdiff_t n, T alpha, int accumulate) {
-    const V scale = NN_FN(splat)(alpha);
-    ptrdiff_t k = 0;
-    for (; k + VL <= width; k += VL) {
-        for (ptrdiff_t j0 = 0; j0 < n; j0 += VL) {
-            const ptrdiff_t columns = n - j0 < VL ? n - j0 : VL;
-            V m[VL];
-            NN_UNROLL for (int j = 0; j < VL; j++)
-                m[j] = j < columns ? NN_FN(load)(dWT + (j0 + j) * out_stride + k) : NN_FN(splat)(0);
-            NN_FN(transpose)(m);
-            NN_UNROLL for (int l = 0; l < VL; l++) {
-                T* row = dW + (k + l) * lddw + j0;
-                if (columns == VL)
-                    NN_FN(store)(row, accumulate ? NN_FMA(NN_FN(load)(row), scale, m[l]) : scale * m[l]);
-                else
-                    NN_FN(store_partial)(row, accumulate ? NN_FMA(NN_FN(load_partial)(row, columns), scale, m[l])
-                                                         : scale * m[l], columns);
-            }
-        }
-    }
-    for (; k < width; k++)
-        for (ptrdiff_t j = 0; j < n; j++)
-            dW[k * lddw + j] = accumulate ? dW[k * lddw + j] + alpha * dWT[j * out_stride + k]
-                                          : alpha * dWT[j * out_stride + k];
-}
-
 /* ---------------------------------------------------------------- forward: dot products over K */
 
 /* acc[r][g] += A_r[k:k+VL] * WT_g[k:k+VL] (only `tail` lanes of A when tail > 0). The smaller
- * side of the tile is loaded first and held; the other side streams through one register. */
+ * side of the tile is loaded first and held; the other side streams through one register.
+ * uint8 rows converted here are also stored to c_rows when `keep`. */
 NN_INLINE void NN_FN(dot_step)(const int R, const int G, V acc[NN_MAX_ROWS][NN_MAX_GROUP], const int from_u8,
-                               const T* const* a_rows, const unsigned char* const* x_rows, ptrdiff_t k,
-                               ptrdiff_t tail, const T* wt, ptrdiff_t stride) {
+                               const int keep, const T* const* a_rows, const unsigned char* const* x_rows,
+                               T* const* c_rows,
+                               ptrdiff_t k, ptrdiff_t tail, const T* wt, ptrdiff_t stride) {
 #define NN_ROW(r) (from_u8 ? (tail ? NN_FN(load_u8_partial)(x_rows[r] + k, tail) : NN_FN(load_u8)(x_rows[r] + k)) \
                            : (tail ? NN_FN(load_partial)(a_rows[r] + k, tail) : NN_FN(load)(a_rows[r] + k)))
+#define NN_KEEP(r, value) \
+    do { \
+        if (from_u8 && keep) { \
+            if (tail) \
+                NN_FN(store_partial)(c_rows[r] + k, value, tail); \
+            else \
+                NN_FN(store)(c_rows[r] + k, value); \
+        } \
+    } while (0)
     if (R <= G) {
         V a[NN_MAX_ROWS];
-        NN_UNROLL for (int r = 0; r < R; r++)
+        NN_UNROLL for (int r = 0; r < R; r++) {
             a[r] = NN_ROW(r);
+            NN_KEEP(r, a[r]);
+        }
         NN_UNROLL for (int g = 0; g < G; g++) {
             V w = NN_FN(load)(wt + g * stride + k);
             NN_UNROLL for (int r = 0; r < R; r++)
@@ -290,10 +275,12 @@ NN_INLINE void NN_FN(dot_step)(const int R, const int G, V acc[NN_MAX_ROWS][NN_M
             w[g] = NN_FN(load)(wt + g * stride + k);
         NN_UNROLL for (int r = 0; r < R; r++) {
             V a = NN_ROW(r);
+            NN_KEEP(r, a);
             NN_UNROLL for (int g = 0; g < G; g++)
                 acc[r][g] = NN_FMA(acc[r][g], a, w[g]);
         }
     }
+#undef NN_KEEP
 #undef NN_ROW
 }
 
@@ -333,19 +320,24 @@ NN_INLINE void NN_FN(forward_epilogue)(T* z, V s, int count, int first, int last
 
 /* Rows [begin, end) of Z, in tiles of R, for G columns (wt: their rows of W^T at the block's
  * start) over one block of K [k0, k0 + width): the dot products, their sums across the lanes,
- * the epilogue. One call per (block, column group): the tile shape is fixed across the rows. */
-NN_INLINE void NN_FN(forward_rows)(const int R, const int G, const int from_u8, ptrdiff_t begin, ptrdiff_t end,
+ * the epilogue. One call per (block, column group): the tile shape is fixed across the rows.
+ * uint8 rows are kept, converted, in C (ldc) when `keep`. */
+NN_INLINE void NN_FN(forward_rows)(const int R, const int G, const int from_u8, const int keep, ptrdiff_t begin,
+                                   ptrdiff_t end,
                                    T* Z, ptrdiff_t ldz, const T* A, ptrdiff_t lda, const unsigned char* X,
-                                   ptrdiff_t ldx, const ptrdiff_t* index, int prefetch, ptrdiff_t K,
+                                   ptrdiff_t ldx, const ptrdiff_t* index, T* C, ptrdiff_t ldc, int prefetch,
+                                   ptrdiff_t K,
                                    const T* wt, ptrdiff_t stride, ptrdiff_t k0, ptrdiff_t width,
                                    int first, int last, T alpha, const T* b, int activation) {
     const ptrdiff_t nvec = width / VL, tail = width % VL;
     for (ptrdiff_t i = begin; i + R <= end; i += R) {
         const T* a_rows[NN_MAX_ROWS];
         const unsigned char* x_rows[NN_MAX_ROWS];
+        T* c_rows[NN_MAX_ROWS];
         NN_UNROLL for (int r = 0; r < R; r++) {
             if (from_u8) {
                 x_rows[r] = X + (index != NULL ? index[i + r] : i + r) * ldx + k0;
+                c_rows[r] = keep ? C + (i + r) * ldc + k0 : NULL;
                 if (prefetch && i + r + NN_PREFETCH_ROWS < end)
                     nncore_prefetch_row(X + index[i + r + NN_PREFETCH_ROWS] * ldx, K);
             } else {
@@ -357,9 +349,9 @@ NN_INLINE void NN_FN(forward_rows)(const int R, const int G, const int from_u8, 
             NN_UNROLL for (int g = 0; g < G; g++)
                 acc[r][g] = NN_FN(splat)(0);
         for (ptrdiff_t v = 0; v < nvec; v++)
-            NN_FN(dot_step)(R, G, acc, from_u8, a_rows, x_rows, v * VL, 0, wt, stride);
+            NN_FN(dot_step)(R, G, acc, from_u8, keep, a_rows, x_rows, c_rows, v * VL, 0, wt, stride);
         if (tail)
-            NN_FN(dot_step)(R, G, acc, from_u8, a_rows, x_rows, nvec * VL, tail, wt, stride);
+            NN_FN(dot_step)(R, G, acc, from_u8, keep, a_rows, x_rows, c_rows, nvec * VL, tail, wt, stride);
         NN_UNROLL for (int r = 0; r < R; r++) {
             NN_UNROLL for (int g0 = 0; g0 < G; g0 += VL) {
                 V m[VL];
@@ -376,10 +368,10 @@ NN_INLINE void NN_FN(forward_rows)(const int R, const int G, const int from_u8, 
 #define NN_FORWARD_CASE(R_, G_) \
     case G_: { \
         const ptrdiff_t whole = rows - rows % (R_); \
-        NN_FN(forward_rows)(R_, G_, from_u8, 0, whole, Z, ldz, A, lda, X, ldx, index, prefetch, K, wt, stride, k0, \
-                            width, first, last, alpha, b, activation); \
-        NN_FN(forward_rows)(1, G_, from_u8, whole, rows, Z, ldz, A, lda, X, ldx, index, prefetch, K, wt, stride, \
-                            k0, width, first, last, alpha, b, activation); \
+        NN_FN(forward_rows)(R_, G_, from_u8, keep, 0, whole, Z, ldz, A, lda, X, ldx, index, C, ldc, prefetch, K, wt, \
+                            stride, k0, width, first, last, alpha, b, activation); \
+        NN_FN(forward_rows)(1, G_, from_u8, keep, whole, rows, Z, ldz, A, lda, X, ldx, index, C, ldc, prefetch, K, wt, \
+                            stride, k0, width, first, last, alpha, b, activation); \
         break; \
     }
 #define NN_FORWARD_CASES \
@@ -390,26 +382,36 @@ NN_INLINE void NN_FN(forward_rows)(const int R, const int G, const int from_u8, 
 static void NN_FN(forward_float)(int G, ptrdiff_t rows, T* Z, ptrdiff_t ldz, const T* A, ptrdiff_t lda, ptrdiff_t K,
                                  const T* wt, ptrdiff_t stride, ptrdiff_t k0, ptrdiff_t width, int first, int last,
                                  T alpha, const T* b, int activation) {
-    const int from_u8 = 0, prefetch = 0;
+    const int from_u8 = 0, keep = 0, prefetch = 0;
     const unsigned char* X = NULL;
-    const ptrdiff_t ldx = 0, *index = NULL;
+    const ptrdiff_t ldx = 0, *index = NULL, ldc = 0;
+    T* C = NULL;
     switch (G) { NN_FORWARD_CASES }
 }
 
 static void NN_FN(forward_u8)(int G, ptrdiff_t rows, T* Z, ptrdiff_t ldz, const unsigned char* X, ptrdiff_t ldx,
-                              const ptrdiff_t* index, int prefetch, ptrdiff_t K, const T* wt, ptrdiff_t stride,
+                              const ptrdiff_t* index, T* C, ptrdiff_t ldc, int prefetch, ptrdiff_t K, const T* wt,
+                              ptrdiff_t stride,
                               ptrdiff_t k0, ptrdiff_t width, int first, int last, T alpha, const T* b,
                               int activation) {
     const int from_u8 = 1;
     const T* A = NULL;
     const ptrdiff_t lda = 0;
-    switch (G) { NN_FORWARD_CASES }
+    if (C != NULL) {  /* two instances: no test per vector in the inner loop */
+        const int keep = 1;
+        switch (G) { NN_FORWARD_CASES }
+    } else {
+        const int keep = 0;
+        switch (G) { NN_FORWARD_CASES }
+    }
 }
 
 /* Z (rows, n) = act(alpha * A . W + b): blocks of K whose W^T slice stays in L1, every row
- * through each block, partial sums kept in Z until the last block applies the epilogue. */
+ * through each block, partial sums kept in Z until the last block applies the epilogue. uint8
+ * rows are also kept, converted and unscaled, in C (ldc) when it is not NULL: the first column
+ * group of each block stores what it converted. */
 static void NN_FN(forward)(T* Z, ptrdiff_t ldz, const T* A, ptrdiff_t lda,
-                           const unsigned char* X, ptrdiff_t ldx, const ptrdiff_t* index,
+                           const unsigned char* X, ptrdiff_t ldx, const ptrdiff_t* index, T* C, ptrdiff_t ldc,
                            const T* WT, const T* b, T alpha, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n,
                            int activation) {
     const ptrdiff_t stride = nncore_narrow_packed_stride(K);
@@ -428,8 +430,9 @@ static void NN_FN(forward)(T* Z, ptrdiff_t ldz, const T* A, ptrdiff_t lda,
             const int G = n - j0 < group ? (int) (n - j0) : group;
             const T* bias = b == NULL ? NULL : b + j0;
             if (X != NULL)
-                NN_FN(forward_u8)(G, rows, Z + j0, ldz, X, ldx, index, first && j0 == 0 && index != NULL, K,
-                                  WT + j0 * stride + k0, stride, k0, width, first, last, alpha, bias, activation);
+                NN_FN(forward_u8)(G, rows, Z + j0, ldz, X, ldx, index, j0 == 0 ? C : NULL, ldc,
+                                  first && j0 == 0 && index != NULL, K, WT + j0 * stride + k0, stride, k0, width,
+                                  first, last, alpha, bias, activation);
             else
                 NN_FN(forward_float)(G, rows, Z + j0, ldz, A, lda, K, WT + j0 * stride + k0, stride, k0, width,
                                      first, last, alpha, bias, activation);
@@ -439,15 +442,16 @@ static void NN_FN(forward)(T* Z, ptrdiff_t ldz, const T* A, ptrdiff_t lda,
 
 /* ---------------------------------------------------------------- dW: K-lanes times dZ broadcasts */
 
-/* out[g * out_stride + l] (+= when add) sum over rows i of A_i[k + l] * dZ_i[g], l < KV * VL (`partial`:
- * the lanes past `count` of ONE vector are zero), for G columns of dZ. With prefetch_bytes, the
+/* out[g * out_stride + l] (+= when add) alpha * the sum over rows i of A_i[k + l] * dZ_i[g], l < KV * VL
+ * (`partial`: the lanes past `count` of ONE vector are zero), for G columns of dZ. With prefetch_bytes, the
  * first tile of a block asks for the block's bytes of the rows ahead: the later tiles find them
  * in cache (shuffled rows are otherwise a cache miss per row and 64-byte line). */
 NN_INLINE void NN_FN(outer_tile)(const int KV, const int G, const int from_u8, const int partial,
                                  const T* A, ptrdiff_t lda, const unsigned char* X, ptrdiff_t ldx,
                                  const ptrdiff_t* index, ptrdiff_t prefetch_bytes, ptrdiff_t k, ptrdiff_t count,
                                  const T* dZ, ptrdiff_t lddz, ptrdiff_t rows, T* out, ptrdiff_t out_stride,
-                                 int add) {
+                                 T alpha, int add) {
+    const V scale = NN_FN(splat)(alpha);
     V acc[NN_MAX_ROWS][NN_MAX_GROUP];
     NN_UNROLL for (int v = 0; v < KV; v++)
         NN_UNROLL for (int g = 0; g < G; g++)
@@ -475,14 +479,14 @@ NN_INLINE void NN_FN(outer_tile)(const int KV, const int G, const int from_u8, c
     NN_UNROLL for (int v = 0; v < KV; v++)
         NN_UNROLL for (int g = 0; g < G; g++) {
             T* o = out + g * out_stride + v * VL;
-            NN_FN(store)(o, add ? NN_FN(load)(o) + acc[v][g] : acc[v][g]);
+            NN_FN(store)(o, add ? NN_FMA(NN_FN(load)(o), scale, acc[v][g]) : scale * acc[v][g]);
         }
 }
 
 #define NN_OUTER_CASE(KV_, G_, PARTIAL_) \
     case ((G_) * 16 + (KV_)) * 2 + (PARTIAL_): \
         NN_FN(outer_tile)(KV_, G_, from_u8, PARTIAL_, A, lda, X, ldx, index, prefetch_bytes, k, count, dZ, lddz, \
-                          rows, out, out_stride, add); \
+                          rows, out, out_stride, alpha, add); \
         break;
 #define NN_OUTER_CASES_OF_GROUP(KV_, G_) NN_OUTER_CASE(KV_, G_, 0) NN_OUTER_CASE(1, G_, 0) NN_OUTER_CASE(1, G_, 1)
 #define NN_OUTER_CASES \
@@ -494,7 +498,7 @@ NN_INLINE void NN_FN(outer_tile)(const int KV, const int G, const int from_u8, c
 
 static void NN_FN(outer_tile_float)(int KV, int G, int partial, const T* A, ptrdiff_t lda, ptrdiff_t k,
                                     ptrdiff_t count, const T* dZ, ptrdiff_t lddz, ptrdiff_t rows, T* out,
-                                    ptrdiff_t out_stride, int add) {
+                                    ptrdiff_t out_stride, T alpha, int add) {
     const int from_u8 = 0;
     const unsigned char* X = NULL;
     const ptrdiff_t ldx = 0, *index = NULL, prefetch_bytes = 0;
@@ -504,22 +508,23 @@ static void NN_FN(outer_tile_float)(int KV, int G, int partial, const T* A, ptrd
 static void NN_FN(outer_tile_u8)(int KV, int G, int partial, const unsigned char* X, ptrdiff_t ldx,
                                  const ptrdiff_t* index, ptrdiff_t prefetch_bytes, ptrdiff_t k, ptrdiff_t count,
                                  const T* dZ, ptrdiff_t lddz, ptrdiff_t rows, T* out, ptrdiff_t out_stride,
-                                 int add) {
+                                 T alpha, int add) {
     const int from_u8 = 1;
     const T* A = NULL;
     const ptrdiff_t lda = 0;
     switch ((G * 16 + KV) * 2 + partial) { NN_OUTER_CASES }
 }
 
-/* dW (K, n) (+)= alpha * A^T . dZ: per block of K, dW^T tiles (vector stores, all rows streamed
- * per tile), then the block transposed into dW. */
-static void NN_FN(weight_grad)(T* dW, ptrdiff_t lddw, const T* A, ptrdiff_t lda,
+/* dWT (n, K) [lddwt] (+)= alpha * dZ^T . A, the transpose of dW = alpha * A^T . dZ, written where the
+ * optimizer reads it (training keeps a narrow layer's W as W^T, narrow.h). Tiles of K-vectors x
+ * columns, all of a row block streamed through each tile; per block of K so that the rows' slice
+ * stays in L2 while its tiles go by. A tile writes whole vectors: up to K rounded up to the vector
+ * length, zeros past K. */
+static void NN_FN(weight_grad)(T* dWT, ptrdiff_t lddwt, const T* A, ptrdiff_t lda,
                                const unsigned char* X, ptrdiff_t ldx, const ptrdiff_t* index,
                                const T* dZ, ptrdiff_t lddz, T alpha, int accumulate,
                                ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n) {
-    T transposed[NN_BLOCK_BYTES / sizeof(T)] __attribute__((aligned(64)));
     const ptrdiff_t block = nncore_narrow_grad_block(n, sizeof(T));
-    const ptrdiff_t out_stride = block + 16;
     const int group = nncore_narrow_group_width(n, NN_GRAD_GROUP);
     /* Rows per pass: the block's slice of them stays in L2 while its tiles go by (a 1024-row chunk
      * of float rows is 3 MB: streamed once per tile from L3 it halved the rate). */
@@ -532,6 +537,7 @@ static void NN_FN(weight_grad)(T* dW, ptrdiff_t lddw, const T* A, ptrdiff_t lda,
             const T* A_rows = A != NULL ? A + i0 * lda : NULL;
             const unsigned char* X_rows = X != NULL && index == NULL ? X + i0 * ldx : X;
             const ptrdiff_t* index_rows = index != NULL ? index + i0 : NULL;
+            const int add = accumulate || i0 > 0;
             for (ptrdiff_t j0 = 0; j0 < n; j0 += group) {
                 const int G = n - j0 < group ? (int) (n - j0) : group;
                 const int tile_vectors = nncore_narrow_rows_of_group(G);  /* the last group may be narrower */
@@ -540,19 +546,18 @@ static void NN_FN(weight_grad)(T* dW, ptrdiff_t lddw, const T* A, ptrdiff_t lda,
                     const ptrdiff_t left = k0 + width - k;
                     const int KV = left >= tile_vectors * VL ? tile_vectors : 1;
                     const int partial = left < VL;
-                    T* out = transposed + j0 * out_stride + (k - k0);
+                    T* out = dWT + j0 * lddwt + k;
                     const ptrdiff_t prefetch_bytes = index != NULL && k == k0 && j0 == 0 ? width : 0;
                     if (X != NULL)
                         NN_FN(outer_tile_u8)(KV, G, partial, X_rows, ldx, index_rows, prefetch_bytes, k, left, dZ_rows,
-                                             lddz, count_rows, out, out_stride, i0 > 0);
+                                             lddz, count_rows, out, lddwt, alpha, add);
                     else
                         NN_FN(outer_tile_float)(KV, G, partial, A_rows, lda, k, left, dZ_rows, lddz, count_rows, out,
-                                                out_stride, i0 > 0);
+                                                lddwt, alpha, add);
                     k += partial ? left : KV * VL;
                 }
             }
         }
-        NN_FN(store_transposed)(dW + k0 * lddw, lddw, transposed, out_stride, width, n, alpha, accumulate);
     }
 }
 

@@ -95,10 +95,13 @@ def test_forward_of_uint8_rows_through_an_index_is_the_scaled_gather_times_w(isa
         _, W, X, index = operands(rng, rows, K, width, dtype)
         b = rng.standard_normal(width).astype(dtype)
         Z = np.full((rows, width), np.nan, dtype)
-        _testing.narrow_forward_u8(Z, strided(X, offset=3, pad=5), index, strided(W), b, scale, "none")
+        converted = strided(np.full((rows, K), np.nan, dtype))
+        _testing.narrow_forward_u8(Z, strided(X, offset=3, pad=5), index, strided(W), b, scale, "none", converted)
         gathered = X[index].astype(np.float64) * scale
         expected = reference_product(gathered, W) + b
         assert_within_bound(Z, expected, reference_product(gathered, np.abs(W)) + np.abs(b), dtype)
+        # The rows the backward pass reads for dW: exactly the pixels, every one of them.
+        np.testing.assert_array_equal(converted, X[index].astype(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -169,9 +172,10 @@ def test_weight_grad_of_float_rows_is_blas_at_dz(isa, dtype, width):
         A, _, _, _ = operands(rng, rows, K, width, dtype)
         dZ = rng.standard_normal((rows, width)).astype(dtype)
         dW = strided(np.full((K, width), np.nan, dtype))
-        _testing.narrow_weight_grad(dW, strided(A), strided(dZ), 2.0)
+        dWT = _testing.narrow_weight_grad(dW, strided(A), strided(dZ), 2.0)
         expected = 2.0 * reference_product(A.T, dZ)
         assert_within_bound(dW, expected, 2.0 * reference_product(np.abs(A.T), np.abs(dZ)), dtype)
+        assert not np.any(dWT[:, K:]), "dW^T's padding past K must stay zero: the optimizer updates it"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -184,10 +188,12 @@ def test_weight_grad_of_uint8_rows_accumulates_the_scaled_gather(isa, dtype, wid
         dZ = rng.standard_normal((rows, width)).astype(dtype)
         before = rng.standard_normal((K, width)).astype(dtype)
         dW = before.copy()
-        _testing.narrow_weight_grad_u8(dW, strided(X, offset=5, pad=1), index, strided(dZ), scale, accumulate=True)
+        dWT = _testing.narrow_weight_grad_u8(dW, strided(X, offset=5, pad=1), index, strided(dZ), scale,
+                                             accumulate=True)
         gathered = X[index].astype(np.float64) * scale
         expected = before + reference_product(gathered.T, dZ)
         assert_within_bound(dW, expected, np.abs(before) + reference_product(gathered.T, np.abs(dZ)), dtype)
+        assert not np.any(dWT[:, K:]), "dW^T's padding past K must stay zero: the optimizer updates it"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
