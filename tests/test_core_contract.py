@@ -6,9 +6,16 @@ equal in float64; in float32 it may differ by 2: the two backends round the gemm
 different orders (~1e-7 relative), which can flip an argmax between two logits that tie to
 that precision, or a ReLU whose input is within that distance of 0. Every hidden-layer
 activation (scikit-learn's four) is held to the same tolerances.
+
+Every test runs on each product path (PRODUCT_PATHS: narrow kernels, BLAS, a mix), except the
+three largest (marked ``one_product_path_per_case``): by default each of their cases runs on one
+path, rotating with the case (tests/_product_paths.py), which still runs every path with every
+combination of dtype, inputs, loss, optimizer and activation of each test (the last test here
+checks it). ``pytest --all-product-paths`` runs all their cases on every path, three times as many.
 """
 import _thread
 import inspect
+import itertools
 import threading
 import time
 import tracemalloc
@@ -16,6 +23,7 @@ import tracemalloc
 import numpy as np
 import pytest
 from _backends import epoch, evaluate, forward, loss_and_grad, random_params
+from _product_paths import runs_on_its_product_path
 from threadpoolctl import threadpool_limits
 
 import nncore
@@ -100,6 +108,7 @@ def one_epoch_each(network, params, make_optimizer, X, y, batch_size, seed, loss
     return (ref, ref_params, ref_opt), (got, got_params, got_opt)
 
 
+@pytest.mark.one_product_path_per_case
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("inputs", ["uint8", "float"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
@@ -114,6 +123,7 @@ def test_one_epoch_agrees_with_the_numpy_backend(dtype, inputs, loss, optimizer,
     assert_same_epoch(dtype, ref, *ref_state, got, *got_state)
 
 
+@pytest.mark.one_product_path_per_case
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("inputs", ["uint8", "float"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
@@ -179,6 +189,7 @@ def test_a_full_batch_epoch_does_not_copy_the_data_to_floats():
     assert peak < as_floats / 8, f"peak {peak / 1e6:.1f} MB"
 
 
+@pytest.mark.one_product_path_per_case
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("inputs", ["uint8", "float"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
@@ -398,3 +409,28 @@ def test_direct_calls_into_the_extension_with_wrong_shapes_raise_instead_of_read
         _core.evaluate(network.table, params, X, np.full_like(y, 5), 0)
     with pytest.raises(ValueError):
         _core.loss_and_grad(network.table, params, X[:0], y[:0], 0, np.empty_like(params))
+
+
+SAMPLED_TESTS = [test_one_epoch_agrees_with_the_numpy_backend, test_every_activation_agrees_with_the_numpy_backend,
+                 test_forward_and_evaluate_agree_with_the_numpy_backend]
+# What the default sample promises for each: every product path with every combination of these.
+PROMISED_PARAMETERS = ("dtype", "inputs", "loss", "optimizer", "activation")
+
+
+def _every_case(test):
+    """Each case of ``test`` on each product path, as {parameter: index}, from its parametrize marks."""
+    sizes = {mark.args[0]: len(mark.args[1]) for mark in test.pytestmark if mark.name == "parametrize"}
+    sizes["product_path"] = len(PRODUCT_PATHS)
+    return [dict(zip(sizes, indices)) for indices in itertools.product(*(range(size) for size in sizes.values()))]
+
+
+@pytest.mark.parametrize("test", SAMPLED_TESTS, ids=lambda test: test.__name__)
+def test_by_default_every_path_runs_every_promised_combination_and_each_case_runs_once(test):
+    assert any(mark.name == "one_product_path_per_case" for mark in test.pytestmark)
+    cases = _every_case(test)
+    run = [case for case in cases if runs_on_its_product_path(case, len(PRODUCT_PATHS))]
+    promised = ["product_path"] + [name for name in PROMISED_PARAMETERS if name in cases[0]]
+    assert {tuple(case[name] for name in promised) for case in run} == {
+        tuple(case[name] for name in promised) for case in cases}
+    without_path = [tuple(value for name, value in case.items() if name != "product_path") for case in run]
+    assert len(set(without_path)) == len(without_path) == len(cases) // len(PRODUCT_PATHS)
