@@ -15,25 +15,27 @@ live in a module of their own, nncore._testing (src_c/_testing.pyx).
 Compiled with -fno-math-errno (the distutils comment above): sqrt then needs no errno
 branch, so the Adam loop vectorizes (4x faster); nothing here reads errno.
 
-No OpenMP ``prange`` is used: the only parallelism is BLAS's own threads (set them with
-threadpoolctl); element-wise passes are memory-bound and short next to the gemms.
+Threads: BLAS's own (set them with threadpoolctl), and, for a batch of several chunks in a
+network whose every layer runs in the narrow kernels (the seeds' 784-10-10 full batch), the
+chunks split over OpenMP threads with a gradient each and one reduction per batch (``_Threads``).
 """
 import numpy as np
 
 from cpython.ref cimport PyObject
 from cython cimport floating
+from cython.parallel cimport prange, threadid
 from libc.float cimport FLT_MAX
 from libc.math cimport isfinite
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 cimport _blas
 cimport _kernels as k
 cimport _narrow as narrow
 from _counters cimport KEEP_BITS
 from _kernels cimport N_ACTIVATIONS
-from _network cimport (LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NONE, MAX_HYPERPARAMETERS, N_LOSSES, N_OPTIMIZERS,
+from _network cimport (KEEP_CONVERTED_BYTES, LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NONE, MAX_HYPERPARAMETERS, N_LOSSES, N_OPTIMIZERS,
                        OPTIMIZER_ADAM, OPTIMIZER_SGD, Layout, Noise, OptimizerConfig, apply_update, batch_gradient,
-                       inference)
+                       chunk_gradient, inference)
 
 cdef extern from *:
     """
@@ -41,9 +43,12 @@ cdef extern from *:
     #define NNCORE_SOURCE_HASH "unknown"
     #endif
     #ifdef _OPENMP
+    #include <omp.h>
     #define NNCORE_OPENMP 1
+    static int nncore_max_threads(void) { return omp_get_max_threads(); }
     #else
     #define NNCORE_OPENMP 0
+    static int nncore_max_threads(void) { return 1; }
     #endif
     #if defined(_WIN32)
     #include <windows.h>
@@ -66,6 +71,7 @@ cdef extern from *:
     const int NNCORE_OPENMP
     const int NNCORE_DEBUG_BUILD
     double nncore_seconds() noexcept nogil
+    int nncore_max_threads() noexcept nogil
 
 cdef extern from "Python.h":
     # Declared here with "except -1" so that a KeyboardInterrupt raised by a signal handler
@@ -123,7 +129,7 @@ cdef class _Plan:
     cdef Layout net
     cdef object table, act_offsets, packed_offsets, packed, working_table
     cdef readonly Py_ssize_t acts_size, delta_size, packed_size, n_working
-    cdef readonly bint relaid
+    cdef readonly bint relaid, all_narrow
     cdef const Py_ssize_t* flat_w_offsets
     cdef const Py_ssize_t* flat_b_offsets
 
@@ -156,6 +162,7 @@ cdef class _Plan:
         self.delta_size = chunk_rows * max(sizes[1:n_layers], default=1)
         self.act_offsets = np.array(act_offsets, dtype=np.intp)
         self._plan_narrow_layers(sizes)
+        self.all_narrow = bool((self.packed_offsets >= 0).all())
         cdef const Py_ssize_t[::1] table = self.table
         cdef const Py_ssize_t[::1] offsets = self.act_offsets
         cdef const Py_ssize_t[::1] packed_offsets = self.packed_offsets
@@ -373,6 +380,112 @@ def _check_loss(int loss_kind):
         raise ValueError(f"unknown loss kind {loss_kind}")
 
 
+# ---------------------------------------------------------------- a batch's chunks over the cores
+
+cdef enum:
+    MAX_SPLIT_THREADS = 64
+
+cdef struct Split:
+    # Per-thread workspaces for a batch of several chunks split over the threads; n_threads 1: no split.
+    # Thread 0 works in the call's own chunk workspaces; the others in their own.
+    Py_ssize_t n_threads
+    Py_ssize_t grad_size                  # entries of each thread's gradient
+    void* grads                           # (n_threads, grad_size)
+    void* inputs[MAX_SPLIT_THREADS]
+    void* acts[MAX_SPLIT_THREADS]
+    void* delta_a[MAX_SPLIT_THREADS]
+    void* delta_b[MAX_SPLIT_THREADS]
+    double* losses
+    Py_ssize_t* correct
+
+
+cdef class _Threads:
+    """The workspaces of a Split: each thread's gradient, chunk buffers, loss and hits.
+
+    A batch is split only when it has several chunks, every layer runs in the narrow kernels
+    (no BLAS call inside a thread: OpenBLAS's own threads would fight ours) and nothing is drawn
+    (dropout and shifts keep their one-thread path). The threads are OpenMP's, as many as
+    threadpoolctl or OMP_NUM_THREADS allow, at most one per chunk.
+    """
+
+    cdef Split split
+    cdef object buffers
+
+    def __init__(self, _Plan plan, Py_ssize_t batch_rows, bint drawn, bint pixels, workspaces):
+        """``workspaces``: the call's (inputs, acts, delta_a, delta_b), thread 0's; ``pixels``: X is uint8."""
+        cdef Py_ssize_t chunks = (batch_rows + plan.net.chunk_rows - 1) // plan.net.chunk_rows
+        self.split.n_threads = min(nncore_max_threads(), chunks, MAX_SPLIT_THREADS)
+        if drawn or not plan.all_narrow or self.split.n_threads < 2:
+            self.split.n_threads = 1
+            return
+        cdef Py_ssize_t t, n = self.split.n_threads
+        cdef char[::1] view
+        dtype = np.asarray(workspaces[0]).dtype
+        self.split.grad_size = plan.n_working
+        self.buffers = [[np.asarray(w) for w in workspaces]]
+        # A narrow first layer reading pixels from chunks too large to keep them converted has no use
+        # for an inputs workspace: a full-batch epoch's memory stays at one chunk per thread.
+        inputs_used = not (pixels and plan.net.sizes[1] <= plan.net.narrow_forward_width
+                           and plan.net.chunk_rows * plan.net.sizes[0] * dtype.itemsize > KEEP_CONVERTED_BYTES)
+        self.buffers += [[np.empty_like(np.asarray(w)) if field or inputs_used else np.empty(1, dtype)
+                          for field, w in enumerate(workspaces)] for t in range(1, n)]
+        for t in range(n):
+            for field, array in enumerate(self.buffers[t]):
+                view = array.view(np.int8)
+                if field == 0:
+                    self.split.inputs[t] = &view[0]
+                elif field == 1:
+                    self.split.acts[t] = &view[0]
+                elif field == 2:
+                    self.split.delta_a[t] = &view[0]
+                else:
+                    self.split.delta_b[t] = &view[0]
+        sums = [_aligned_zeros(n * plan.n_working, dtype), np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.intp)]
+        self.buffers.append(sums)
+        view = sums[0].view(np.int8)
+        cdef double[::1] losses = sums[1]
+        cdef Py_ssize_t[::1] correct = sums[2]
+        self.split.grads, self.split.losses, self.split.correct = &view[0], &losses[0], &correct[0]
+
+
+def split_threads(layout, Py_ssize_t n_params, Py_ssize_t batch_rows, Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS,
+                  bint pixels=True, bint drawn=False):
+    """How many threads train_epoch splits a batch of ``batch_rows`` over (1: no split), as it would now."""
+    plan = _Plan(layout, n_params, max(1, min(chunk_rows, batch_rows)), transposed=True)
+    dtype = np.float32
+    workspaces = plan.workspaces(dtype)
+    return (<_Threads> _Threads(plan, batch_rows, drawn, pixels, workspaces)).split.n_threads
+
+
+cdef void _split_batch_gradient(const Layout* net, const Split* split, const floating* params,
+                                const unsigned char* X_uint8, const floating* X_float, floating scale,
+                                const int* y, const Py_ssize_t* order, Py_ssize_t first, Py_ssize_t m,
+                                int loss_kind, floating* grad, double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
+    """batch_gradient with the chunks split over split.n_threads threads, each into its own gradient
+    (contiguous runs of chunks, so a thread count gives one result), and ONE reduction per batch."""
+    cdef Py_ssize_t n_chunks = (m + net.chunk_rows - 1) // net.chunk_rows
+    cdef Py_ssize_t c, t, i, rows, size = split.grad_size
+    cdef floating* grads = <floating*> split.grads
+    memset(grads, 0, split.n_threads * size * sizeof(floating))
+    for t in range(split.n_threads):
+        split.losses[t] = 0
+        split.correct[t] = 0
+    for c in prange(n_chunks, num_threads=split.n_threads, schedule="static"):
+        t = threadid()
+        rows = min(net.chunk_rows, m - c * net.chunk_rows)
+        chunk_gradient(net, params, X_uint8, X_float, scale, y, order, first + c * net.chunk_rows, rows, m, loss_kind,
+                       grads + t * size, True, <floating*> split.inputs[t], <floating*> split.acts[t],
+                       <floating*> split.delta_a[t], <floating*> split.delta_b[t], NULL, &split.losses[t],
+                       &split.correct[t])
+    memcpy(grad, grads, size * sizeof(floating))
+    for t in range(1, split.n_threads):
+        for i in range(size):
+            grad[i] += grads[t * size + i]
+    for t in range(split.n_threads):
+        loss_sum[0] += split.losses[t]
+        n_correct[0] += split.correct[t]
+
+
 # ---------------------------------------------------------------- the epoch
 
 cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
@@ -381,6 +494,7 @@ cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
                     int loss_kind, const OptimizerConfig* opt, floating* state_a, floating* state_b,
                     floating* grad, floating* inputs, floating* acts, floating* delta_a, floating* delta_b,
                     const Noise* noise,
+                    const Split* split,          # IN  threads for batches of several chunks
                     double* loss_total,          # OUT sum of the applied batches' losses
                     Py_ssize_t* progress,        # OUT n_batches, n_correct, n_samples, diverged_batch
                     PyObject* on_progress        # IN a callable or NULL
@@ -403,8 +517,12 @@ cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
         if X_uint8 != NULL and batch_size <= PREFETCH_BATCH_ROWS and start + m < n_samples:
             # The next batch's shuffled rows miss every cache: ask for them while this one computes.
             k.prefetch_rows(X_uint8, net.sizes[0], order, start + m, min(batch_size, n_samples - start - m))
-        batch_gradient(net, params, X_uint8, X_float, scale, y, order, start, m, loss_kind, grad,
-                       inputs, acts, delta_a, delta_b, noise, &batch_loss, &batch_correct)
+        if split.n_threads > 1 and m > net.chunk_rows:
+            _split_batch_gradient(net, split, params, X_uint8, X_float, scale, y, order, start, m, loss_kind, grad,
+                                  &batch_loss, &batch_correct)
+        else:
+            batch_gradient(net, params, X_uint8, X_float, scale, y, order, start, m, loss_kind, grad,
+                           inputs, acts, delta_a, delta_b, noise, &batch_loss, &batch_correct)
         # The NumPy backend sums the batch's losses in the parameters' dtype: a float32 sum
         # beyond FLT_MAX is inf there, so it counts as divergence here too.
         if not isfinite(batch_loss) or (floating is float and (batch_loss > FLT_MAX or batch_loss < -FLT_MAX)):
@@ -472,6 +590,8 @@ def train_epoch(layout, floating[::1] params not None, X, const int[::1] y not N
         moment_b = moment_a if one_state else _working_copy(plan, state_b)
     grad = _aligned_zeros(plan.n_working, np.asarray(params).dtype)
     inputs, acts, delta_a, delta_b = plan.workspaces(np.asarray(params).dtype)
+    threads = _Threads(plan, min(batch_size, n_samples), draws is not None, source.is_uint8,
+                       (inputs, acts, delta_a, delta_b))
     cdef const Layout* net = &(<_Plan> plan).net
     cdef const unsigned char* pixels = _pixels(source)
     cdef const floating* floats = _floats(source, params[0])
@@ -480,7 +600,8 @@ def train_epoch(layout, floating[::1] params not None, X, const int[::1] y not N
         with nogil:
             _run_epoch(net, &weights[0], plan.n_working, pixels, floats, _input_scale(params[0]), &labels[0],
                        &rows[0], n_samples, batch_size, loss_kind, &opt, &moment_a[0], &moment_b[0], &grad[0],
-                       &inputs[0], &acts[0], &delta_a[0], &delta_b[0], drawn, &loss_total[0], &progress[0],
+                       &inputs[0], &acts[0], &delta_a[0], &delta_b[0], drawn, &(<_Threads> threads).split,
+                       &loss_total[0], &progress[0],
                        <PyObject*> on_progress if on_progress is not None else NULL)
     finally:
         if plan.relaid:

@@ -305,6 +305,42 @@ cdef inline void narrow_backward(const Layout* net, const floating* params, Py_s
                           narrow_activation(net, l - 1), grad + net.b_offsets[l - 1], rows, fan_in, fan_out)
 
 
+cdef inline void chunk_gradient(const Layout* net, const floating* params,
+                                const unsigned char* X_uint8, const floating* X_float,  # one of them, (n, sizes[0])
+                                floating scale, const int* y,
+                                const Py_ssize_t* indices,  # the chunk's rows are indices[first:first+rows] (or first..)
+                                Py_ssize_t first, Py_ssize_t rows,
+                                Py_ssize_t m,               # rows of the whole batch: dlogits are scaled by 1/m
+                                int loss_kind,
+                                floating* grad,             # OUT (accumulate: IN/OUT) flat gradient
+                                bint accumulate,
+                                floating* inputs, floating* acts, floating* delta_a, floating* delta_b,
+                                const Noise* noise,
+                                double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
+    """One chunk of a batch: forward, loss, backward; dW set (or added to), bias gradients added to."""
+    cdef Py_ssize_t i
+    cdef const unsigned char* pixels = NULL
+    cdef const Py_ssize_t* pixel_rows = NULL
+    cdef bint keep = False
+    if indices != NULL:
+        # The shuffled labels are read after the forward gemms: ask for them now.
+        for i in range(rows):
+            k.nncore_prefetch(y + indices[first + i])
+    if reads_pixels(net, X_uint8, noise):
+        pixels = X_uint8 if indices != NULL else X_uint8 + first * net.sizes[0]
+        pixel_rows = indices + first if indices != NULL else NULL
+        # A chunk whose converted rows stay in L2 leaves them in ``inputs`` for dW (half the
+        # conversions); a larger one has dW read the uint8 rows again, a quarter of the bytes.
+        keep = rows * net.sizes[0] * <Py_ssize_t> sizeof(floating) <= KEEP_CONVERTED_BYTES
+    else:
+        gather_inputs(net, X_uint8, X_float, scale, indices, first, rows, inputs, noise, first)
+    forward_chunk(net, params, inputs, pixels, pixel_rows, inputs if keep else NULL, scale, rows, acts, noise, first)
+    loss_chunk(acts + net.act_offsets[net.n_layers - 1], rows, net.sizes[net.n_layers], y, indices, first,
+               loss_kind, <floating> m, loss_sum, n_correct)
+    backward_chunk(net, params, inputs, NULL if keep else pixels, pixel_rows, scale if pixels != NULL else 1,
+                   rows, acts, grad, 1 if accumulate else 0, delta_a, delta_b, noise, first)
+
+
 cdef inline void batch_gradient(const Layout* net, const floating* params,
                                 const unsigned char* X_uint8, const floating* X_float,  # one of them, (n, sizes[0])
                                 floating scale,
@@ -317,37 +353,14 @@ cdef inline void batch_gradient(const Layout* net, const floating* params,
                                 const Noise* noise,          # IN  dropout and shifts, or NULL; row i's position is first + i
                                 double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
     """The gradient of the mean loss over one batch of m rows, chunk by chunk; adds its losses and hits."""
-    cdef Py_ssize_t l, i, start, rows
-    cdef Py_ssize_t n_out = net.sizes[net.n_layers]
-    cdef const unsigned char* pixels
-    cdef const Py_ssize_t* pixel_rows
-    cdef bint keep
+    cdef Py_ssize_t l, start, rows
     for l in range(net.n_layers):
         memset(grad + net.b_offsets[l], 0, net.sizes[l + 1] * sizeof(floating))
     start = 0
     while start < m:
         rows = min(net.chunk_rows, m - start)
-        if indices != NULL:
-            # The shuffled labels are read after the forward gemms: ask for them now.
-            for i in range(rows):
-                k.nncore_prefetch(y + indices[first + start + i])
-        pixels = NULL
-        pixel_rows = NULL
-        keep = False
-        if reads_pixels(net, X_uint8, noise):
-            pixels = X_uint8 if indices != NULL else X_uint8 + (first + start) * net.sizes[0]
-            pixel_rows = indices + first + start if indices != NULL else NULL
-            # A chunk whose converted rows stay in L2 leaves them in ``inputs`` for dW (half the
-            # conversions); a larger one has dW read the uint8 rows again, a quarter of the bytes.
-            keep = rows * net.sizes[0] * <Py_ssize_t> sizeof(floating) <= KEEP_CONVERTED_BYTES
-        else:
-            gather_inputs(net, X_uint8, X_float, scale, indices, first + start, rows, inputs, noise, first + start)
-        forward_chunk(net, params, inputs, pixels, pixel_rows, inputs if keep else NULL, scale, rows, acts, noise,
-                      first + start)
-        loss_chunk(acts + net.act_offsets[net.n_layers - 1], rows, n_out, y, indices, first + start,
-                   loss_kind, <floating> m, loss_sum, n_correct)
-        backward_chunk(net, params, inputs, NULL if keep else pixels, pixel_rows, scale if pixels != NULL else 1,
-                       rows, acts, grad, 0 if start == 0 else 1, delta_a, delta_b, noise, first + start)
+        chunk_gradient(net, params, X_uint8, X_float, scale, y, indices, first + start, rows, m, loss_kind, grad,
+                       start != 0, inputs, acts, delta_a, delta_b, noise, loss_sum, n_correct)
         start += rows
 
 

@@ -15,6 +15,7 @@ checks it). ``pytest --all-product-paths`` runs all their cases on every path, t
 """
 import _thread
 import inspect
+import os
 import itertools
 import threading
 import time
@@ -27,6 +28,7 @@ from _product_paths import runs_on_its_product_path
 from threadpoolctl import threadpool_limits
 
 import nncore
+from nncore import _core
 from nncore.activations import ACTIVATIONS
 from nncore.backends.base import Backend, epoch_order
 from nncore.backends.cython_backend import CythonBackend
@@ -434,3 +436,32 @@ def test_by_default_every_path_runs_every_promised_combination_and_each_case_run
         tuple(case[name] for name in promised) for case in cases}
     without_path = [tuple(value for name, value in case.items() if name != "product_path") for case in run]
     assert len(set(without_path)) == len(without_path) == len(cases) // len(PRODUCT_PATHS)
+
+
+def test_a_batch_of_several_chunks_splits_over_threads_and_agrees_at_each_thread_count(monkeypatch):
+    """Full batches of an all-narrow network run their chunks on OpenMP threads, a gradient each and
+    one reduction: one thread or two, the epoch is the reference's within the contract."""
+    monkeypatch.setattr(_core, "NARROW_MAX_WIDTH", 24)    # every layer narrow, whatever the product path
+    network, params, X, y = make_problem((20, 12, 9, 4), np.float64, "uint8", n_samples=150)
+    with threadpool_limits(limits=2, user_api="openmp"):
+        two = _core.split_threads(network.table, network.n_params, 150, chunk_rows=16)
+        (ref, *ref_state), (got2, *got2_state) = one_epoch_each(
+            network, params, lambda: SGD(lr=0.1, momentum=0.5), X, y, None, 2, compiled=CythonBackend(chunk_rows=16))
+    with threadpool_limits(limits=1, user_api="openmp"):
+        one = _core.split_threads(network.table, network.n_params, 150, chunk_rows=16)
+        _, (got1, *got1_state) = one_epoch_each(
+            network, params, lambda: SGD(lr=0.1, momentum=0.5), X, y, None, 2, compiled=CythonBackend(chunk_rows=16))
+    if _core.OPENMP and os.cpu_count() >= 2:
+        assert two == 2
+    assert one == 1
+    assert_same_epoch(np.float64, ref, *ref_state, got2, *got2_state)
+    assert_same_epoch(np.float64, ref, *ref_state, got1, *got1_state)
+
+
+def test_batches_with_blas_layers_draws_or_one_chunk_are_not_split(monkeypatch):
+    monkeypatch.setattr(_core, "NARROW_MAX_WIDTH", 24)
+    network = Network((20, 40, 4), "relu", np.float64)    # 40 outputs: that product is BLAS's
+    narrow = Network((20, 12, 4), "relu", np.float64)
+    assert _core.split_threads(network.table, network.n_params, 150, chunk_rows=16) == 1
+    assert _core.split_threads(narrow.table, narrow.n_params, 150, chunk_rows=16, drawn=True) == 1
+    assert _core.split_threads(narrow.table, narrow.n_params, 16, chunk_rows=16) == 1
