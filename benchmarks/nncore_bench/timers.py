@@ -139,6 +139,13 @@ class FloorCandidate:
         return seconds
 
 
+# A pause before each timed run: the previous candidate's BLAS worker threads busy-wait for about
+# 0.1 s after their last call (OpenBLAS's thread timeout) before they sleep. Timed inside that
+# window, a candidate running threads of its own shares the cores with them (measured: the
+# compiled full batch at 2 threads took 1.3x its 1-thread time right after NumPy's turn).
+SETTLE_SECONDS = 0.25
+
+
 def time_round_robin(runners, repeats, warm_up_rows, budget_seconds, floor=None, n_rows=N_SAMPLES,
                      max_epoch_seconds=math.inf):
     """Warm each runner up, then time them in turn for up to ``repeats`` rounds; medians.
@@ -166,6 +173,7 @@ def time_round_robin(runners, repeats, warm_up_rows, budget_seconds, floor=None,
     while rounds < repeats:
         round_start = time.perf_counter()
         for name, runner in runners.items():
+            time.sleep(SETTLE_SECONDS)
             start, cpu_start = time.perf_counter(), time.process_time()
             runner.run()
             samples[name].append(time.perf_counter() - start)
