@@ -220,4 +220,10 @@ def thread_limit(n_threads):
     if isinstance(n_threads, bool) or int(n_threads) != n_threads or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
     from threadpoolctl import threadpool_limits
+    try:
+        # threadpoolctl limits the thread pools loaded when the context starts: the compiled core's
+        # OpenMP runtime (full batches split their chunks over it) must be loaded by then.
+        import nncore._core  # noqa: F401
+    except ImportError:
+        pass    # no compiled core here: the NumPy backend has only BLAS's threads
     return threadpool_limits(limits=int(n_threads))

@@ -465,3 +465,20 @@ def test_batches_with_blas_layers_draws_or_one_chunk_are_not_split(monkeypatch):
     assert _core.split_threads(network.table, network.n_params, 150, chunk_rows=16) == 1
     assert _core.split_threads(narrow.table, narrow.n_params, 150, chunk_rows=16, drawn=True) == 1
     assert _core.split_threads(narrow.table, narrow.n_params, 16, chunk_rows=16) == 1
+
+
+def test_n_threads_1_limits_the_chunk_threads_even_when_the_core_loads_inside_the_limit():
+    """A fresh interpreter whose first use of the core is under ``n_threads=1``: the core's OpenMP
+    runtime, loaded inside the limit, would escape threadpoolctl had the limit not loaded it first."""
+    program = (
+        "import numpy as np\n"
+        "from nncore.inputs import thread_limit\n"
+        "from nncore.network import Network\n"
+        "network = Network((20, 12, 4), 'relu', np.float64)\n"
+        "with thread_limit(1):\n"
+        "    from nncore import _core\n"
+        "    print(_core.split_threads(network.table, network.n_params, 150, chunk_rows=16))\n")
+    import subprocess
+    import sys
+    shown = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120)
+    assert shown.stdout.split() == ["1"], shown.stdout + shown.stderr
