@@ -329,9 +329,11 @@ cdef inline void chunk_gradient(const Layout* net, const floating* params,
     if reads_pixels(net, X_uint8, noise):
         pixels = X_uint8 if indices != NULL else X_uint8 + first * net.sizes[0]
         pixel_rows = indices + first if indices != NULL else NULL
-        # A chunk whose converted rows stay in L2 leaves them in ``inputs`` for dW (half the
-        # conversions); a larger one has dW read the uint8 rows again, a quarter of the bytes.
-        keep = rows * net.sizes[0] * <Py_ssize_t> sizeof(floating) <= KEEP_CONVERTED_BYTES
+        # Chunks of a workspace whose converted rows stay in L2 leave them in ``inputs`` for dW (half
+        # the conversions); larger ones have dW read the uint8 rows again, a quarter of the bytes.
+        # Decided by the workspace, not the chunk: _core's extra threads get no inputs workspace
+        # when it is too large to keep rows in, however short their last chunk.
+        keep = net.chunk_rows * net.sizes[0] * <Py_ssize_t> sizeof(floating) <= KEEP_CONVERTED_BYTES
     else:
         gather_inputs(net, X_uint8, X_float, scale, indices, first, rows, inputs, noise, first)
     forward_chunk(net, params, inputs, pixels, pixel_rows, inputs if keep else NULL, scale, rows, acts, noise, first)

@@ -482,3 +482,17 @@ def test_n_threads_1_limits_the_chunk_threads_even_when_the_core_loads_inside_th
     import sys
     shown = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120)
     assert shown.stdout.split() == ["1"], shown.stdout + shown.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_split_batch_whose_last_chunk_is_short_agrees_with_the_numpy_backend(dtype, monkeypatch):
+    """Chunks of 128 rows of 784 pixels are too large to keep converted; the last chunk of 20 rows is
+    not, and runs on the second thread, which has no inputs workspace: it must read the pixels."""
+    monkeypatch.setattr(_core, "NARROW_MAX_WIDTH", 24)
+    monkeypatch.setattr(_core, "NARROW_FORWARD_MAX_WIDTH", 12)
+    network, params, X, y = make_problem((784, 10, 10), dtype, "uint8", n_samples=148)
+    with threadpool_limits(limits=2, user_api="openmp"):
+        assert _core.split_threads(network.table, network.n_params, 148, chunk_rows=128) == min(2, os.cpu_count())
+        (ref, *ref_state), (got, *got_state) = one_epoch_each(
+            network, params, lambda: SGD(lr=0.1, momentum=0.5), X, y, None, 4, compiled=CythonBackend(chunk_rows=128))
+    assert_same_epoch(dtype, ref, *ref_state, got, *got_state)
