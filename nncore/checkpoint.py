@@ -33,7 +33,7 @@ MAX_STEPS = 2**62
 #: A fingerprint reads the labels and rows spread over X, at most about this many bytes of X.
 FINGERPRINT_BYTES = 16 << 20
 #: Settings a caller may change when resuming: followed, with a warning.
-FOLLOWED = ("optimizer", "lr_schedule", "backend")
+FOLLOWED = ("optimizer", "lr_schedule", "backend", "step_threads")
 #: Settings that describe the request, not the run: a resumed run may ask for more epochs.
 IGNORED = ("epochs",)
 _MAX_TEXT = 200
@@ -157,6 +157,9 @@ def _setting_problem(key, value, epochs_done):
         return None if value is None or (_is_number(value) and 0 < value < 1) else "must be null or in (0, 1)"
     if key in ("data", "validation_data"):
         return None if value is None or _is_fingerprint(value) else "must be null or a data fingerprint"
+    if key == "step_threads":
+        return None if value is None or (_is_integer(value) and 1 <= value <= 256) else \
+            "must be null or an integer from 1 to 256"
     if key in ("backend", "lr_schedule"):
         return None if value is None or (isinstance(value, str) and len(value) <= _MAX_TEXT) else \
             f"must be null or a string of at most {_MAX_TEXT} characters"
@@ -237,7 +240,10 @@ def _difference(key, stored, requested):
     if isinstance(stored, dict) and "kind" in stored and isinstance(requested, dict):
         changed = [name for name in stored if name != "kind" and not _same(stored[name], requested.get(name))]
         stored, requested = ({name: side.get(name) for name in changed} for side in (stored, requested))
-    return f"{key} {_describe(stored)} in the checkpoint, {_describe(requested)} in this run"
+    line = f"{key} {_describe(stored)} in the checkpoint, {_describe(requested)} in this run"
+    if key == "step_threads":    # a training step's additions run in an order fixed per thread count
+        line += " (the parameters will differ in their last bits from an uninterrupted run's)"
+    return line
 
 
 def _describe(value):
