@@ -104,25 +104,37 @@ def gelu_backward(dA, Z):
     return dA
 
 
-def _onnx_op(op, **attributes):
-    """The ONNX graph builder of an activation that is one ONNX operator."""
-    return lambda graph, x: graph.node(op, [x], **attributes)
+def logistic_onnx(graph, x):
+    return graph.node("Sigmoid", [x])
+
+
+def tanh_onnx(graph, x):
+    return graph.node("Tanh", [x])
+
+
+def relu_onnx(graph, x):
+    return graph.node("Relu", [x])
+
+
+def leaky_relu_onnx(graph, x):
+    """max(x, slope x): ONNX's LeakyRelu has no float64 kernel in ONNX Runtime; Max and Mul have."""
+    return graph.node("Max", [x, graph.node("Mul", [x, graph.constant(LEAKY_RELU_SLOPE)])])
 
 
 def gelu_onnx(graph, x):
-    """0.5 x (1 + Erf(x / sqrt 2)) in opset-13 operators (ONNX's own Gelu needs opset 20)."""
-    erf_node = graph.node("Erf", [graph.node("Mul", [x, graph.constant(math.sqrt(0.5))])])
+    """0.5 x (1 + Erf(x / sqrt 2)) in opset-13 operators (ONNX's own Gelu needs opset 20); Erf in
+    float32 in a float64 graph (ONNX Runtime has no float64 Erf)."""
+    erf_node = graph.node_in_float32("Erf", [graph.node("Mul", [x, graph.constant(math.sqrt(0.5))])])
     return graph.node("Mul", [graph.node("Mul", [x, graph.node("Add", [erf_node, graph.constant(1.0)])]),
                               graph.constant(0.5)])
 
 
 ACTIVATIONS = {activation.name: activation for activation in (
     Activation("identity", 0, identity_forward, identity_backward, False, "xavier", None),
-    Activation("logistic", 1, logistic_forward, logistic_backward, False, "xavier", _onnx_op("Sigmoid")),
-    Activation("tanh", 2, tanh_forward, tanh_backward, False, "xavier", _onnx_op("Tanh")),
-    Activation("relu", 3, relu_forward, relu_backward, False, "he", _onnx_op("Relu")),
-    Activation("leaky_relu", 4, leaky_relu_forward, leaky_relu_backward, False, "he",
-               _onnx_op("LeakyRelu", alpha=LEAKY_RELU_SLOPE)),
+    Activation("logistic", 1, logistic_forward, logistic_backward, False, "xavier", logistic_onnx),
+    Activation("tanh", 2, tanh_forward, tanh_backward, False, "xavier", tanh_onnx),
+    Activation("relu", 3, relu_forward, relu_backward, False, "he", relu_onnx),
+    Activation("leaky_relu", 4, leaky_relu_forward, leaky_relu_backward, False, "he", leaky_relu_onnx),
     Activation("gelu", 5, gelu_forward, gelu_backward, True, "he", gelu_onnx),
 )}
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._numbers import finite, whole
+
 EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 DATASETS = ("mnist", "fashion-mnist")
 _DATASET_CHOICES = "{" + ",".join(DATASETS) + "}"
@@ -35,24 +37,21 @@ class UserError(Exception):
 
 # ---------------------------------------------------------------- option types
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number_argument(parse, check, expected):
+    """An argparse type: the text parsed (``int`` or ``float``), then held to ``check`` (nncore._numbers,
+    the one wording of every numeric check); anything else is "expected <expected>, got '<text>'"."""
+    def convert(text):
+        try:
+            return check(parse(text))
+        except (TypeError, ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    return convert
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+_positive_int = _number_argument(int, lambda value: whole("value", value, 1), "a positive integer")
+_non_negative_int = _number_argument(int, lambda value: whole("value", value, 0), "a non-negative integer")
+_non_negative_float = _number_argument(float, lambda value: finite("value", value, 0), "a finite number >= 0")
+_fraction = _number_argument(float, lambda value: finite("value", value, 0, upper=1), "a fraction in [0, 1)")
 
 
 def _batch_size(text):
@@ -62,23 +61,6 @@ def _batch_size(text):
         return _positive_int(text)
     except argparse.ArgumentTypeError:  # 0 is not full batch: fit refuses it too
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}") from None
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text):
-    value = _non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
-    return value
 
 
 def _augment(text):
@@ -154,7 +136,8 @@ def build_parser():
     run_options.add_argument("--backend", choices=("cython", "numpy"), default="cython",
                              help="compute backend (default: cython, the compiled core)")
     run_options.add_argument("--threads", type=_positive_int, metavar="N",
-                             help="limit BLAS/OpenMP threads (default: the libraries' own)")
+                             help="nncore's threads for the work (default: the CPUs this process may use, or "
+                                  "OMP_NUM_THREADS); BLAS runs on one thread inside nncore's either way")
     _add_train_parser(commands, [data_options, run_options])
     _add_evaluate_parser(commands, [data_options, run_options])
     _add_predict_parser(commands, [data_options, run_options])
@@ -196,9 +179,12 @@ def _add_train_parser(commands, parents):
                        help="(default: %(default)s)")
     tuned = ", ".join(f"{lr:g} for {kind}" for kind, lr in DEFAULTS["lr"].items())
     train.add_argument("--lr", type=_non_negative_float, help=f"learning rate (default: {tuned})")
-    train.add_argument("--momentum", type=_fraction, default=DEFAULTS["momentum"], help="SGD momentum (default: %(default)s)")
+    train.add_argument("--momentum", type=_fraction, help=(
+        f"momentum of SGD (default: {DEFAULTS['momentum']}) or RMSprop (default: 0)"))
     train.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD)")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="L2 weight decay")
+    train.add_argument("--weight-decay", type=_non_negative_float, help=(
+        "weight decay: L2 for sgd, adam and rmsprop, decoupled for adamw (default: the optimizer's: 0.01 for adamw, "
+        "else 0)"))
     train.add_argument("--schedule", choices=("constant", "step", "cosine"), default=DEFAULTS["schedule"],
                        help="learning-rate schedule over the epochs (default: %(default)s)")
     train.add_argument("--dropout", type=_fraction, nargs="+", metavar="RATE", default=[0.0], help=(
@@ -418,11 +404,11 @@ def command_train(args):
 def _optimizer(args):
     from .optim import make_optimizer
 
-    options = {"momentum": args.momentum, "nesterov": args.nesterov, "weight_decay": args.weight_decay}
+    momentum = args.momentum if args.momentum is not None or args.optimizer != "sgd" else DEFAULTS["momentum"]
     lr = args.lr if args.lr is not None else DEFAULTS["lr"].get(args.optimizer)
-    if lr is not None:  # else the kind's own default
-        options["lr"] = lr
-    return make_optimizer(args.optimizer, **options)
+    given = {"momentum": momentum, "nesterov": args.nesterov, "weight_decay": args.weight_decay, "lr": lr}
+    # What the command line leaves unset is the kind's own default (its class's).
+    return make_optimizer(args.optimizer, **{name: value for name, value in given.items() if value is not None})
 
 
 def _report_result(args, model, history, test_set):

@@ -119,10 +119,11 @@ class MLPClassifier:
     """A scikit-learn-compatible classifier trained by nncore's compiled core.
 
     ``hidden_layer_sizes`` are the hidden widths (the input and output sizes come from the
-    data); ``activation`` is one of scikit-learn's "identity", "logistic", "tanh", "relu" for
-    every hidden layer. ``solver`` is an optimizer kind of ``nncore.optim.OPTIMIZERS``, "adam"
-    or "sgd" (with ``momentum``, ``nesterovs_momentum``),
-    ``learning_rate_init`` its learning rate, ``alpha`` the L2 weight decay,
+    data); ``activation`` is one of scikit-learn's "identity", "logistic", "tanh", "relu", or
+    "leaky_relu" or "gelu", for every hidden layer. ``solver`` is an optimizer kind of
+    ``nncore.optim.OPTIMIZERS``: "adam", "adamw", "rmsprop" or "sgd" (with ``momentum``,
+    ``nesterovs_momentum``), ``learning_rate_init`` its learning rate, ``alpha`` its weight decay
+    (L2, or AdamW's decoupled decay),
     ``learning_rate`` "constant", "step" or "cosine". ``max_iter`` is the number of epochs;
     as in scikit-learn, training stops earlier when the training loss has not improved by
     ``tol`` for ``n_iter_no_change`` epochs, or, with ``early_stopping``, when the accuracy on
@@ -218,8 +219,10 @@ class MLPClassifier:
         raise ValueError(f"random_state must be None, an int, a RandomState or a Generator, got {state!r}")
 
     def _optimizer(self):
-        return make_optimizer(self.solver, "solver", lr=self.learning_rate_init, weight_decay=self.alpha,
-                              momentum=self.momentum, nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
+        # momentum and nesterovs_momentum are SGD's, as in scikit-learn; alpha is every kind's weight decay.
+        momentum = {"momentum": self.momentum, "nesterov": bool(self.nesterovs_momentum) and self.momentum > 0} \
+            if self.solver == "sgd" else {}
+        return make_optimizer(self.solver, "solver", lr=self.learning_rate_init, weight_decay=self.alpha, **momentum)
 
     def _hidden(self):
         sizes = self.hidden_layer_sizes

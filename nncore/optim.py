@@ -156,7 +156,12 @@ class Optimizer:
         raise NotImplementedError
 
     def check_dtype(self, dtype):
-        """Refuse hyperparameters that do not work for parameters of ``dtype`` (nothing to check by default)."""
+        """Refuse hyperparameters that do not work for parameters of ``dtype``: an ``eps`` (the kinds
+        that divide by a root plus eps) that is 0 there would divide 0 by 0."""
+        eps = getattr(self, "eps", None)
+        if eps is not None and np.dtype(dtype).type(eps) == 0:
+            raise ValueError(f"eps={eps:g} is 0 in {np.dtype(dtype).name}: {type(self).__name__} would divide 0 by 0; "
+                             f"use eps >= {np.finfo(dtype).tiny:g}")
 
     def state_dict(self):
         """Everything needed to resume: kind, hyperparameters, step count and buffers (copies)."""
@@ -256,11 +261,6 @@ class Adam(Optimizer):
         self.eps = _positive("eps", eps)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
 
-    def check_dtype(self, dtype):
-        if np.dtype(dtype).type(self.eps) == 0:
-            raise ValueError(f"eps={self.eps:g} is 0 in {np.dtype(dtype).name}: Adam would divide 0 by 0; "
-                             f"use eps >= {np.finfo(dtype).tiny:g}")
-
     def buffer_problem(self, name, buffer):
         problem = super().buffer_problem(name, buffer)
         if problem is None and name == "v" and np.any(buffer < 0):
@@ -306,11 +306,6 @@ class RMSprop(Optimizer):
         self.weight_decay = _non_negative("weight_decay", weight_decay)
         self.momentum = _non_negative("momentum", momentum, upper=1.0)
         self.centered = _flag("centered", centered)
-
-    def check_dtype(self, dtype):
-        if np.dtype(dtype).type(self.eps) == 0:
-            raise ValueError(f"eps={self.eps:g} is 0 in {np.dtype(dtype).name}: RMSprop would divide 0 by 0; "
-                             f"use eps >= {np.finfo(dtype).tiny:g}")
 
     def buffer_problem(self, name, buffer):
         problem = super().buffer_problem(name, buffer)

@@ -193,12 +193,17 @@ def step_threads(layout, Py_ssize_t n_params, Py_ssize_t batch_rows, n_threads=N
     return _step_cut(_Plan(layout, n_params, 1).sizes, max(1, batch_rows), _threads(n_threads))
 
 
+def _affordable_threads(work):
+    """How many threads ``work`` multiply-adds keep busy with MIN_THREAD_WORK each (0: any number)."""
+    return work // MIN_THREAD_WORK if MIN_THREAD_WORK > 0 else NNCORE_POOL_MAX_THREADS
+
+
 cdef tuple _step_cut(sizes, Py_ssize_t batch_rows, int wanted):
     """(threads, chunk rows) for steps of ``batch_rows`` rows: one thread with chunks of up to
     DEFAULT_CHUNK_ROWS, or as many threads as have MIN_THREAD_WORK each, about CHUNKS_PER_THREAD
     chunks apiece. A function of the network, the batch and the thread count asked for only, so
     a thread count gives one result."""
-    cdef Py_ssize_t threads = max(1, min(wanted, _work_per_row(sizes) * batch_rows // MIN_THREAD_WORK))
+    cdef Py_ssize_t threads = max(1, min(wanted, _affordable_threads(_work_per_row(sizes) * batch_rows)))
     if threads == 1:
         return 1, max(1, min(DEFAULT_CHUNK_ROWS, batch_rows))
     chunk = -(-batch_rows // (threads * CHUNKS_PER_THREAD))
@@ -923,7 +928,7 @@ cdef tuple _run_inference(layout, const floating[::1] params, X, y, str loss, Py
     if n_rows == 0:
         return 0.0, 0
     cdef Py_ssize_t chunks = (n_rows + plan.net.chunk_rows - 1) // plan.net.chunk_rows
-    cdef int threads = max(1, min(wanted, chunks, _work_per_row(plan.sizes) * n_rows // 3 // MIN_THREAD_WORK))
+    cdef int threads = max(1, min(wanted, chunks, _affordable_threads(_work_per_row(plan.sizes) // 3 * n_rows)))
     _pack(plan, params)
     workspaces = _Workspaces(plan, dtype, threads, backward=False)
     memset(&job, 0, sizeof(InferenceJob))
@@ -955,11 +960,10 @@ cdef tuple _run_inference(layout, const floating[::1] params, X, y, str loss, Py
 def forward(layout, const floating[::1] params not None, X, floating[:, ::1] out not None,
             Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS, n_threads=None):
     """Class probabilities of every row of X into ``out`` (n_samples, n_out), GIL released."""
-    if not isinstance(X, np.ndarray) or out.shape[0] != X.shape[0]:
-        raise ValueError("out must be (n_samples, n_outputs)")
     plan = _Plan(layout, params.shape[0], 1)
-    if out.shape[1] != plan.n_outputs:
-        raise ValueError("out must be (n_samples, n_outputs)")
+    # X is a Python object: with boundscheck off, X.shape[0] of a 0-d array would read past the tuple.
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or out.shape[0] != X.shape[0] or out.shape[1] != plan.n_outputs:
+        raise ValueError("X must be (n_samples, n_inputs) and out (n_samples, n_outputs)")
     if out.shape[0]:
         _run_inference(layout, params, X, None, "cross_entropy", max(1, min(chunk_rows, out.shape[0])), n_threads,
                        &out[0, 0])

@@ -285,9 +285,9 @@ def optimizer_update(config, floating[::1] params, const floating[::1] grad, sta
     cdef floating* pointers[NNCORE_MAX_OPTIMIZER_STATES]
     cdef floating[::1] state
     memset(&opt, 0, sizeof(OptimizerConfig))
-    values = opt
+    values = dict(opt)    # a dict of every field (struct to dict), filled by name below
     fields = dict(config)
-    kind = fields.pop("kind")
+    kind = fields.pop("kind", None)
     if kind not in OPTIMIZER_CODES or set(fields) - set(values):
         raise ValueError(f"unknown optimizer kind {kind!r} or fields {sorted(set(fields) - set(values))}")
     values.update(fields, kind=OPTIMIZER_CODES[kind])
@@ -295,13 +295,15 @@ def optimizer_update(config, floating[::1] params, const floating[::1] grad, sta
     states = list(states)
     if len(states) != nncore_optimizer_states[opt.kind]:
         raise ValueError(f"{kind} takes {nncore_optimizer_states[opt.kind]} state buffers, got {len(states)}")
-    _check_flat(params, grad, *states)
-    if params.shape[0] == 0:
-        return
+    if grad.shape[0] != params.shape[0]:
+        raise ValueError("the flat buffers must have one length")
     for i, array in enumerate(states):
-        state = array
-        pointers[i] = &state[0]
-    k.apply_update(&opt, &params[0], &grad[0], pointers, params.shape[0], opt.steps_taken + 1)
+        state = array    # a 1-D buffer of the parameters' dtype, or TypeError/ValueError
+        if state.shape[0] != params.shape[0]:
+            raise ValueError("the flat buffers must have one length")
+        pointers[i] = &state[0] if state.shape[0] else NULL
+    if params.shape[0]:
+        k.apply_update(&opt, &params[0], &grad[0], pointers, params.shape[0], opt.steps_taken + 1)
 
 
 # ---------------------------------------------------------------- narrow-layer kernels (src_c/narrow.c)

@@ -40,19 +40,35 @@ def checked_threads(n_threads, maximum=MAX_THREADS):
     return int(n_threads)
 
 
+def _set_threads(library, n_threads):
+    """Set a BLAS library's thread count from any Python thread.
+
+    threadpoolctl (3.7+) lets only one Python thread, the first to limit OpenBLAS, change it
+    while that thread lives, and silently ignores the others: then the first ``fit`` of a
+    process would hold BLAS for good, and a later one from another thread would run BLAS on
+    two threads (whose sums round differently) without a word. The library's own setter is
+    what its controller calls once it has decided to.
+    """
+    setter = getattr(library, "_real_set_num_threads", None) or library.set_num_threads
+    setter(n_threads)
+
+
 class _SingleThreadedBlas:
     """A context: BLAS at one thread while any thread of the process is inside one (reentrant)."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._inside = 0
-        self._limit = None
+        self._found = []
 
     def __enter__(self):
         with self._lock:
             if self._inside == 0:
                 # Scanned at each first entry: a BLAS library loaded since (torch, say) is held too.
-                self._limit = ThreadpoolController().select(user_api="blas").limit(limits=1)
+                libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+                self._found = [(library, library.get_num_threads()) for library in libraries]
+                for library, _ in self._found:
+                    _set_threads(library, 1)
             self._inside += 1
         return self
 
@@ -60,8 +76,9 @@ class _SingleThreadedBlas:
         with self._lock:
             self._inside -= 1
             if self._inside == 0:
-                limit, self._limit = self._limit, None
-                limit.restore_original_limits()
+                for library, n_threads in self._found:
+                    _set_threads(library, n_threads)
+                self._found = []
 
 
 #: Held around every call into the compiled core (``nncore.backends.cython_backend``).
