@@ -33,6 +33,7 @@ from .checkpoint import TrainingState, compare_settings, fingerprint, optimizer_
 from .errors import CheckpointMismatch, NNCoreWarning, OutputPathError
 from .history import HISTORY_KEYS, HistoryLog
 from .io import load_checkpoint, save_checkpoint
+from .model_data import data_header
 from .optim import OPTIMIZERS
 from .schedules import checked_rate, get_schedule
 
@@ -186,6 +187,10 @@ class ModelCheckpoint(Callback):
         run = self.run
         if self.path.is_dir():
             raise OutputPathError(f"checkpoint {self.path}: is a directory; ModelCheckpoint writes a file there")
+        try:
+            data_header(self.model)  # refused now, not when the first epoch's checkpoint is written
+        except ValueError as error:
+            raise ValueError(f"cannot write checkpoints into {self.directory}: {error}") from None
         # Partial files of killed runs: no live run writes here, since this one holds the lock.
         for leftover in self.directory.glob(f".{CHECKPOINT_NAME}.*.tmp"):
             leftover.unlink(missing_ok=True)

@@ -125,9 +125,13 @@ def network_header(network, kind="model"):
             "dropout": list(network.dropout), "input_dropout": network.input_dropout, "dtype": network.dtype.name}
 
 
-def model_header(model, kind="model"):
+def model_header(model, path, kind="model"):
+    """The header of ``model``'s file at ``path``; ValueError, naming ``path``, for data fields the reader refuses."""
     header = network_header(model.network, kind)
-    data = data_header(model)  # what the model remembers of its data (nncore.model_data)
+    try:
+        data = data_header(model)  # what the model remembers of its data (nncore.model_data)
+    except ValueError as error:
+        raise ValueError(f"refusing to write {path}: {error}") from None
     if data:
         header["data"] = data
     return header
@@ -137,7 +141,7 @@ def save_model(model, path):
     """Save ``model``'s network, parameters and data fields to ``path`` (written exactly there, atomically)."""
     if not np.all(np.isfinite(model.params)):
         raise ValueError(f"refusing to write {path}: the parameters contain NaN or infinity")
-    write_npz_atomic(path, model_header(model), {"params": model.params})
+    write_npz_atomic(path, model_header(model, path), {"params": model.params})
 
 
 def save_checkpoint(path, model, optimizer, training_state, best_params=None):
@@ -145,7 +149,7 @@ def save_checkpoint(path, model, optimizer, training_state, best_params=None):
     to ``path``; its history log must already hold the epochs it counts. Raises ValueError, before
     writing anything, if ``load_checkpoint`` would refuse the result."""
     path = Path(path)
-    header = model_header(model, kind="checkpoint")
+    header = model_header(model, path, kind="checkpoint")
     header["optimizer"] = {"kind": optimizer.kind, "step": optimizer.step,
                            "hyperparameters": optimizer.hyperparameters()}
     header["training"] = training_state.to_header()
@@ -457,6 +461,7 @@ def load_checkpoint(path):
         network, kind, version = _check_header(reader, header)
         if kind != "checkpoint":
             reader.fail("is a model file, not a checkpoint")
+        checked_data(header.get("data", {}), network, reader.fail)  # as nncore.load checks them
         optimizer = header.get("optimizer")
         if (not isinstance(optimizer, dict) or not isinstance(optimizer.get("kind"), str)
                 or optimizer["kind"] not in OPTIMIZER_BUFFERS):

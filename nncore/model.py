@@ -12,6 +12,7 @@ from .backends import DEFAULT_BACKEND, get_backend
 from .backends.base import PREDICT_BATCH_SIZE
 from .io import read_model, save_model
 from .losses import get_loss
+from .model_data import checked_fields
 from .network import INITIALIZERS, Network
 from .outputs import check_probabilities, count_non_finite, refusal
 from .train import fit
@@ -64,10 +65,13 @@ class MLP:
         self.initialize(seed)
 
     def remember_data(self, dataset):
-        """Record what ``dataset`` (a Dataset or ImageSet) is: its dataset's name, class names, image shape."""
-        self.dataset_name = dataset.dataset_name
-        self.class_names = tuple(dataset.class_names) or None
-        self.input_shape = tuple(dataset.image_shape)
+        """Record what ``dataset`` (a Dataset or ImageSet) is: its dataset's name, class names, image shape.
+
+        ValueError, before anything changes, for what a model file could not keep (``nncore.model_data``).
+        """
+        self.dataset_name, self.class_names, self.input_shape = checked_fields(
+            self.network, dataset.dataset_name, tuple(dataset.class_names) or None, tuple(dataset.image_shape),
+            dataset.name)
 
     def initialize(self, seed=None):
         """Draw fresh initial weights (zero biases) from ``seed``; forget the optimizer state."""
