@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._terminal import ReaderMayLeave, printable
+
 EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 DATASETS = ("mnist", "fashion-mnist")
 _DATASET_CHOICES = "{" + ",".join(DATASETS) + "}"
@@ -306,7 +308,7 @@ def _backend(name):
 
 
 def _note(message):
-    print(f"nncore: note: {message}", file=sys.stderr, flush=True)
+    print(f"nncore: note: {printable(message, keep_line_breaks=True)}", file=sys.stderr, flush=True)
 
 
 def _dataset_for(args, model):
@@ -439,8 +441,11 @@ def _report_result(args, model, history, test_set):
 
 
 def command_evaluate(args):
+    from ._output_paths import prepare_output_directory
     from .metrics import confusion_matrix, format_confusion_matrix
 
+    if args.plots:
+        prepare_output_directory(args.plots, "--plots")
     model = _load_model(args.model)
     _backend(args.backend)
     dataset = load_split(_dataset_for(args, model), args.split, args.data_dir)
@@ -465,8 +470,11 @@ def command_evaluate(args):
 
 
 def command_predict(args):
+    from ._output_paths import check_output_file
     from .data import write_submission
 
+    if args.submission:  # checked before the model and the images are read
+        check_output_file(args.submission, "--submission")
     model = _load_model(args.model)
     _backend(args.backend)
     images, rows, labels = _images_to_predict(args, model)
@@ -503,6 +511,7 @@ def _images_to_predict(args, model):
 
 def format_predictions(rows, predicted, probabilities, labels, class_names):
     """The table ``predict`` prints: index, predicted class, its probability[, true label], columns aligned."""
+    class_names = [printable(name) for name in class_names]  # names from a model file are anyone's
     index_width = max(len("index"), *(len(str(row)) for row in rows))
     name_width = max(len("predicted"), *(len(name) for name in class_names))
     header = f"{'index':>{index_width}}  {'predicted':<{name_width}}  probability"
@@ -518,8 +527,10 @@ def format_predictions(rows, predicted, probabilities, labels, class_names):
 
 
 def command_export(args):
+    from ._output_paths import check_output_file
     from .onnx_export import OPSET, hidden_activations, to_onnx
 
+    check_output_file(args.onnx, "--onnx")
     model = _load_model(args.model)
     to_onnx(model, args.onnx, input_dtype=args.input)
     takes = "uint8 pixels (scaled by 1/255 in the graph)" if args.input == "uint8" else \
@@ -571,16 +582,40 @@ COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": com
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
-    print(f"nncore: warning: {message}", file=sys.stderr, flush=True)
+    print(f"nncore: warning: {printable(message, keep_line_breaks=True)}", file=sys.stderr, flush=True)
 
 
 def _error(message, code=EXIT_ERROR):
-    print(f"nncore: error: {message}", file=sys.stderr, flush=True)
+    print(f"nncore: error: {printable(message, keep_line_breaks=True)}", file=sys.stderr, flush=True)
     return code
 
 
+def _writes_to_stdout(args):
+    """Whether the file the command makes (--save, --onnx, --submission) is this process's standard output."""
+    for path in (getattr(args, name, None) for name in ("save", "onnx", "submission")):
+        try:
+            if path and os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno())):
+                return True
+        except (OSError, ValueError, AttributeError):  # no such file yet, or stdout has no descriptor
+            continue
+    return False
+
+
 def main(argv=None):
-    """Run the command line; return the exit code (the console script exits with it)."""
+    """Run the command line; return the exit code (the console script exits with it).
+
+    A reader of the output that goes away (``| head``) does not end the command: the rest of
+    its output is discarded (``nncore._terminal``) and its work finishes.
+    """
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ReaderMayLeave(stdout), ReaderMayLeave(stderr)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _run(argv):
     from .errors import DataError, ModelFileError, TrainingDiverged
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -588,6 +623,8 @@ def main(argv=None):
         if argv and argv[0] == "bench":
             return command_bench(argv[1:])
         args = parse_arguments(argv)
+        if _writes_to_stdout(args):
+            sys.stdout = sys.stderr  # what the command says must not mix with the file it writes there
         return COMMANDS[args.command](args)
     except TrainingDiverged as error:
         return _error(str(error), EXIT_DIVERGED)
@@ -598,8 +635,6 @@ def main(argv=None):
         return _error(str(error))
     except ImportError as error:  # e.g. --backend cython when the extension did not build
         return _error(f"{error}")
-    except BrokenPipeError:
-        return 0
     except MemoryError as error:  # a network under the parameter limit that this machine cannot hold
         return _error(str(error) or "out of memory")
     except (ValueError, TypeError, OSError) as error:

@@ -184,10 +184,12 @@ class MLP:
         return self.astype(self.dtype)
 
     def astype(self, dtype):
-        """A copy with its parameters in ``dtype`` (float32 or float64), data fields kept; no optimizer, no history."""
+        """A copy with its parameters in ``dtype`` (float32 or float64), data fields and epoch count kept; no
+        optimizer, no history."""
         clone = MLP(self.layer_sizes, self.activation, dtype, self.init, self.seed, self.dropout, self.input_dropout)
         clone.params[:] = self._params
         clone.dataset_name, clone.class_names, clone.input_shape = self.dataset_name, self.class_names, self.input_shape
+        clone.epochs_trained = self.epochs_trained  # what the parameters are the result of
         return clone
 
 

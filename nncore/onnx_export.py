@@ -142,5 +142,5 @@ def build_onnx_model(model, input_dtype="uint8"):
 def to_onnx(model, path, input_dtype="uint8"):
     """Write ``model`` to ``path`` as an ONNX graph (atomically); return the ``onnx.ModelProto``."""
     proto = build_onnx_model(model, input_dtype)
-    atomic_write_bytes(path, proto.SerializeToString())
+    atomic_write_bytes(path, proto.SerializeToString(), streams=True)
     return proto
