@@ -123,12 +123,23 @@ def _exact_integer(value):
 
 
 def _is_name(value):
-    return isinstance(value, str) and len(value) <= MAX_NAME_CHARACTERS
+    return isinstance(value, str) and len(value) <= MAX_NAME_CHARACTERS and _is_text(value)
+
+
+def _is_text(value):
+    """Whether ``value`` is Unicode text: a lone surrogate has no UTF-8 (an ONNX graph's metadata refused it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _name_problem(value):
     if not isinstance(value, str):
         return "not a string"
+    if not _is_text(value):
+        return "not Unicode text (it holds a lone surrogate, which has no UTF-8)"
     return f"{len(value)} characters, more than the {MAX_NAME_CHARACTERS} a model file keeps"
 
 

@@ -29,6 +29,7 @@ def pixels(n=60, n_features=16, seed=0):
 
 @pytest.mark.parametrize("field, value", [
     ("dataset_name", LONG),
+    ("dataset_name", "lone \udcff surrogate"),
     ("class_names", ("a", LONG, "c")),
     ("class_names", ("a", "b")),
     ("class_names", "abc"),  # a string is not three names
@@ -43,6 +44,18 @@ def test_save_refuses_what_load_would_refuse_and_writes_nothing(tmp_path, field,
     setattr(model, field, value)
     with pytest.raises(ValueError, match=f"refusing to write .*m.npz: the model's .*{field}"):
         model.save(tmp_path / "m.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_onnx_writer_checks_the_data_fields_as_the_model_writer_does(tmp_path):
+    pytest.importorskip("onnx")
+    model = nncore.MLP([16, 4, 3], seed=0)
+    model.dataset_name = "lone \udcff surrogate"  # was a UnicodeEncodeError from protobuf
+    with pytest.raises(ValueError, match="dataset_name .*not Unicode text"):
+        model.to_onnx(tmp_path / "m.onnx")
+    model.dataset_name, model.input_shape = None, (4.5, 4)  # was written as [4, 4]
+    with pytest.raises(ValueError, match="input_shape"):
+        model.to_onnx(tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
 
 
