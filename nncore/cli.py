@@ -285,6 +285,39 @@ def _load_model(path):
     return load(path)
 
 
+def _check_plots(directory):
+    """--plots DIR before the work: the directory, and each figure file it will hold (not a link, not a directory)."""
+    from ._output_paths import check_output_file, prepare_output_directory
+    from .plot import FIGURE_FILES
+
+    prepare_output_directory(directory, "--plots")
+    for name in FIGURE_FILES.values():
+        check_output_file(Path(directory) / f"{name}.png", "--plots")
+
+
+def _check_outputs_spare_inputs(args):
+    """Refuse an output path that is one of the command's inputs or its checkpoint (``export m.npz --onnx
+    m.npz``, ``predict --csv test.csv --submission test.csv``, ``--save`` onto a data file): writing it would
+    destroy what the command reads."""
+    from .callbacks import CHECKPOINT_NAME
+
+    inputs = [getattr(args, name, None) for name in ("model", "csv", "idx")]
+    if getattr(args, "checkpoint_dir", None):
+        inputs.append(Path(args.checkpoint_dir) / CHECKPOINT_NAME)
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir and os.path.isdir(data_dir):
+        inputs += [path for path in Path(data_dir).iterdir() if path.is_file()]
+    inputs = [path for path in inputs if path and os.path.isfile(path)]
+    for option in ("save", "onnx", "submission"):
+        output = getattr(args, option, None)
+        if not output or not os.path.isfile(output):
+            continue
+        same = next((path for path in inputs if os.path.samefile(output, path)), None)
+        if same is not None:
+            raise UserError(f"--{option} {output} is {same}, which this command reads: writing it would destroy "
+                            "it; choose another path")
+
+
 def _plots(directory, model, dataset, history=None):
     try:
         from . import plot
@@ -353,7 +386,7 @@ def _class_names(model, images):
 # ---------------------------------------------------------------- commands
 
 def command_train(args):
-    from ._output_paths import check_output_file, prepare_output_directory
+    from ._output_paths import check_output_file
     from .callbacks import EarlyStopping
     from .model import MLP
 
@@ -363,7 +396,7 @@ def command_train(args):
     if args.save:
         check_output_file(args.save, "--save")
     if args.plots:
-        prepare_output_directory(args.plots, "--plots")
+        _check_plots(args.plots)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     _backend(args.backend)
     train_set = load_split(args.dataset, "train", args.data_dir)
@@ -441,11 +474,10 @@ def _report_result(args, model, history, test_set):
 
 
 def command_evaluate(args):
-    from ._output_paths import prepare_output_directory
     from .metrics import confusion_matrix, format_confusion_matrix
 
     if args.plots:
-        prepare_output_directory(args.plots, "--plots")
+        _check_plots(args.plots)
     model = _load_model(args.model)
     _backend(args.backend)
     dataset = load_split(_dataset_for(args, model), args.split, args.data_dir)
@@ -623,6 +655,7 @@ def _run(argv):
         if argv and argv[0] == "bench":
             return command_bench(argv[1:])
         args = parse_arguments(argv)
+        _check_outputs_spare_inputs(args)
         if _writes_to_stdout(args):
             sys.stdout = sys.stderr  # what the command says must not mix with the file it writes there
         return COMMANDS[args.command](args)

@@ -249,6 +249,31 @@ def test_the_cli_checks_output_paths_before_it_reads_anything(tmp_path, capsys, 
     assert ".nncore-partial" not in err and "no-such-model" not in err
 
 
+@pytest.mark.parametrize("argv, named", [
+    (["export", "{model}", "--onnx", "{model}"], "--onnx {model} is {model}"),
+    (["predict", "{model}", "--csv", "{csv}", "--submission", "{csv}"], "--submission {csv} is {csv}"),
+])
+def test_the_cli_refuses_to_write_over_what_it_reads(tmp_path, capsys, model_file, argv, named):
+    values = {"model": model_file, "csv": tmp_path / "test.csv"}
+    values["csv"].write_text(",".join(f"pixel{k}" for k in range(784)) + "\n" + ",".join(["0"] * 784) + "\n")
+    kept = {path: path.read_bytes() for path in (model_file, values["csv"])}
+    code = main([part.format(**values) for part in argv])
+    err = capsys.readouterr().err
+    assert code == 1 and named.format(**values) in err and "would destroy it" in err, err
+    assert all(path.read_bytes() == content for path, content in kept.items())
+
+
+def test_the_cli_checks_each_figure_file_before_it_evaluates(tmp_path, capsys, model_file):
+    plots, victim = tmp_path / "plots", tmp_path / "victim"
+    plots.mkdir()
+    victim.write_bytes(b"victim")
+    (plots / "confusion_matrix.png").symlink_to(victim)
+    code = main(["evaluate", str(model_file), "--plots", str(plots), "--data-dir", str(tmp_path / "no-data")])
+    err = capsys.readouterr().err
+    assert code == 1 and "confusion_matrix.png: is a symbolic link" in err and "no-data" not in err, err
+    assert victim.read_bytes() == b"victim"
+
+
 def test_export_to_stdout_writes_the_graph_there_and_its_messages_to_stderr(model_file, tmp_path):
     onnx = pytest.importorskip("onnx")
     if not os.path.exists("/proc/self/fd/1"):
