@@ -22,6 +22,7 @@ Before ``on_train_begin`` each callback gets ``self.run`` (the ``TrainingRun`` o
 model, optimizer, seed, epochs, history, ...; a callback may set its fields there, as
 ``ModelCheckpoint`` does when it resumes) and ``self.model``.
 """
+import functools
 import math
 import os
 import warnings
@@ -343,9 +344,30 @@ class ModelCheckpoint(Callback):
         return history
 
 
+def display(hook):
+    """Mark a hook of a callback that only shows the run: if its output fails (a pipe whose reader left, a
+    closed or full file), the callback stops showing, with a warning, and the run goes on: a display never
+    ends training."""
+    @functools.wraps(hook)
+    def shown(self, *args, **kwargs):
+        if getattr(self, "output_failed", False):
+            return False
+        try:
+            return hook(self, *args, **kwargs)
+        except (OSError, ValueError) as error:
+            if isinstance(error, ValueError) and "closed file" not in str(error):
+                raise  # not the output failing: a bug to see
+            self.output_failed = True
+            warnings.warn(f"{type(self).__name__} stopped showing the run: its output failed ({error}); training "
+                          "goes on", NNCoreWarning, stacklevel=2)
+            return False
+    return shown
+
+
 class EpochLogger(Callback):
     """One line per epoch: ``epoch  3/10  loss 0.0712  accuracy 0.9781  val_loss ...  1.23 s``."""
 
+    @display
     def on_epoch_end(self, epoch, logs=None):
         print(format_epoch(self.run.index_of(epoch) + 1, self.run.epochs, logs), flush=True)
         return False

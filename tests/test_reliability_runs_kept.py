@@ -10,6 +10,8 @@
   parameters and optimizer state are intact: resuming continues from them, with a warning that
   names what was lost; a log copied from another run is recognised by the digest the
   checkpoint records (before, it was accepted as this run's history).
+- A display (EpochLogger, ProgressBar) whose output fails stops showing, with a warning; the run
+  goes on (before, a BrokenPipeError from a progress line ended ``fit``).
 """
 import os
 import shutil
@@ -83,6 +85,19 @@ def test_the_cli_run_again_without_resume_says_how_to_continue(data_dir, tmp_pat
 
 # ---------------------------------------------------------------- a reader that goes away
 
+class GoneReader:
+    """A stream whose reader has left: every write and flush is a BrokenPipeError."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def isatty(self):
+        return False
+
+
 def test_train_whose_reader_is_gone_still_trains_and_saves(data_dir, tmp_path):  # noqa: F811
     path = tmp_path / "m.npz"
     read_end, write_end = os.pipe()
@@ -99,13 +114,6 @@ def test_train_whose_reader_is_gone_still_trains_and_saves(data_dir, tmp_path): 
 
 
 def test_an_in_process_command_whose_stdout_breaks_goes_on(data_dir, tmp_path, monkeypatch):  # noqa: F811
-    class GoneReader:
-        def write(self, text):
-            raise BrokenPipeError(32, "Broken pipe")
-
-        def flush(self):
-            raise BrokenPipeError(32, "Broken pipe")
-
     monkeypatch.setattr(sys, "stdout", GoneReader())
     code = main(["train", "--data-dir", str(data_dir), "--backend", "numpy", "--hidden", "8", "--epochs", "1",
                  "--save", str(tmp_path / "m.npz")])
@@ -165,3 +173,22 @@ def test_a_log_planted_as_a_link_is_not_written_into(tmp_path):
     with pytest.warns(NNCoreWarning, match="is a symbolic link"):
         train(tmp_path / "run", epochs=3, resume=True)
     assert victim.read_bytes() == kept
+
+
+# ---------------------------------------------------------------- a display whose output fails
+
+@pytest.mark.parametrize("display", ["EpochLogger", "ProgressBar lines", "ProgressBar live"])
+def test_a_display_whose_output_fails_does_not_end_training(tmp_path, monkeypatch, display):
+    from nncore.progress import ProgressBar
+
+    X, y = blobs()
+    options = {"verbose": 0}
+    if display == "EpochLogger":
+        monkeypatch.setattr(sys, "stdout", GoneReader())
+        options = {"verbose": 2}
+    else:
+        options["callbacks"] = [ProgressBar(file=GoneReader(), batch_bar_after=0, live=display.endswith("live"))]
+    model = nncore.MLP([12, 4, 3], seed=0)
+    with pytest.warns(NNCoreWarning, match="stopped showing the run: its output failed .*Broken pipe.*goes on"):
+        history = model.fit(X, y, epochs=3, batch_size=16, backend="numpy", checkpoint_dir=tmp_path, **options)
+    assert history.epoch == [1, 2, 3] and model.epochs_trained == 3
