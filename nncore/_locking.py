@@ -41,9 +41,11 @@ class DirectoryLock:
         """Take the lock, or raise OutputPathError naming the directory and the process holding it."""
         try:
             stream = open_lock_file(self.directory / LOCK_NAME)
+        except OutputPathError:
+            raise
         except OSError as error:
             raise OutputPathError(f"{self.what} {self.directory}: cannot create its lock file "
-                                  f"({error.strerror or error})") from None
+                                  f"{self.directory / LOCK_NAME} ({error.strerror or error})") from None
         try:
             lock(stream, wait=False)
         except OSError as error:
@@ -88,6 +90,8 @@ def open_lock_file(path):
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise OutputPathError(f"{path}: is a symbolic link, not nncore's lock file: remove it") from None
+        if error.errno == errno.EISDIR:
+            raise OutputPathError(f"{path}: is a directory, not nncore's lock file: remove it") from None
         raise
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)

@@ -269,7 +269,7 @@ class ModelCheckpoint(Callback):
             self._wrote = True
             # The checkpoint now names this run's log: the previous run's is no longer needed.
             for log in self.directory.glob("history-*.bin"):
-                if log.name != self._log.path.name:
+                if log.name != self._log.path.name and not log.is_dir():  # a directory there is not a log of ours
                     log.unlink(missing_ok=True)
 
     def on_train_end(self, logs=None):

@@ -307,15 +307,23 @@ def _check_outputs_spare_inputs(args):
     data_dir = getattr(args, "data_dir", None)
     if data_dir and os.path.isdir(data_dir):
         inputs += [path for path in Path(data_dir).iterdir() if path.is_file()]
-    inputs = [path for path in inputs if path and os.path.isfile(path)]
+    inputs = [path for path in inputs if path]
     for option in ("save", "onnx", "submission"):
         output = getattr(args, option, None)
-        if not output or not os.path.isfile(output):
+        if not output:
             continue
-        same = next((path for path in inputs if os.path.samefile(output, path)), None)
+        same = next((path for path in inputs if _same_file(output, path)), None)
         if same is not None:
             raise UserError(f"--{option} {output} is {same}, which this command reads: writing it would destroy "
                             "it; choose another path")
+
+
+def _same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file: the same one if both exist, else the same resolved path
+    (a checkpoint that the run has yet to write)."""
+    if os.path.isfile(a) and os.path.isfile(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _plots(directory, model, dataset, history=None):

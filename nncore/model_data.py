@@ -11,7 +11,10 @@ the first epoch when the fields come with the data (``checked_fields``). So a fi
 wrote always loads, and a run is never trained into a model that cannot be saved.
 """
 import math
+import numbers
 import operator
+
+import numpy as np
 
 #: The fields, in the order a header lists them.
 DATA_FIELDS = ("dataset_name", "class_names", "input_shape")
@@ -23,16 +26,17 @@ _SHOWN_CHARACTERS = 60
 def as_header(dataset_name, class_names, input_shape):
     """The header's ``data`` object for the three fields (None ones left out), converted without loss.
 
-    Names become ``str`` (the estimator's labels may be numbers); sizes become ``int`` only
-    when they are integers (``operator.index``), so (4.5, 4) stays what it is and is refused
-    by ``data_problem`` rather than written as (4, 4). A string is never split into names.
+    Numbers among the names become their text (class labels are often numbers); anything else
+    that is not a string (None, bytes, objects) stays what it is and is refused by
+    ``data_problem``. Sizes become ``int`` only when they are integers (``operator.index``), so
+    (4.5, 4) is refused rather than written as (4, 4). A string is never split into names.
     """
     data = {}
     if dataset_name is not None:
-        data["dataset_name"] = dataset_name if isinstance(dataset_name, str) else str(dataset_name)
+        data["dataset_name"] = _as_name(dataset_name)
     if class_names is not None:
         data["class_names"] = class_names if isinstance(class_names, (str, bytes)) or not _is_sequence(class_names) \
-            else [name if isinstance(name, str) else str(name) for name in class_names]
+            else [_as_name(name) for name in class_names]
     if input_shape is not None:
         data["input_shape"] = input_shape if isinstance(input_shape, (str, bytes)) or not _is_sequence(input_shape) \
             else [_exact_integer(size) for size in input_shape]
@@ -101,6 +105,11 @@ def data_problem(data, network):
         if math.prod(shape) != network.n_inputs:
             return f"input_shape {_shown(shape)} for {network.n_inputs} inputs: it holds {math.prod(shape)}"
     return None
+
+
+def _as_name(value):
+    is_number = isinstance(value, (numbers.Number, np.generic)) and not isinstance(value, (bool, np.bool_))
+    return str(value) if is_number and not isinstance(value, str) else value
 
 
 def _is_sequence(value):

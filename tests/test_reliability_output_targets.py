@@ -197,15 +197,17 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path):
 
 # ---------------------------------------------------------------- the checkpoint directory
 
-@pytest.mark.parametrize("plant", ["link", "fifo"])
+@pytest.mark.parametrize("plant", ["link", "fifo", "directory"])
 def test_a_planted_lock_file_is_refused_and_its_target_untouched(tmp_path, plant):
     directory, victim = tmp_path / "ck", tmp_path / "victim"
     directory.mkdir()
     victim.write_bytes(b"victim data")
     if plant == "link":
         (directory / ".lock").symlink_to(victim)
-    else:
+    elif plant == "fifo":
         os.mkfifo(directory / ".lock")
+    else:
+        (directory / ".lock").mkdir()
     X, y = blobs()
     model = nncore.MLP([12, 4, 3], seed=0)
     with time_limit(10, "fit with a planted lock file"), pytest.raises(OutputPathError, match=r"\.lock: is "):
@@ -252,9 +254,12 @@ def test_the_cli_checks_output_paths_before_it_reads_anything(tmp_path, capsys, 
 @pytest.mark.parametrize("argv, named", [
     (["export", "{model}", "--onnx", "{model}"], "--onnx {model} is {model}"),
     (["predict", "{model}", "--csv", "{csv}", "--submission", "{csv}"], "--submission {csv} is {csv}"),
+    # the checkpoint the run is about to write, replaced by the model file at its end
+    (["train", "--data-dir", "{tmp}/none", "--checkpoint-dir", "{tmp}/ck", "--save", "{tmp}/ck/checkpoint.npz"],
+     "--save {tmp}/ck/checkpoint.npz is {tmp}/ck/checkpoint.npz"),
 ])
 def test_the_cli_refuses_to_write_over_what_it_reads(tmp_path, capsys, model_file, argv, named):
-    values = {"model": model_file, "csv": tmp_path / "test.csv"}
+    values = {"model": model_file, "csv": tmp_path / "test.csv", "tmp": tmp_path}
     values["csv"].write_text(",".join(f"pixel{k}" for k in range(784)) + "\n" + ",".join(["0"] * 784) + "\n")
     kept = {path: path.read_bytes() for path in (model_file, values["csv"])}
     code = main([part.format(**values) for part in argv])

@@ -126,7 +126,7 @@ def the_log(directory):
     return directory / load_checkpoint(directory / "checkpoint.npz")["training"].log
 
 
-@pytest.mark.parametrize("damage", ["deleted", "truncated", "garbled", "another run's"])
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "garbled", "a directory", "another run's"])
 def test_a_checkpoint_whose_log_is_lost_resumes_from_its_intact_state(tmp_path, damage):
     train(tmp_path / "run", epochs=2)
     log = the_log(tmp_path / "run")
@@ -136,6 +136,9 @@ def test_a_checkpoint_whose_log_is_lost_resumes_from_its_intact_state(tmp_path, 
         log.write_bytes(log.read_bytes()[:-10])
     elif damage == "garbled":
         log.write_bytes(log.read_bytes()[:-8] + b"\xff" * 8)
+    elif damage == "a directory":
+        log.unlink()
+        log.mkdir()
     else:  # the same epoch count, another run's records, under this run's log name
         train(tmp_path / "other", epochs=2, seed=9)
         shutil.copyfile(the_log(tmp_path / "other"), log)

@@ -33,6 +33,7 @@ def pixels(n=60, n_features=16, seed=0):
     ("class_names", ("a", LONG, "c")),
     ("class_names", ("a", "b")),
     ("class_names", "abc"),  # a string is not three names
+    ("class_names", ("a", "b", None)),  # None is no name (it was written as "None")
     ("input_shape", (4.5, 4)),
     ("input_shape", (4.0, 4)),
     ("input_shape", (True, 16)),
