@@ -8,11 +8,16 @@ scales a batch; nothing changes at inference. It needs the image's shape: given 
 ``image_shape``, or, for a ``Dataset`` of 784 pixels (MNIST and Fashion-MNIST, which nncore's
 loaders check are 28 x 28), 28 x 28.
 """
+import re
+
 import numpy as np
 
 from .data.dataset import Dataset
 
 MNIST_IMAGE_SHAPE = (28, 28)
+#: "shift:K" with K in ASCII digits: str.isdigit also takes "²", which int() refuses, and
+#: more digits than any image is wide would only make int() slow or refuse them.
+_SHIFT = re.compile(r"shift:([0-9]{1,6})")
 
 
 def _positive_int(name, value):
@@ -81,13 +86,14 @@ def get_augment(augment):
     if augment is None or isinstance(augment, Shift):
         return augment
     if isinstance(augment, str):
-        kind, _, pixels = augment.partition(":")
         if augment == "none":
             return None
-        if kind == "shift" and pixels.isdigit():
-            return Shift(int(pixels))
-    raise ValueError(f"augment must be None, 'shift:K' (K pixels, e.g. 'shift:2') or an nncore.Shift, "
-                     f"got {augment!r}")
+        match = _SHIFT.fullmatch(augment)
+        if match:
+            return Shift(int(match.group(1)))
+    given = repr(augment)
+    given = given if len(given) <= 80 else f"{given[:80]}... ({len(given)} characters)"
+    raise ValueError(f"augment must be None, 'shift:K' (K pixels, e.g. 'shift:2') or an nncore.Shift, got {given}")
 
 
 def shift_images(batch, dy, dx, image_shape):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ._numbers import finite, whole
+from ._terminal import ReaderMayLeave, printable
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 DATASETS = ("mnist", "fashion-mnist")
@@ -269,6 +270,47 @@ def _load_model(path):
     return load(path)
 
 
+def _check_plots(directory):
+    """--plots DIR before the work: the directory, and each figure file it will hold (not a link, not a directory)."""
+    from ._output_paths import check_output_file, prepare_output_directory
+    from .plot import FIGURE_FILES
+
+    prepare_output_directory(directory, "--plots")
+    for name in FIGURE_FILES.values():
+        check_output_file(Path(directory) / f"{name}.png", "--plots")
+
+
+def _check_outputs_spare_inputs(args):
+    """Refuse an output path that is one of the command's inputs or its checkpoint (``export m.npz --onnx
+    m.npz``, ``predict --csv test.csv --submission test.csv``, ``--save`` onto a data file): writing it would
+    destroy what the command reads."""
+    from .callbacks import CHECKPOINT_NAME
+
+    inputs = [getattr(args, name, None) for name in ("model", "csv", "idx")]
+    if getattr(args, "checkpoint_dir", None):
+        inputs.append(Path(args.checkpoint_dir) / CHECKPOINT_NAME)
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir and os.path.isdir(data_dir):
+        inputs += [path for path in Path(data_dir).iterdir() if path.is_file()]
+    inputs = [path for path in inputs if path]
+    for option in ("save", "onnx", "submission"):
+        output = getattr(args, option, None)
+        if not output:
+            continue
+        same = next((path for path in inputs if _same_file(output, path)), None)
+        if same is not None:
+            raise UserError(f"--{option} {output} is {same}, which this command reads: writing it would destroy "
+                            "it; choose another path")
+
+
+def _same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file: the same one if both exist, else the same resolved path
+    (a checkpoint that the run has yet to write)."""
+    if os.path.isfile(a) and os.path.isfile(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def _plots(directory, model, dataset, history=None):
     try:
         from . import plot
@@ -292,7 +334,7 @@ def _backend(name):
 
 
 def _note(message):
-    print(f"nncore: note: {message}", file=sys.stderr, flush=True)
+    print(f"nncore: note: {printable(message, keep_line_breaks=True)}", file=sys.stderr, flush=True)
 
 
 def _dataset_for(args, model):
@@ -337,7 +379,7 @@ def _class_names(model, images):
 # ---------------------------------------------------------------- commands
 
 def command_train(args):
-    from ._output_paths import check_output_file, prepare_output_directory
+    from ._output_paths import check_output_file
     from .callbacks import EarlyStopping
     from .model import MLP
 
@@ -347,7 +389,7 @@ def command_train(args):
     if args.save:
         check_output_file(args.save, "--save")
     if args.plots:
-        prepare_output_directory(args.plots, "--plots")
+        _check_plots(args.plots)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     _backend(args.backend)
     train_set = load_split(args.dataset, "train", args.data_dir)
@@ -427,6 +469,8 @@ def _report_result(args, model, history, test_set):
 def command_evaluate(args):
     from .metrics import confusion_matrix, format_confusion_matrix
 
+    if args.plots:
+        _check_plots(args.plots)
     model = _load_model(args.model)
     _backend(args.backend)
     dataset = load_split(_dataset_for(args, model), args.split, args.data_dir)
@@ -451,8 +495,11 @@ def command_evaluate(args):
 
 
 def command_predict(args):
+    from ._output_paths import check_output_file
     from .data import write_submission
 
+    if args.submission:  # checked before the model and the images are read
+        check_output_file(args.submission, "--submission")
     model = _load_model(args.model)
     _backend(args.backend)
     images, rows, labels = _images_to_predict(args, model)
@@ -489,6 +536,7 @@ def _images_to_predict(args, model):
 
 def format_predictions(rows, predicted, probabilities, labels, class_names):
     """The table ``predict`` prints: index, predicted class, its probability[, true label], columns aligned."""
+    class_names = [printable(name) for name in class_names]  # names from a model file are anyone's
     index_width = max(len("index"), *(len(str(row)) for row in rows))
     name_width = max(len("predicted"), *(len(name) for name in class_names))
     header = f"{'index':>{index_width}}  {'predicted':<{name_width}}  probability"
@@ -504,8 +552,10 @@ def format_predictions(rows, predicted, probabilities, labels, class_names):
 
 
 def command_export(args):
+    from ._output_paths import check_output_file
     from .onnx_export import OPSET, hidden_activations, to_onnx
 
+    check_output_file(args.onnx, "--onnx")
     model = _load_model(args.model)
     to_onnx(model, args.onnx, input_dtype=args.input)
     takes = "uint8 pixels (scaled by 1/255 in the graph)" if args.input == "uint8" else \
@@ -557,16 +607,40 @@ COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": com
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
-    print(f"nncore: warning: {message}", file=sys.stderr, flush=True)
+    print(f"nncore: warning: {printable(message, keep_line_breaks=True)}", file=sys.stderr, flush=True)
 
 
 def _error(message, code=EXIT_ERROR):
-    print(f"nncore: error: {message}", file=sys.stderr, flush=True)
+    print(f"nncore: error: {printable(message, keep_line_breaks=True)}", file=sys.stderr, flush=True)
     return code
 
 
+def _writes_to_stdout(args):
+    """Whether the file the command makes (--save, --onnx, --submission) is this process's standard output."""
+    for path in (getattr(args, name, None) for name in ("save", "onnx", "submission")):
+        try:
+            if path and os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno())):
+                return True
+        except (OSError, ValueError, AttributeError):  # no such file yet, or stdout has no descriptor
+            continue
+    return False
+
+
 def main(argv=None):
-    """Run the command line; return the exit code (the console script exits with it)."""
+    """Run the command line; return the exit code (the console script exits with it).
+
+    A reader of the output that goes away (``| head``) does not end the command: the rest of
+    its output is discarded (``nncore._terminal``) and its work finishes.
+    """
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ReaderMayLeave(stdout), ReaderMayLeave(stderr)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _run(argv):
     from .errors import DataError, ModelFileError, TrainingDiverged
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -574,6 +648,9 @@ def main(argv=None):
         if argv and argv[0] == "bench":
             return command_bench(argv[1:])
         args = parse_arguments(argv)
+        _check_outputs_spare_inputs(args)
+        if _writes_to_stdout(args):
+            sys.stdout = sys.stderr  # what the command says must not mix with the file it writes there
         return COMMANDS[args.command](args)
     except TrainingDiverged as error:
         return _error(str(error), EXIT_DIVERGED)
@@ -584,8 +661,6 @@ def main(argv=None):
         return _error(str(error))
     except ImportError as error:  # e.g. --backend cython when the extension did not build
         return _error(f"{error}")
-    except BrokenPipeError:
-        return 0
     except MemoryError as error:  # a network under the parameter limit that this machine cannot hold
         return _error(str(error) or "out of memory")
     except (ValueError, TypeError, OSError) as error:

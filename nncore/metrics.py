@@ -1,6 +1,8 @@
 """Classification metrics: accuracy and the confusion matrix, plus its text rendering."""
 import numpy as np
 
+from ._terminal import printable
+
 
 def accuracy(y_true, y_pred):
     """Fraction of predictions equal to the labels."""
@@ -51,7 +53,9 @@ def format_confusion_matrix(matrix, class_names=None):
         class_names = [str(k) for k in range(n_classes)]
     if len(class_names) != n_classes:
         raise ValueError(f"{len(class_names)} class names for a {n_classes}-class matrix")
-    row_labels = [name if str(name) == str(k) else f"{k} {name}" for k, name in enumerate(class_names)]
+    # Names from a model file are anyone's: escaped, they cannot drive the terminal or break the rows.
+    names = [printable(name) for name in class_names]
+    row_labels = [name if name == str(k) else f"{k} {name}" for k, name in enumerate(names)]
     corner = "true \\ predicted"
     label_width = max(len(corner), *(len(label) for label in row_labels))
     cell_width = max(3, len(str(int(matrix.max()) if matrix.size else 0)), len(str(n_classes - 1)))

@@ -12,6 +12,7 @@ from .backends import DEFAULT_BACKEND, get_backend
 from .backends.base import PREDICT_BATCH_SIZE
 from .io import read_model, save_model
 from .losses import get_loss
+from .model_data import checked_fields
 from .network import INITIALIZERS, Network
 from .outputs import check_probabilities, count_non_finite, refusal
 
@@ -77,10 +78,13 @@ class MLP:
         self.dataset_name = self.class_names = self.input_shape = None
 
     def remember_data(self, dataset):
-        """Record what ``dataset`` (a Dataset or ImageSet) is: its dataset's name, class names, image shape."""
-        self.dataset_name = dataset.dataset_name
-        self.class_names = tuple(dataset.class_names) or None
-        self.input_shape = tuple(dataset.image_shape)
+        """Record what ``dataset`` (a Dataset or ImageSet) is: its dataset's name, class names, image shape.
+
+        ValueError, before anything changes, for what a model file could not keep (``nncore.model_data``).
+        """
+        self.dataset_name, self.class_names, self.input_shape = checked_fields(
+            self.network, dataset.dataset_name, tuple(dataset.class_names) or None, tuple(dataset.image_shape),
+            dataset.name)
 
     def initialize(self, seed=None):
         """Draw fresh initial weights (zero biases) from ``seed``; forget the optimizer state."""
@@ -232,11 +236,13 @@ class MLP:
         return self.astype(self.dtype)
 
     def astype(self, dtype):
-        """A copy with its parameters in ``dtype`` (float32 or float64), data fields kept; no optimizer, no history."""
+        """A copy with its parameters in ``dtype`` (float32 or float64), data fields and epoch count kept; no
+        optimizer, no history."""
         network = Network(self.layer_sizes, self.network.activation_names, dtype, self.dropout, self.input_dropout)
         clone = MLP.from_network(network, self._params)
         clone.activation, clone.init, clone.seed = self.activation, self.init, self.seed
         clone.dataset_name, clone.class_names, clone.input_shape = self.dataset_name, self.class_names, self.input_shape
+        clone.epochs_trained = self.epochs_trained  # what the parameters are the result of
         return clone
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from ._atomic import atomic_write_bytes
 from .activations import ACTIVATIONS
 from .backends.base import input_scale
+from .model_data import data_header
 
 OPSET = 13
 IR_VERSION = 7  # the IR version of ONNX 1.8, which introduced opset 13
@@ -128,16 +129,15 @@ def _metadata(model, activations, input_dtype):
                 "output_activation": "softmax",
                 "dtype": model.dtype.name,
                 "input": convention}
-    # Models that remember their data (dataset name, class names, image shape) carry them into the graph.
-    dataset_name = getattr(model, "dataset_name", None)
-    class_names = getattr(model, "class_names", None)
-    input_shape = getattr(model, "input_shape", None)
-    if dataset_name:
-        metadata["dataset"] = str(dataset_name)
-    if class_names is not None:
-        metadata["class_names"] = json.dumps([str(name) for name in class_names])
-    if input_shape is not None:
-        metadata["input_shape"] = json.dumps([int(size) for size in input_shape])
+    # Models that remember their data (dataset name, class names, image shape) carry them into the graph,
+    # checked as a model file's writer checks them (nncore.model_data): what one writer takes, all take.
+    data = data_header(model)
+    if data.get("dataset_name"):
+        metadata["dataset"] = data["dataset_name"]
+    if "class_names" in data:
+        metadata["class_names"] = json.dumps(data["class_names"])
+    if "input_shape" in data:
+        metadata["input_shape"] = json.dumps(data["input_shape"])
     return metadata
 
 
@@ -170,5 +170,5 @@ def build_onnx_model(model, input_dtype="uint8"):
 def to_onnx(model, path, input_dtype="uint8"):
     """Write ``model`` to ``path`` as an ONNX graph (atomically); return the ``onnx.ModelProto``."""
     proto = build_onnx_model(model, input_dtype)
-    atomic_write_bytes(path, proto.SerializeToString())
+    atomic_write_bytes(path, proto.SerializeToString(), streams=True)
     return proto

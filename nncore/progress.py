@@ -12,7 +12,7 @@ run's ETA, and nothing else, since a redrawn bar there is a pile of carriage ret
 import sys
 import time
 
-from .callbacks import Callback, format_epoch
+from .callbacks import Callback, display, format_epoch
 
 
 def _is_terminal(stream):
@@ -43,6 +43,7 @@ class ProgressBar(Callback):
         self._began, self._first_index = time.perf_counter(), None
         self._epochs_bar = self._batches_bar = None
 
+    @display
     def on_epoch_begin(self, epoch, logs=None):
         index = self.run.index_of(epoch)
         if self._first_index is None:
@@ -56,12 +57,14 @@ class ProgressBar(Callback):
                                        file=self._stream, dynamic_ncols=True, leave=False,
                                        delay=self.batch_bar_after)
 
+    @display
     def on_epoch_progress(self, epoch, logs):
         bar = self._batches_bar
         if bar is not None:
             bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
             bar.update(logs["batches"] - bar.n)
 
+    @display
     def on_epoch_end(self, epoch, logs=None):
         index = self.run.index_of(epoch)
         line = format_epoch(index + 1, self.run.epochs, logs)
@@ -79,6 +82,7 @@ class ProgressBar(Callback):
         self._epochs_bar.update(1)
         return False
 
+    @display
     def on_train_end(self, logs=None):
         self._close_batches_bar()
         if self._epochs_bar is not None:

@@ -89,8 +89,9 @@ def read_csv(source, name=None, *, pixels=PIXELS_PER_IMAGE, require_labels=False
     """
     if isinstance(source, (str, os.PathLike)):
         name = name or str(source)
-        with open_regular_file(source, DataError) as binary:
-            return _read_csv_stream(_decoded(binary), name, pixels, require_labels)
+        # The text wrapper is closed too: left to the collector, it is a ResourceWarning per read.
+        with open_regular_file(source, DataError) as binary, _decoded(binary) as text:
+            return _read_csv_stream(text, name, pixels, require_labels)
     return _read_csv_stream(source, name or getattr(source, "name", "<stream>"), pixels, require_labels)
 
 
@@ -112,7 +113,7 @@ def write_submission(path, predictions, *, header=("ImageId", "Label"), first_id
                          f"{predictions.dtype} of shape {predictions.shape}")
     ids = np.arange(first_id, first_id + len(predictions))
     lines = [",".join(header)] + [f"{image_id},{label}" for image_id, label in zip(ids, predictions.tolist())]
-    with atomic_open(path) as stream:
+    with atomic_open(path, streams=True) as stream:
         stream.write(("\n".join(lines) + "\n").encode("ascii"))
     return Path(path)
 
