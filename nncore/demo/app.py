@@ -103,8 +103,9 @@ def check_model(model, title):
     """Refuse (ValueError) a model the page cannot feed: it must take 28 x 28 images."""
     if model.n_inputs != FRAME_SIDE * FRAME_SIDE or \
             model.input_shape not in (None, (FRAME_SIDE, FRAME_SIDE), (FRAME_SIDE * FRAME_SIDE,)):
-        shape = "x".join(map(str, model.input_shape)) if model.input_shape else f"{model.n_inputs} pixels"
-        raise ValueError(f"{title} takes {shape} images; the demo draws {FRAME_SIDE}x{FRAME_SIDE} digits")
+        takes = (f"{'x'.join(map(str, model.input_shape))} images" if model.input_shape
+                 else f"{model.n_inputs} pixels per image")
+        raise ValueError(f"{title} takes {takes}; the demo draws {FRAME_SIDE}x{FRAME_SIDE} digits")
 
 
 def class_names_of(model):
