@@ -1,4 +1,4 @@
-"""What the demo's tests share: a server running in a thread, and a real Chromium driven by Playwright.
+"""What the demo's tests share: ``nncore demo`` started, a server in a thread, a real Chromium (Playwright).
 
 The browser is Debian's ``chromium`` (``playwright install`` downloads its own, which these
 machines cannot). Where there is no browser or no Playwright the browser tests skip, saying
@@ -8,9 +8,12 @@ skipping them.
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import threading
 
 import pytest
+from _time_limit import time_limit
 
 from nncore.demo import DemoApp, DemoServer
 
@@ -18,6 +21,27 @@ REQUIRE_BROWSER = "NNCORE_REQUIRE_BROWSER"
 #: root needs --no-sandbox; the rest keep a Chromium on a closed network from retrying connections.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def start_demo(arguments, env=None, stderr=subprocess.PIPE, seconds=60):
+    """(the running ``nncore demo`` process, its URL, the lines it printed before the URL).
+
+    A demo that prints no URL within ``seconds`` is killed and fails the test.
+    """
+    process = subprocess.Popen([sys.executable, "-m", "nncore", "demo", *arguments], stdout=subprocess.PIPE,
+                               stderr=stderr, text=True, env=env)
+    printed = []
+    try:
+        with time_limit(seconds, "nncore demo's start"):
+            for line in process.stdout:  # ends when the process does
+                if "http://" in line:
+                    return process, line[line.index("http://"):].split()[0], printed
+                printed.append(line)
+    except TimeoutError:
+        process.kill()
+        raise
+    process.wait()
+    raise AssertionError(f"nncore demo exited ({process.returncode}) without a URL: {printed}")
 
 
 @contextlib.contextmanager

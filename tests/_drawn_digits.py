@@ -10,6 +10,7 @@ import functools
 
 import numpy as np
 
+from nncore.data import Dataset
 from nncore.model import MLP
 from nncore.optim import Adam
 from nncore.preprocess import mnist_style
@@ -33,6 +34,7 @@ STROKES = {
     8: [_loop(0.5, 0.28, 0.2, 0.18, start=np.pi / 2), _loop(0.5, 0.7, 0.24, 0.2, start=-np.pi / 2)],
     9: [_loop(0.5, 0.3, 0.22, 0.2, start=0.0), [(0.72, 0.3), (0.65, 0.9)]],
 }
+CLASS_NAMES = tuple(str(digit) for digit in range(10))
 #: The brush of the demo page (app.js's BRUSH_WIDTH), in pixels of its 280-pixel canvas.
 PAGE_BRUSH_WIDTH = 18
 
@@ -88,6 +90,12 @@ def drawn_digits(per_class, seed, side=112):
     return np.array(images), np.array(labels)
 
 
+def drawn_test_set(seed, per_class=3):
+    """A labeled Dataset of drawn digits, named like a test split, for the random-test-image button."""
+    images, labels = drawn_digits(per_class, seed)
+    return Dataset(images, labels, CLASS_NAMES, name="drawn-digits/test", image_shape=(28, 28))
+
+
 @functools.lru_cache(maxsize=1)
 def drawn_digits_model():
     """A 784-64-10 MLP trained on 2,000 drawn digits (a few seconds; once per test process).
@@ -97,6 +105,6 @@ def drawn_digits_model():
     images, labels = drawn_digits(per_class=200, seed=0)
     model = MLP([784, 64, 10], seed=0)
     model.fit(images, labels, epochs=25, batch_size=32, optimizer=Adam(lr=2e-3), seed=0, verbose=0)
-    model.class_names = tuple(str(digit) for digit in range(10))
+    model.class_names = CLASS_NAMES
     model.dataset_name, model.input_shape = "drawn-digits", (28, 28)
     return model

@@ -14,9 +14,8 @@ import shutil
 import numpy as np
 import pytest
 from _demo_helpers import chromium, open_page, running_server
-from _drawn_digits import drawn_digits, drawn_digits_model, strokes_on_canvas
+from _drawn_digits import drawn_digits_model, drawn_test_set, strokes_on_canvas
 
-from nncore.data import Dataset
 from nncore.preprocess import mnist_style
 
 #: Where the screenshot goes besides the test's own directory (e.g. to look at it, or for the docs).
@@ -45,8 +44,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def test_set():
-    images, labels = drawn_digits(per_class=3, seed=11)
-    return Dataset(images, labels, tuple(str(k) for k in range(10)), name="drawn-digits/test", image_shape=(28, 28))
+    return drawn_test_set(seed=11)
 
 
 @pytest.fixture(scope="module")

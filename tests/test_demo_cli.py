@@ -8,10 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
+from _demo_helpers import start_demo
 from _drawn_digits import drawn_digits_model
 
 from nncore.demo import default_model_path, load_default_model
@@ -66,25 +66,11 @@ def test_a_port_out_of_range_is_a_usage_error():
     assert completed.returncode == 2 and "0..65535" in completed.stderr
 
 
-def start_demo(arguments, env=None, stderr=subprocess.PIPE, timeout=60):
-    """(the running ``nncore demo`` process, its URL): waits for the line that prints the URL."""
-    process = subprocess.Popen([sys.executable, "-m", "nncore", "demo", *arguments], stdout=subprocess.PIPE,
-                               stderr=stderr, text=True, env=env)
-    deadline = time.monotonic() + timeout
-    line = process.stdout.readline()
-    while "http://" not in line and time.monotonic() < deadline and process.poll() is None:
-        line = process.stdout.readline()
-    if "http://" not in line:
-        process.kill()
-        raise AssertionError(f"nncore demo printed no URL: {line!r} {process.communicate()}")
-    return process, line[line.index("http://"):].split()[0]
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
 def test_ctrl_c_stops_the_server_cleanly(tmp_path, stop_signal):
     path = tmp_path / "digits.npz"
     drawn_digits_model().save(path)
-    process, url = start_demo([str(path), "--port", "0"])
+    process, url, _ = start_demo([str(path), "--port", "0"])
     try:
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(url + "api/model", timeout=10) as response:

@@ -11,9 +11,8 @@ import os
 import numpy as np
 import pytest
 from _demo_helpers import running_server
-from _drawn_digits import drawn_digits, drawn_digits_model, render, strokes_on_canvas
+from _drawn_digits import drawn_digits_model, drawn_test_set, render, strokes_on_canvas
 
-from nncore.data import Dataset
 from nncore.demo import DemoApp
 from nncore.demo.server import MAX_BODY_BYTES
 from nncore.model import MLP
@@ -27,8 +26,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def test_set():
-    images, labels = drawn_digits(per_class=3, seed=7)
-    return Dataset(images, labels, tuple(str(k) for k in range(10)), name="drawn-digits/test", image_shape=(28, 28))
+    return drawn_test_set(seed=7)
 
 
 @pytest.fixture(scope="module")
