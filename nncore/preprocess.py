@@ -16,12 +16,13 @@ and merely shrunk to 28x28 is larger, thinner or off-centre, and gets poor guess
    in pixel 14 (counting from 0) of each axis;
 4. 0..255 rounded to uint8, as MNIST's pixels are.
 
-Step 3 is what MNIST's files show rather than what their description says: every one of the
-10,000 test digits has its box's longer side exactly 20 pixels and its centre of mass within
-pixel 14 (between 14.0 and 15.0 in continuous coordinates, where pixel k covers [k, k + 1)),
-spread evenly over it, as a translation by whole pixels leaves it. Put through ``mnist_style``,
-9,996 of those 10,000 digits come back unchanged, bit for bit, and so do their 10x enlargements
-(tests/test_demo_preprocess.py). Doing the scale and the translation in one resampling
+Step 3 is what MNIST's files show rather than what their description says: each of the 10,000
+test digits has its centre of mass within pixel 14 (between 14.0 and 15.0 in continuous
+coordinates, where pixel k covers [k, k + 1)), spread evenly over it, as a translation by whole
+pixels leaves it; and 9,997 have their box's longer side exactly 20 pixels (3 have 19). Put
+through ``mnist_style``, 9,996 of those 10,000 digits come back unchanged, bit for bit, and so
+do their 10x enlargements (tests/test_demo_preprocess.py); the other four are the three
+19-pixel boxes, scaled up here, and one centre of mass exactly on a pixel's edge. Doing the scale and the translation in one resampling
 blurs the digit once, not twice. ``preprocessing_steps`` also returns the intermediate
 pictures (the guide, docs/guide/demo.md, draws them).
 """

@@ -10,10 +10,13 @@ import base64
 import io
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from _demo_helpers import chromium, open_page, running_server
+from _demo_helpers import chromium, chromium_path, open_page, running_server
 from _drawn_digits import drawn_digits_model, drawn_test_set, strokes_on_canvas
 
 from nncore.preprocess import mnist_style
@@ -201,3 +204,18 @@ def test_a_screenshot_shows_the_drawing_and_the_answer(page, tmp_path):
     drawn = picture[int(canvas["y"]):int(canvas["y"] + 280), int(canvas["x"]):int(canvas["x"] + 280)]
     assert np.count_nonzero(drawn > 200) > 1000  # the white strokes on the black canvas are in the picture
     assert page.locator("#received").bounding_box()["width"] == 224  # the 28x28 image, enlarged 8 times
+
+
+def test_the_guide_s_pictures_are_drawn_from_a_mouse_drawing_on_the_page(tmp_path, model):
+    from PIL import Image
+
+    chromium_path()  # the script needs the browser: skip or fail as the other tests here
+    path = tmp_path / "digits.npz"
+    model.save(path)
+    script = Path(__file__).resolve().parent.parent / "examples" / "demo_pictures.py"
+    completed = subprocess.run([sys.executable, str(script), "--model", str(path), "--out", str(tmp_path)],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    for name, size in (("demo.png", (1360, 560)), ("demo_preprocessing.png", (1200, 390))):
+        with Image.open(tmp_path / name) as picture:
+            assert picture.size == size
