@@ -4,10 +4,12 @@ The command's mistakes are reported before any server starts; Ctrl-C (and ``kill
 running server cleanly. The default model's caching is tested offline with a stand-in
 trainer; training it for real on MNIST is in tests/test_demo_network.py.
 """
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -85,6 +87,24 @@ def test_ctrl_c_stops_the_server_cleanly(tmp_path, stop_signal):
     port = int(url.rstrip("/").rsplit(":", 1)[1])
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
+
+
+def test_open_opens_the_page_in_the_web_browser(tmp_path):
+    path = tmp_path / "digits.npz"
+    drawn_digits_model().save(path)
+    opened = tmp_path / "opened.txt"
+    # Python's webbrowser runs $BROWSER with %s replaced by the URL: here, a browser that writes it down.
+    browser = f'{sys.executable} -c "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])" {opened} %s'
+    process, url, _ = start_demo([str(path), "--open"], env=dict(os.environ, BROWSER=browser))
+    try:
+        for _ in range(100):
+            if opened.exists() and opened.read_text():
+                break
+            time.sleep(0.1)
+        assert opened.read_text() == url
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
 
 
 # ---------------------------------------------------------------- the default model's cache
