@@ -184,8 +184,9 @@ def test_a_refusal_is_shown_on_the_page(page):
     page.evaluate("""() => { const pen = document.getElementById("drawing").getContext("2d");
                              pen.fillStyle = "#000"; pen.fillRect(0, 0, 280, 280); }""")
     page.route("**/api/predict", lambda route: route.continue_(post_data=b'{"width": 3}'))
+    canvas = page.locator("#drawing").bounding_box()
     with page.expect_response(_is_predict):
-        page.mouse.click(page.locator("#drawing").bounding_box()["x"] + 140, 200)
+        page.mouse.click(canvas["x"] + 140, canvas["y"] + 140)  # a dot: a stroke of its own
     page.wait_for_function("document.getElementById('status').classList.contains('error')")
     assert page.text_content("#status").startswith("400 Bad Request: expected a JSON object")
 
