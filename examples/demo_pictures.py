@@ -57,7 +57,7 @@ def draw_on_the_page(url, screenshot_path):
                     page.mouse.move(canvas["x"] + x, canvas["y"] + y, steps=8)
                 page.mouse.up()
         request = reply.value.request.post_data_json
-        page.wait_for_function("document.getElementById('predicted').textContent !== '–'")
+        page.wait_for_function("() => document.getElementById('predicted').textContent !== '–'")
         page.screenshot(path=str(screenshot_path), full_page=True)
         browser.close()
     return np.frombuffer(base64.b64decode(request["ink"]), dtype=np.uint8).reshape(request["height"], request["width"])

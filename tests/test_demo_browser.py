@@ -187,7 +187,8 @@ def test_a_refusal_is_shown_on_the_page(page):
     canvas = page.locator("#drawing").bounding_box()
     with page.expect_response(_is_predict):
         page.mouse.click(canvas["x"] + 140, canvas["y"] + 140)  # a dot: a stroke of its own
-    page.wait_for_function("document.getElementById('status').classList.contains('error')")
+    # A function, not an expression: the page's Content-Security-Policy forbids eval, which polling one uses.
+    page.wait_for_function("() => document.getElementById('status').classList.contains('error')")
     assert page.text_content("#status").startswith("400 Bad Request: expected a JSON object")
 
 
