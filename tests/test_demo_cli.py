@@ -4,6 +4,7 @@ The command's mistakes are reported before any server starts; Ctrl-C (and ``kill
 running server cleanly. The default model's caching is tested offline with a stand-in
 trainer; training it for real on MNIST is in tests/test_demo_network.py.
 """
+import json
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import urllib.request
 
 import pytest
 from _demo_helpers import start_demo
-from _drawn_digits import drawn_digits_model
+from _drawn_digits import drawn_digits_model, drawn_test_set
 
 from nncore.demo import default_model_path, load_default_model
 from nncore.demo.default_model import RECIPE_VERSION
@@ -105,6 +106,27 @@ def test_open_opens_the_page_in_the_web_browser(tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=10)
+
+
+def test_data_dir_gives_the_test_images_of_the_random_test_image_button(tmp_path):
+    from nncore.data import write_idx
+
+    path = tmp_path / "digits.npz"
+    drawn_digits_model().save(path)
+    folder = tmp_path / "my-digits"
+    folder.mkdir()
+    test_set = drawn_test_set(seed=5, per_class=1)
+    write_idx(folder / "t10k-images-idx3-ubyte", test_set.images.reshape(-1, 28, 28))
+    write_idx(folder / "t10k-labels-idx1-ubyte", test_set.labels)
+    process, url, _ = start_demo([str(path), "--data-dir", str(folder)])
+    try:
+        with urllib.request.urlopen(url + "api/test-image", timeout=10) as response:
+            reply = json.load(response)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+    assert reply["image"] == test_set.images[reply["index"]].tolist()
+    assert reply["label"] == test_set.labels[reply["index"]]
 
 
 # ---------------------------------------------------------------- the default model's cache
