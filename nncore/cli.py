@@ -1,4 +1,4 @@
-"""The ``nncore`` command: train | evaluate | predict | fetch | info | bench.
+"""The ``nncore`` command: train | evaluate | predict | fetch | info | bench | demo.
 
 User mistakes (a missing file, a bad option value, malformed data, a damaged model file)
 print one line, ``nncore: error: ...``, to stderr and exit non-zero without a traceback. A
@@ -155,6 +155,8 @@ def build_parser():
                         description="Report versions, the compiled core, the BLAS library and thread counts.")
     commands.add_parser("bench", help="benchmark the backends (see `nncore bench --help`)", add_help=False)
     _add_export_parser(commands)
+    from .demo.command import add_demo_parser
+    add_demo_parser(commands)
     return parser
 
 
@@ -602,8 +604,13 @@ def command_bench(argv):
     return nncore_bench.main(argv)
 
 
+def command_demo(args):
+    from .demo.command import command_demo as run_demo
+    return run_demo(args)
+
+
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
-            "fetch": command_fetch, "info": command_info, "export": command_export}
+            "fetch": command_fetch, "info": command_info, "export": command_export, "demo": command_demo}
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
