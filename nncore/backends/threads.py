@@ -16,6 +16,8 @@ split over them, and each thread's products call BLAS single-threaded. So:
 threadpoolctl changes only the libraries loaded when a limit is set: nncore's pool is loaded by
 ``import nncore``, so a limit set after that import reaches it (one set before does not).
 """
+import os
+import sys
 import threading
 
 from threadpoolctl import LibController, ThreadpoolController, register
@@ -60,13 +62,21 @@ class _SingleThreadedBlas:
         self._lock = threading.Lock()
         self._inside = 0
         self._found = []
+        self._libraries, self._scanned = None, None
+
+    def _blas_libraries(self):
+        """threadpoolctl's BLAS controllers, scanned again when a module has been imported since (a
+        BLAS library arrives with one: torch, say) or in a forked child: a scan costs ~1 ms."""
+        state = (len(sys.modules), os.getpid())
+        if self._libraries is None or state != self._scanned:
+            self._libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+            self._scanned = state
+        return self._libraries
 
     def __enter__(self):
         with self._lock:
             if self._inside == 0:
-                # Scanned at each first entry: a BLAS library loaded since (torch, say) is held too.
-                libraries = ThreadpoolController().select(user_api="blas").lib_controllers
-                self._found = [(library, library.get_num_threads()) for library in libraries]
+                self._found = [(library, library.get_num_threads()) for library in self._blas_libraries()]
                 for library, _ in self._found:
                     _set_threads(library, 1)
             self._inside += 1
