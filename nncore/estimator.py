@@ -306,9 +306,14 @@ class MLPClassifier:
         self.n_iter_ += len(history)
         self.loss_curve_ = list(self.loss_curve_) + list(history.loss)
         self.loss_ = history.loss[-1] if len(history) else float("nan")
+        # As scikit-learn: with early stopping the held-out scores and no best_loss_, else the reverse.
         if history.has_validation:
             self.validation_scores_ = list(history.val_accuracy)
             self.best_validation_score_ = max(history.val_accuracy)
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = self.best_validation_score_ = None
+            self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
         if not incremental and len(history) == epochs and not history.stopped_early:
             warning = _sklearn_class("sklearn.exceptions", "ConvergenceWarning", ConvergenceWarning)
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({epochs}) reached and the optimization "
@@ -329,6 +334,39 @@ class MLPClassifier:
             raise ValueError(f"classes {np.unique(classes).tolist()} differ from the first call's "
                              f"{self.classes_.tolist()}")
         return self._fit(X, y, epochs=1, incremental=True)
+
+    # ------------------------------------------------------------ fitted network, as scikit-learn names it
+
+    @property
+    def coefs_(self):
+        """Each layer's weights, (fan_in, fan_out): views into ``model_.params``, as scikit-learn's ``coefs_``."""
+        return [W for W, _ in self._fitted_model().layers]
+
+    @property
+    def intercepts_(self):
+        """Each layer's biases, (fan_out,): views into ``model_.params``, as scikit-learn's ``intercepts_``."""
+        return [b for _, b in self._fitted_model().layers]
+
+    @property
+    def n_layers_(self):
+        """Layers counting the input and the output layer, as scikit-learn: ``len(hidden_layer_sizes) + 2``."""
+        return self._fitted_model().network.n_layers + 1
+
+    @property
+    def n_outputs_(self):
+        """Output units: one per class (softmax; scikit-learn uses one logistic unit for two classes)."""
+        return self._fitted_model().n_classes
+
+    @property
+    def out_activation_(self):
+        """The output layer's activation: always "softmax" (scikit-learn's "logistic" for two classes)."""
+        self._fitted_model()
+        return "softmax"
+
+    def _fitted_model(self):
+        if not hasattr(self, "model_"):
+            raise _not_fitted(self)
+        return self.model_
 
     # ------------------------------------------------------------ prediction
 

@@ -122,6 +122,15 @@ class MLP:
         return (f"MLP(layer_sizes={list(self.layer_sizes)}, activation={self.activation!r}, "
                 f"dtype={self.dtype.name!r}, init={self.init!r}, seed={self.seed!r}{dropout})")
 
+    def summary(self, print_fn=None):
+        """Print a table of the layers: output shapes, activations, W and b shapes, parameter counts.
+
+        As Keras's ``model.summary()``; ``print_fn`` (default ``print``) receives each line.
+        """
+        from .summary import summary_lines
+        for line in summary_lines(self):
+            (print_fn or print)(line)
+
     # ------------------------------------------------------------ training
 
     fit = fit

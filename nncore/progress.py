@@ -6,11 +6,18 @@ running after ``batch_bar_after`` seconds, a second bar over that epoch's batche
 bar is fed by the backend's progress reports (``on_epoch_progress``): the compiled core
 reports between batches at most every 20 ms, from inside its one call per epoch.
 
-Anywhere else (a file, a pipe, CI logs, captured output): each finished epoch's line with the
-run's ETA, and nothing else, since a redrawn bar there is a pile of carriage returns.
+In a Jupyter notebook that can show widgets (ipywidgets installed), the same two bars as
+tqdm's notebook widgets, as ``tqdm.auto`` would choose them; the finished epochs' lines are
+printed below the cell as usual.
+
+Anywhere else (a file, a pipe, CI logs, captured output, a notebook without ipywidgets): each
+finished epoch's line with the run's ETA, and nothing else, since a redrawn bar there is a
+pile of carriage returns.
 """
+import os
 import sys
 import time
+import warnings
 
 from .callbacks import Callback, format_epoch
 
@@ -22,12 +29,37 @@ def _is_terminal(stream):
         return False
 
 
-class ProgressBar(Callback):
-    """A live bar over the epochs (and the batches of long epochs) in a terminal; one line per epoch elsewhere.
+def _in_jupyter_kernel():
+    """Whether this process is a Jupyter kernel whose front end shows widgets (tqdm.autonotebook's test).
 
-    ``file``: where to write (default: ``sys.stdout`` as it is when training begins).
+    Only modules already loaded are looked at: a process outside Jupyter never imports IPython here.
+    """
+    ipython = sys.modules.get("IPython")
+    if "ipykernel.zmqshell" not in sys.modules or ipython is None:
+        return False
+    if any(name == "QT_API" or name.startswith("SPYDER") for name in os.environ):
+        return False  # qtconsole and Spyder run a kernel but draw no widgets
+    return type(ipython.get_ipython()).__name__ == "ZMQInteractiveShell"
+
+
+def notebook_bar_class():
+    """tqdm's widget bar when running in a Jupyter notebook with ipywidgets installed, else None."""
+    if not _in_jupyter_kernel():
+        return None
+    with warnings.catch_warnings():  # tqdm warns on import when ipywidgets is missing: we fall back quietly
+        warnings.simplefilter("ignore")
+        from tqdm import notebook
+    return notebook.tqdm if notebook.IProgress is not None else None
+
+
+class ProgressBar(Callback):
+    """A live bar over the epochs (and the batches of long epochs) in a terminal or a notebook; lines elsewhere.
+
+    ``file``: where to write (default: ``sys.stdout`` as it is when training begins; in a
+    Jupyter notebook with ipywidgets, widgets in the cell's output).
     ``batch_bar_after``: seconds an epoch runs before its batch bar appears (0: at once).
-    ``live``: True or False to force the bar or the lines (default: whether ``file`` is a terminal).
+    ``live``: True or False to force the terminal bar or the lines (default: the widgets in a
+    notebook, else the bar when ``file`` is a terminal).
     """
 
     def __init__(self, file=None, batch_bar_after=1.0, live=None):
@@ -37,9 +69,10 @@ class ProgressBar(Callback):
     def on_train_begin(self, logs=None):
         from tqdm import tqdm  # imported here: `import nncore` stays light
 
-        self._tqdm = tqdm
+        widget = notebook_bar_class() if self.file is None and self.live is None else None
+        self._tqdm = widget or tqdm
         self._stream = self.file if self.file is not None else sys.stdout
-        self._live = _is_terminal(self._stream) if self.live is None else bool(self.live)
+        self._live = widget is not None or (_is_terminal(self._stream) if self.live is None else bool(self.live))
         self._began, self._first_index = time.perf_counter(), None
         self._epochs_bar = self._batches_bar = None
 
