@@ -346,7 +346,7 @@ def fetch_dataset(name, source_dir=None, progress=True, cache_dir=None, *, data_
     return directory
 
 
-def load_dataset(name, split="train", data_dir=None, cache_dir=None, progress=False):
+def load_dataset(name, split="train", data_dir=None, cache_dir=None, progress=False, download=True):
     """Load one split ("train" or "test") of a dataset: the user's folder, or the verified cache.
 
     With ``data_dir``, the folder is read as it is (IDX or CSV files; see
@@ -355,7 +355,9 @@ def load_dataset(name, split="train", data_dir=None, cache_dir=None, progress=Fa
     ``ImageSet``. Without ``data_dir``, the split comes from the cache, filled first if
     needed; cached files are checked against their SHA-256 on every load (~40 ms for all of
     MNIST) and a damaged one is fetched again. Either way the result's ``source`` says
-    where it came from. Images are uint8 (N, 784), labels uint8 (N,).
+    where it came from. Images are uint8 (N, 784), labels uint8 (N,). ``download=False``
+    never fetches: a cache without the split raises ``FetchError`` (for code that must stay
+    offline, such as a notebook run in CI).
     """
     spec = _resolve_spec(name)
     if split not in FILES_BY_SPLIT:
@@ -363,7 +365,7 @@ def load_dataset(name, split="train", data_dir=None, cache_dir=None, progress=Fa
     if data_dir is not None:
         dataset = read_folder_split(data_dir, split, spec)
     else:
-        dataset = _load_cached_dataset(spec, split, _dataset_directory(spec, cache_dir), progress)
+        dataset = _load_cached_dataset(spec, split, _dataset_directory(spec, cache_dir), progress, download)
     _log.info("%s", dataset.summary)
     return dataset
 
@@ -377,15 +379,16 @@ def read_folder(directory, dataset="mnist", splits=("train", "test")):
     return local.read_folder(directory, _resolve_spec(dataset), splits)
 
 
-def load_mnist(split="train", data_dir=None, cache_dir=None, progress=False):
+def load_mnist(split="train", data_dir=None, cache_dir=None, progress=False, download=True):
     """MNIST handwritten digits: 60,000 "train" or 10,000 "test" images; see ``load_dataset``."""
-    return load_dataset("mnist", split, data_dir=data_dir, cache_dir=cache_dir, progress=progress)
+    return load_dataset("mnist", split, data_dir=data_dir, cache_dir=cache_dir, progress=progress,
+                        download=download)
 
 
-def load_fashion_mnist(split="train", data_dir=None, cache_dir=None, progress=False):
+def load_fashion_mnist(split="train", data_dir=None, cache_dir=None, progress=False, download=True):
     """Fashion-MNIST clothing images: 60,000 "train" or 10,000 "test"; see ``load_dataset``."""
     return load_dataset("fashion-mnist", split, data_dir=data_dir, cache_dir=cache_dir,
-                        progress=progress)
+                        progress=progress, download=download)
 
 
 def _renamed_source_dir(source_dir, data_dir):
@@ -415,8 +418,11 @@ def _dataset_directory(spec, cache_dir):
     return root / spec.name
 
 
-def _load_cached_dataset(spec, split, directory, progress):
+def _load_cached_dataset(spec, split, directory, progress, download=True):
     arrays = _load_cached_split(directory, spec, split)
+    if arrays is None and not download:
+        raise FetchError(spec.name, [(f"the verified cache {directory}", "not there, and download=False")],
+                         f"nncore fetch {spec.name}")
     if arrays is None:
         _fill_cache(spec, directory, None, _Progress(progress))
         arrays = _load_cached_split(directory, spec, split)
