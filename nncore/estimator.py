@@ -385,6 +385,7 @@ class MLPClassifier:
         return model.predict_proba(samples, backend=self.backend, n_threads=self.n_threads)
 
     def predict_log_proba(self, X):
+        """The logarithm of ``predict_proba`` (-inf where a probability is 0)."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 

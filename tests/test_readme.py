@@ -83,3 +83,14 @@ def test_every_guide_page_is_in_the_sites_navigation():
     # Pages whose name starts with "_" are parts other pages include, not pages of their own.
     pages = [path.relative_to(DOCS).as_posix() for path in DOCS.rglob("*.md") if not path.name.startswith("_")]
     assert pages and [page for page in pages if f": {page}" not in navigation] == []
+
+
+def test_what_the_readme_says_pip_install_brings_and_the_extras_it_names_are_what_pyproject_declares():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
+    project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = {re.split(r"[<>=\[ ]", requirement)[0].lower() for requirement in project["dependencies"]}
+    assert names == {"numpy", "scipy", "threadpoolctl", "tqdm"}
+    text = README.read_text(encoding="utf-8")
+    assert "NumPy, SciPy, threadpoolctl\nand tqdm" in text or "NumPy, SciPy, threadpoolctl and tqdm" in text
+    named = set(re.findall(r"`nncore\[(\w+)\]`", text))
+    assert named and named <= set(project["optional-dependencies"])
