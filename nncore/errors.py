@@ -16,7 +16,7 @@ class TrainingDiverged(NNCoreError, FloatingPointError):
     from before the batch that diverged.
     """
 
-    def __init__(self, message, epoch=None, batch=None):
+    def __init__(self, message: str, epoch: int | None = None, batch: int | None = None) -> None:
         super().__init__(message)
         self.epoch = epoch
         self.batch = batch

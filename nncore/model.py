@@ -4,8 +4,13 @@ The model owns its parameters (and, once trained, its optimizer); the shape and 
 its ``Network``, the work happens in a backend (``nncore.backends``) and the training loop
 lives in ``nncore.train``.
 """
+from __future__ import annotations
+
 import math
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
 
 from . import inputs
 from .backends import DEFAULT_BACKEND, get_backend
@@ -14,7 +19,14 @@ from .io import read_model, save_model
 from .losses import get_loss
 from .network import INITIALIZERS, Network
 from .outputs import check_probabilities, count_non_finite, refusal
+from ._types import ArrayLike, DTypeLike, FloatArray, NDArray, PathLike
 from .train import fit
+
+if TYPE_CHECKING:
+    import onnx
+
+    from .backends.base import Backend
+    from .data.dataset import ImageSet
 
 
 class Evaluation(NamedTuple):
@@ -48,8 +60,13 @@ class MLP:
     use them; set them by hand for models trained on arrays.
     """
 
-    def __init__(self, layer_sizes, activation="relu", dtype="float32", init=None, seed=None, dropout=0.0,
-                 input_dropout=0.0):
+    dataset_name: str | None
+    class_names: tuple[str, ...] | None
+    input_shape: tuple[int, ...] | None
+
+    def __init__(self, layer_sizes: Sequence[int], activation: str | Sequence[str] = "relu",
+                 dtype: DTypeLike = "float32", init: str | None = None, seed: int | None = None,
+                 dropout: float | Sequence[float] = 0.0, input_dropout: float = 0.0) -> None:
         self.network = Network(layer_sizes, activation, dtype, dropout, input_dropout)
         if init is not None and init not in INITIALIZERS:
             raise ValueError(f"init must be None or one of {tuple(INITIALIZERS)}, got {init!r}")
@@ -63,13 +80,13 @@ class MLP:
         self.dataset_name = self.class_names = self.input_shape = None
         self.initialize(seed)
 
-    def remember_data(self, dataset):
+    def remember_data(self, dataset: ImageSet) -> None:
         """Record what ``dataset`` (a Dataset or ImageSet) is: its dataset's name, class names, image shape."""
         self.dataset_name = dataset.dataset_name
         self.class_names = tuple(dataset.class_names) or None
         self.input_shape = tuple(dataset.image_shape)
 
-    def initialize(self, seed=None):
+    def initialize(self, seed: int | None = None) -> None:
         """Draw fresh initial weights (zero biases) from ``seed``; forget the optimizer state."""
         inits = ((self.init,) * self.network.n_layers if self.init is not None else
                  self.network.default_inits(self.activation if isinstance(self.activation, str) else "relu"))
@@ -77,43 +94,43 @@ class MLP:
         self.optimizer, self.history, self.epochs_trained = None, None, 0
 
     @property
-    def params(self):
+    def params(self) -> FloatArray:
         """The flat parameter buffer (assign into it: ``model.params[:] = ...``)."""
         return self._params
 
     @property
-    def layers(self):
+    def layers(self) -> list[tuple[FloatArray, FloatArray]]:
         """Per layer ``(W, b)``: views into ``params``, W (fan_in, fan_out), b (fan_out,)."""
         return self.network.views(self._params)
 
     @property
-    def layer_sizes(self):
+    def layer_sizes(self) -> tuple[int, ...]:
         return self.network.layer_sizes
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.network.dtype
 
     @property
-    def dropout(self):
+    def dropout(self) -> tuple[float, ...]:
         """The dropout rate of each hidden layer (a tuple)."""
         return self.network.dropout
 
     @property
-    def input_dropout(self):
+    def input_dropout(self) -> float:
         """The dropout rate of the input features."""
         return self.network.input_dropout
 
     @property
-    def n_inputs(self):
+    def n_inputs(self) -> int:
         return self.network.n_inputs
 
     @property
-    def n_classes(self):
+    def n_classes(self) -> int:
         return self.network.n_classes
 
     @property
-    def n_parameters(self):
+    def n_parameters(self) -> int:
         return self.network.n_params
 
     def __repr__(self):
@@ -122,7 +139,7 @@ class MLP:
         return (f"MLP(layer_sizes={list(self.layer_sizes)}, activation={self.activation!r}, "
                 f"dtype={self.dtype.name!r}, init={self.init!r}, seed={self.seed!r}{dropout})")
 
-    def summary(self, print_fn=None):
+    def summary(self, print_fn: Callable[[str], object] | None = None) -> None:
         """Print a table of the layers: output shapes, activations, W and b shapes, parameter counts.
 
         As Keras's ``model.summary()``; ``print_fn`` (default ``print``) receives each line.
@@ -137,7 +154,8 @@ class MLP:
 
     # ------------------------------------------------------------ inference
 
-    def predict_proba(self, X, batch_size=PREDICT_BATCH_SIZE, backend=DEFAULT_BACKEND, n_threads=None):
+    def predict_proba(self, X: ArrayLike | ImageSet, batch_size: int | None = PREDICT_BATCH_SIZE,
+                      backend: str | Backend = DEFAULT_BACKEND, n_threads: int | None = None) -> FloatArray:
         """Class probabilities (n_samples, n_classes); ``X`` as ``fit`` takes it (see ``nncore.inputs``).
 
         Raises ``NonFiniteOutputError`` rather than return rows of NaN (``nncore.outputs``).
@@ -149,12 +167,14 @@ class MLP:
                                                          batch_size or max(len(data), 1))
         return check_probabilities(self.network, self._params, probabilities, "X")
 
-    def predict(self, X, batch_size=PREDICT_BATCH_SIZE, backend=DEFAULT_BACKEND, n_threads=None):
+    def predict(self, X: ArrayLike | ImageSet, batch_size: int | None = PREDICT_BATCH_SIZE,
+                backend: str | Backend = DEFAULT_BACKEND, n_threads: int | None = None) -> NDArray[np.intp]:
         """Predicted class indices (n_samples,), the first maximum on ties."""
         return self.predict_proba(X, batch_size, backend, n_threads).argmax(axis=1)
 
-    def evaluate(self, X, y=None, loss=None, batch_size=PREDICT_BATCH_SIZE, backend=DEFAULT_BACKEND,
-                 n_threads=None):
+    def evaluate(self, X: ArrayLike | ImageSet, y: ArrayLike | None = None, loss: str | None = None,
+                 batch_size: int | None = PREDICT_BATCH_SIZE, backend: str | Backend = DEFAULT_BACKEND,
+                 n_threads: int | None = None) -> Evaluation:
         """Mean loss (the latest fit's loss unless given) and accuracy on X, y: an ``Evaluation``.
 
         ``X`` may be a Dataset, with ``y`` omitted. Raises ``NonFiniteOutputError`` when the
@@ -175,20 +195,20 @@ class MLP:
 
     # ------------------------------------------------------------ files
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         """Write the architecture and parameters to ``path`` (.npz, atomically); ``nncore.load`` reads it."""
         save_model(self, path)
 
-    def to_onnx(self, path, input_dtype="uint8"):
+    def to_onnx(self, path: PathLike, input_dtype: str = "uint8") -> onnx.ModelProto:
         """Write the model to ``path`` as an ONNX graph; see ``nncore.onnx_export`` (needs ``nncore[onnx]``)."""
         from .onnx_export import to_onnx
         return to_onnx(self, path, input_dtype)
 
-    def copy(self):
+    def copy(self) -> MLP:
         """An independent copy of the architecture, parameters and data fields (no optimizer, no history)."""
         return self.astype(self.dtype)
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> MLP:
         """A copy with its parameters in ``dtype`` (float32 or float64), data fields kept; no optimizer, no history."""
         clone = MLP(self.layer_sizes, self.activation, dtype, self.init, self.seed, self.dropout, self.input_dropout)
         clone.params[:] = self._params
@@ -196,7 +216,7 @@ class MLP:
         return clone
 
 
-def load(path):
+def load(path: PathLike) -> MLP:
     """Load a model (or the model inside a checkpoint) saved by ``MLP.save``; return an ``MLP``.
 
     Raises ``ModelFileError`` if the file is missing, corrupt, crafted or from a newer nncore.

@@ -18,6 +18,8 @@ Adam: t += 1;  g = grad + weight_decay * theta;  m = b1 m + (1 - b1) g;  v = b2 
 Weight decay is applied to every parameter, biases included, as PyTorch does; it is the
 gradient of the penalty 0.5 * weight_decay * ||theta||^2.
 """
+from __future__ import annotations
+
 import inspect
 
 import numpy as np
@@ -77,9 +79,10 @@ class Optimizer:
     ``core_hyperparameters`` and ``numpy_update``.
     """
 
-    kind = None
-    buffer_names = ()
-    core_code = None
+    kind: str | None = None
+    buffer_names: tuple[str, ...] = ()
+    core_code: int | None = None
+    lr: float  # every kind has a learning rate, which schedules set
 
     def __init__(self):
         self._buffers = {}
@@ -181,7 +184,8 @@ class SGD(Optimizer):
     buffer_names = ("velocity",)
     core_code = 0
 
-    def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
         super().__init__()
         self.lr = _non_negative("lr", lr)
         self.momentum = _non_negative("momentum", momentum, upper=1.0)
@@ -209,7 +213,8 @@ class Adam(Optimizer):
     buffer_names = ("m", "v")
     core_code = 1
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
         super().__init__()
         self.lr = _non_negative("lr", lr)
         try:

@@ -14,11 +14,15 @@ Anywhere else (a file, a pipe, CI logs, captured output, a notebook without ipyw
 finished epoch's line with the run's ETA, and nothing else, since a redrawn bar there is a
 pile of carriage returns.
 """
+from __future__ import annotations
+
 import os
 import sys
 import time
 import warnings
+from typing import Any, TextIO
 
+from ._types import Logs
 from .callbacks import Callback, format_epoch
 
 
@@ -42,7 +46,7 @@ def _in_jupyter_kernel():
     return type(ipython.get_ipython()).__name__ == "ZMQInteractiveShell"
 
 
-def notebook_bar_class():
+def notebook_bar_class() -> type[Any] | None:
     """tqdm's widget bar when running in a Jupyter notebook with ipywidgets installed, else None."""
     if not _in_jupyter_kernel():
         return None
@@ -62,11 +66,12 @@ class ProgressBar(Callback):
     notebook, else the bar when ``file`` is a terminal).
     """
 
-    def __init__(self, file=None, batch_bar_after=1.0, live=None):
+    def __init__(self, file: TextIO | None = None, batch_bar_after: float = 1.0, live: bool | None = None) -> None:
         self.file, self.batch_bar_after, self.live = file, float(batch_bar_after), live
-        self._epochs_bar = self._batches_bar = None
+        self._epochs_bar: Any = None
+        self._batches_bar: Any = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         from tqdm import tqdm  # imported here: `import nncore` stays light
 
         widget = notebook_bar_class() if self.file is None and self.live is None else None
@@ -76,7 +81,7 @@ class ProgressBar(Callback):
         self._began, self._first_index = time.perf_counter(), None
         self._epochs_bar = self._batches_bar = None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         index = self.run.index_of(epoch)
         if self._first_index is None:
             self._first_index = index
@@ -89,13 +94,14 @@ class ProgressBar(Callback):
                                        file=self._stream, dynamic_ncols=True, leave=False,
                                        delay=self.batch_bar_after)
 
-    def on_epoch_progress(self, epoch, logs):
+    def on_epoch_progress(self, epoch: int, logs: Logs) -> None:
         bar = self._batches_bar
         if bar is not None:
             bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
             bar.update(logs["batches"] - bar.n)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool | None:
+        logs = logs or {}
         index = self.run.index_of(epoch)
         line = format_epoch(index + 1, self.run.epochs, logs)
         self._close_batches_bar()
@@ -112,7 +118,7 @@ class ProgressBar(Callback):
         self._epochs_bar.update(1)
         return False
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         self._close_batches_bar()
         if self._epochs_bar is not None:
             self._epochs_bar.close()

@@ -12,10 +12,14 @@ thread count), as one never interrupted.
 
 The loop guards the model against non-finite parameters and concurrent fits (``nncore._guards``).
 """
+from __future__ import annotations
+
 import math
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,13 +31,20 @@ from .backends import DEFAULT_BACKEND, get_backend
 from .backends.base import PREDICT_BATCH_SIZE
 from .callbacks import Callback, EarlyStopping, EpochLogger, FunctionCallback, LearningRateScheduler, ModelCheckpoint
 from .checkpoint import MAX_EPOCHS, MAX_SEED, describe_schedule
-from .data.dataset import split_indices
+from .data.dataset import ImageSet, split_indices
 from .errors import NNCoreWarning
 from .history import History
-from .losses import get_loss
+from .losses import Loss, get_loss
 from .optim import OPTIMIZERS, Adam, Optimizer
 from .progress import ProgressBar
 from .outputs import count_non_finite
+from ._types import ArrayLike, Logs, PathLike, Schedule
+
+if TYPE_CHECKING:
+    from .augment import Shift
+    from .backends.base import Backend
+    from .data.dataset import Dataset
+    from .model import MLP
 
 SPLIT_STREAM = 0x5EED5  # the SeedSequence key that keeps the split's stream apart from the epochs'
 #: ``verbose``: 0 quiet, 1 a ProgressBar (one line per epoch when the output is not a terminal),
@@ -60,7 +71,7 @@ class TrainingRun:
     (after ``on_train_begin``).
     """
 
-    model: object
+    model: MLP
     optimizer: Optimizer
     optimizer_given: bool
     epochs: int
@@ -90,10 +101,14 @@ class TrainingRun:
             print(message, flush=True)
 
 
-def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross_entropy",
-        validation_data=None, validation_split=None, backend=DEFAULT_BACKEND, callbacks=None,
-        early_stopping=None, checkpoint_dir=None, resume=False, verbose="auto", lr_schedule=None,
-        seed=None, n_threads=None, augment=None):
+def fit(model: MLP, X: ArrayLike | Dataset, y: ArrayLike | None = None, epochs: int = 10,
+        batch_size: int | None = 128, optimizer: Optimizer | str | None = None, loss: str | Loss = "cross_entropy",
+        validation_data: tuple[ArrayLike, ArrayLike] | Dataset | None = None,
+        validation_split: float | None = None, backend: str | Backend = DEFAULT_BACKEND,
+        callbacks: Sequence[Callback | Callable[[int, Logs], bool | None]] | None = None,
+        early_stopping: bool | int | EarlyStopping | None = None, checkpoint_dir: PathLike | None = None,
+        resume: bool = False, verbose: int | str = "auto", lr_schedule: Schedule | None = None,
+        seed: int | None = None, n_threads: int | None = None, augment: str | Shift | None = None) -> History:
     """Train ``model`` for ``epochs`` epochs and return a ``History``.
 
     - ``X``: (n, n_inputs) pixels (uint8, or integers 0..255; scaled by 1/255 in the kernels) or
@@ -158,7 +173,7 @@ def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross
                       chosen.lr, settings, bool(verbose), seed_given=seed is not None, data=data,
                       validation=validation, augment=augment)
     with one_fit_at_a_time(model), inputs.thread_limit(n_threads):
-        if hasattr(X, "image_shape") and hasattr(X, "class_names"):  # a Dataset: the model remembers it
+        if isinstance(X, ImageSet):  # a Dataset: the model remembers it
             model.remember_data(X)
         _run(run, backend, loss, data, validation, validation_split, batch_size, callbacks)
     if run.history.interrupted:

@@ -178,5 +178,5 @@ def test_help_nncore_starts_with_an_overview_of_the_public_api_and_documents_onl
     for name in set(nncore.__all__) - {"__version__"}:
         assert f"{name}" in description, f"the overview does not mention {name}"
     documented = text.split("CLASSES", 1)[1]
-    for private in ("_atomic", "_guards", "Samples", "TrainingRun", "Network"):
+    for private in ("_atomic", "_guards", "Samples", "Wording", "Snapshot"):
         assert private not in documented

@@ -21,7 +21,7 @@ BACKENDS = {"cython": _cython, "numpy": _numpy}
 DEFAULT_BACKEND = "cython"
 
 
-def get_backend(backend=DEFAULT_BACKEND):
+def get_backend(backend: str | Backend = DEFAULT_BACKEND) -> Backend:
     """The backend called ``backend`` ("cython" or "numpy"), or ``backend`` itself if it is a Backend."""
     if isinstance(backend, Backend):
         return backend
