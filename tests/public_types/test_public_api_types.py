@@ -1,5 +1,5 @@
 """The public API as users' code meets it: these tests run (on small data), and `mypy` checks
-them (pyproject.toml's [tool.mypy] takes tests/typing/), so a type hint that says something
+them (pyproject.toml's [tool.mypy] takes tests/public_types/), so a type hint that says something
 else than the code does fails one or the other. ``assert_type`` is checked by mypy only."""
 from __future__ import annotations
 
