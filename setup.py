@@ -1,20 +1,18 @@
-"""Build the compiled core from the sources in src_c/: nncore._core (training, inference) and
-nncore._testing (single-kernel wrappers and the gemm-floor timer, for the tests and benchmarks).
+"""Build the compiled core from the sources in src_c/: nncore._core (training, inference, with
+the package's own thread pool, src_c/pool.c) and nncore._testing (single-kernel wrappers, for the
+tests and benchmarks).
 
 The narrow-layer kernels (src_c/narrow.c: every instruction set x dtype, the slowest file to
 compile) are compiled once per build into one object that both extensions link; the two
 extensions then compile side by side.
 
-OpenMP is used when a test program compiles and links with -fopenmp (as POT and llm.c do);
-otherwise the core builds without it. Set NNCORE_DEBUG_BUILD=1 to turn Cython's bounds and
-wraparound checks back on in every kernel (the reliability tests run once under it).
+Threads are the core's own POSIX threads (no OpenMP: its spinning waits fought OpenBLAS's and
+made a busy machine slower at 2 threads than at 1). Set NNCORE_DEBUG_BUILD=1 to turn Cython's
+bounds and wraparound checks back on in every kernel (the reliability tests run once under it).
 """
-import hashlib
+import importlib.util
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy
@@ -27,47 +25,20 @@ HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "src_c"
 
 
-def hashed_sources(directory):
-    """The hand-written sources in src_c/: Cython (.pyx, .pxd) and C (.h, .c), not Cython's generated .c."""
-    return sorted(path for path in directory.iterdir()
-                  if path.suffix in (".pyx", ".pxd", ".h", ".c")
-                  and not (path.suffix == ".c" and path.with_suffix(".pyx").exists()))
+def _load_source_hash():
+    """src_c/source_hash.py, by path: the one definition of the hash that tests/test_build.py checks too."""
+    spec = importlib.util.spec_from_file_location("nncore_source_hash", SOURCES / "source_hash.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def source_hash():
-    """SHA-256 over the sources, baked into the modules so tests can spot a stale build."""
-    digest = hashlib.sha256()
-    for path in hashed_sources(SOURCES):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def openmp_flags():
-    """Return (compile_args, link_args) for OpenMP, or empty lists when the compiler lacks it."""
-    if os.environ.get("NNCORE_NO_OPENMP"):
-        return [], []
-    test_program = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
-    compiler = os.environ.get("CC", "cc")
-    if shutil.which(compiler) is None:
-        return [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp, "probe.c")
-        source.write_text(test_program)
-        exe = Path(tmp, "probe")
-        try:
-            built = subprocess.run([compiler, "-fopenmp", str(source), "-o", str(exe)],
-                                   capture_output=True, timeout=60)
-            if built.returncode != 0 or subprocess.run([str(exe)], timeout=60).returncode != 0:
-                return [], []
-        except (OSError, subprocess.SubprocessError):
-            return [], []
-    return ["-fopenmp"], ["-fopenmp"]
+source_hashing = _load_source_hash()
 
 
 debug_build = os.environ.get("NNCORE_DEBUG_BUILD", "") not in ("", "0")
-omp_compile, omp_link = openmp_flags()
-compile_args = ["-O3" if not debug_build else "-O1"] + omp_compile
+compile_args = ["-O3" if not debug_build else "-O1"]
+link_args = [] if sys.platform == "win32" else ["-pthread"]
 if sys.platform != "win32":
     compile_args += ["-Wno-unused-function", "-Wno-unreachable-code"]
     if not any(flag.startswith("-g") for flag in os.environ.get("CFLAGS", "").split()):
@@ -78,18 +49,18 @@ if sys.platform != "win32":
 
 macros = [
     ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
-    ("NNCORE_SOURCE_HASH", '"%s"' % source_hash()),
+    ("NNCORE_SOURCE_HASH", '"%s"' % source_hashing.source_hash(SOURCES)),
     ("NNCORE_DEBUG_BUILD", "1" if debug_build else "0"),
 ]
 
 
-def extension(name):
-    """nncore.<name> from src_c/<name>.pyx; BuildWithSharedKernels adds the narrow kernels' object."""
-    return Extension(f"nncore.{name}", sources=[str(Path("src_c") / f"{name}.pyx")],
+def extension(name, c_sources=()):
+    """nncore.<name> from src_c/<name>.pyx (and ``c_sources``); BuildWithSharedKernels adds the narrow kernels' object."""
+    return Extension(f"nncore.{name}", sources=[str(Path("src_c") / f"{name}.pyx"), *c_sources],
                      include_dirs=[numpy.get_include(), "src_c"], define_macros=macros,
                      # Every source is a dependency: the source hash baked into each module covers them all.
-                     depends=[str(path.relative_to(HERE)) for path in hashed_sources(SOURCES)],
-                     extra_compile_args=compile_args, extra_link_args=omp_link)
+                     depends=[str(path.relative_to(HERE)) for path in source_hashing.hashed_sources(SOURCES)],
+                     extra_compile_args=compile_args, extra_link_args=link_args)
 
 
 class BuildWithSharedKernels(build_ext):
@@ -126,7 +97,8 @@ directives = {
 }
 
 setup(
-    ext_modules=cythonize([extension("_core"), extension("_testing")], compiler_directives=directives,
+    ext_modules=cythonize([extension("_core", [str(Path("src_c") / "pool.c")]), extension("_testing")],
+                          compiler_directives=directives,
                           include_path=["src_c"], force=debug_build),
     cmdclass={"build_ext": BuildWithSharedKernels},
 )

@@ -13,7 +13,8 @@ The public API (everything else is an implementation detail):
 - Models: MLP (summary, fit, predict, predict_proba, evaluate, save, to_onnx), load,
   Evaluation, History; MLPClassifier, the scikit-learn estimator.
 - Data: load_mnist, load_fashion_mnist, Dataset; nncore.data for CSV, IDX and folders.
-- Optimizers and schedules: SGD, Adam, Constant, Cosine, StepDecay, Shift (image shifts).
+- Optimizers and schedules: SGD, Adam, AdamW, RMSprop, Constant, Cosine, StepDecay, Shift
+  (image shifts).
 - Callbacks: Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint, EpochLogger,
   ProgressBar.
 - Errors: NNCoreError, DataError, ModelFileError, TrainingDiverged (nncore.errors has them all).
@@ -28,16 +29,16 @@ from .errors import DataError, ModelFileError, NNCoreError, TrainingDiverged
 from .estimator import MLPClassifier
 from .history import History
 from .model import MLP, Evaluation, load
-from .optim import SGD, Adam
+from .optim import SGD, Adam, AdamW, RMSprop
 from .progress import ProgressBar
 from .schedules import Constant, Cosine, StepDecay
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "SGD", "Adam", "Callback", "Constant", "Cosine", "DataError", "Dataset", "EarlyStopping",
+    "MLP", "SGD", "Adam", "AdamW", "Callback", "Constant", "Cosine", "DataError", "Dataset", "EarlyStopping",
     "EpochLogger", "Evaluation", "History", "LearningRateScheduler", "MLPClassifier", "ModelCheckpoint",
-    "ModelFileError", "NNCoreError", "ProgressBar", "Shift", "StepDecay", "TrainingDiverged", "__version__",
+    "ModelFileError", "NNCoreError", "ProgressBar", "RMSprop", "Shift", "StepDecay", "TrainingDiverged", "__version__",
     "load",
     "load_fashion_mnist", "load_mnist",
 ]

@@ -6,11 +6,15 @@ its files with the first one's, so it is told which process holds the directory 
 operating system drops the lock when its holder dies, so a killed run never leaves the
 directory locked. Locks belong to open files, so two threads of one process exclude each other
 too. The lock file stays: deleting it would let two processes lock two different files.
+
+A lock file is opened without following links and must be a regular file: a ``.lock`` planted
+as a link to another file, or as a FIFO, is refused rather than truncated and written into.
 """
 import contextlib
 import errno
 import os
 import socket
+import stat
 from pathlib import Path
 
 from .errors import OutputPathError
@@ -36,10 +40,12 @@ class DirectoryLock:
     def acquire(self):
         """Take the lock, or raise OutputPathError naming the directory and the process holding it."""
         try:
-            stream = open(self.directory / LOCK_NAME, "a+b")
+            stream = open_lock_file(self.directory / LOCK_NAME)
+        except OutputPathError:
+            raise
         except OSError as error:
             raise OutputPathError(f"{self.what} {self.directory}: cannot create its lock file "
-                                  f"({error.strerror or error})") from None
+                                  f"{self.directory / LOCK_NAME} ({error.strerror or error})") from None
         try:
             lock(stream, wait=False)
         except OSError as error:
@@ -68,6 +74,31 @@ class DirectoryLock:
 
     def __del__(self):
         self.release()
+
+
+def open_lock_file(path):
+    """The lock file at ``path`` (created if missing) for reading and writing, never through a link.
+
+    OutputPathError naming it when it is a link, a FIFO or anything but a regular file.
+    """
+    flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+             | getattr(os, "O_BINARY", 0))
+    if os.path.islink(path):  # O_NOFOLLOW closes the race where it exists; this says what it is everywhere
+        raise OutputPathError(f"{path}: is a symbolic link, not nncore's lock file: remove it")
+    try:
+        descriptor = os.open(path, flags, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise OutputPathError(f"{path}: is a symbolic link, not nncore's lock file: remove it") from None
+        if error.errno == errno.EISDIR:
+            raise OutputPathError(f"{path}: is a directory, not nncore's lock file: remove it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OutputPathError(f"{path}: is not a regular file, so not nncore's lock file: remove it")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "r+b")
 
 
 def lock(stream, wait):
@@ -100,7 +131,7 @@ def waiting_lock(lock_path):
 
     The lock file itself stays: deleting it would let two processes lock different files.
     """
-    with open(lock_path, "a+b") as stream:
+    with open_lock_file(lock_path) as stream:
         lock(stream, wait=True)
         try:
             yield

@@ -1,40 +1,52 @@
-"""The hidden-layer activations, by name: scikit-learn's four (identity, logistic, tanh, relu).
+"""The hidden-layer activations, by name: scikit-learn's four (identity, logistic, tanh, relu),
+PyTorch's default leaky ReLU (slope 0.01) and the exact GELU.
 
-Each entry holds what every part of nncore needs of an activation, in one place:
+Each entry holds what the Python side of nncore needs of an activation, in one place; the
+compiled core's twin of each is in src_c/ops.h, under the same name and code
+(tests/test_ops.py holds the two together):
 
-- ``code``: the ``ACTIVATION_*`` value of src_c/_kernels.pxd, where ``bias_activation_forward``
-  and ``activation_backward`` give each activation a loop of its own;
+- ``code``: its code in ops.h (``NNCORE_ACTIVATION_*``), which ``Network.table`` hands the core;
 - ``forward``: its NumPy definition, applied in place to Z (the reference the kernels follow
   operation for operation, so float64 agrees to rounding);
-- ``backward``: dZ = dA * f'(Z) in place, with f' written from the layer's output A (what
-  the backward pass keeps): relu 1[A > 0], tanh 1 - A^2, logistic A (1 - A), identity 1;
-- ``default_init``: the initialisation the layer gets unless one is asked for (He for ReLU,
-  Glorot for the others), a key of ``nncore.network.INITIALIZERS``;
-- ``onnx_op``: the ONNX operator that applies it in an exported graph (None: no node at all).
+- ``backward``: dZ = dA * f'(z) in place, f' written from ``x``: the layer's output A for most
+  activations (relu 1[A > 0], tanh 1 - A^2, logistic A (1 - A)), its input Z for those whose
+  derivative cannot be had from the output (``reads_input``: GELU), for which the passes keep Z;
+- ``default_init``: the initialisation the layer gets unless one is asked for (He for the ReLU
+  family, Glorot for the others), a key of ``nncore.network.INITIALIZERS``;
+- ``onnx``: ``onnx(graph, x)`` adds the nodes that apply it to tensor ``x`` to an exported graph
+  (``nncore.onnx_export``) and returns the result's name; None for identity (no node at all).
 
 The output layer always ends in a softmax, which belongs to the loss (``nncore.losses``).
+Adding an activation: an entry here and its maths in src_c/ops.h; nothing else switches on names.
 """
-from typing import Callable, NamedTuple
+import math
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
+from scipy.special import erf
+
+#: Leaky ReLU's slope for negative inputs (PyTorch's default; ops.h's NNCORE_LEAKY_RELU_SLOPE).
+LEAKY_RELU_SLOPE = 0.01
+_INV_SQRT_2PI = 0.3989422804014327  # 1 / sqrt(2 pi), as ops.h's NNCORE_INV_SQRT_2PI
 
 
 class Activation(NamedTuple):
-    """One activation: its name, kernel code, NumPy forward and backward, default init, ONNX op."""
+    """One activation: its name, code, NumPy forward and backward, what f' reads, default init, ONNX nodes."""
 
     name: str
     code: int
     forward: Callable
     backward: Callable
+    reads_input: bool
     default_init: str
-    onnx_op: "str | None"
+    onnx: Optional[Callable]
 
 
 def identity_forward(Z):
     return Z
 
 
-def identity_backward(dA, A):
+def identity_backward(dA, x):
     return dA
 
 
@@ -69,11 +81,61 @@ def relu_backward(dA, A):
     return dA
 
 
+def leaky_relu_forward(Z):
+    """z for z >= 0, LEAKY_RELU_SLOPE * z below (the slope rounded to Z's dtype); NaN stays NaN."""
+    Z[...] = np.where(Z < 0, Z.dtype.type(LEAKY_RELU_SLOPE) * Z, Z)
+    return Z
+
+
+def leaky_relu_backward(dA, A):
+    dA *= np.where(A > 0, A.dtype.type(1), A.dtype.type(LEAKY_RELU_SLOPE))
+    return dA
+
+
+def gelu_forward(Z):
+    """z * Phi(z) = 0.5 z (1 + erf(z / sqrt 2)), the exact form (PyTorch's default)."""
+    Z[...] = 0.5 * Z * (1 + erf(Z * Z.dtype.type(math.sqrt(0.5))))
+    return Z
+
+
+def gelu_backward(dA, Z):
+    """f'(z) = Phi(z) + z phi(z), from the layer's input Z."""
+    dA *= 0.5 * (1 + erf(Z * Z.dtype.type(math.sqrt(0.5)))) + Z * np.exp(-0.5 * Z * Z) * Z.dtype.type(_INV_SQRT_2PI)
+    return dA
+
+
+def logistic_onnx(graph, x):
+    return graph.node("Sigmoid", [x])
+
+
+def tanh_onnx(graph, x):
+    return graph.node("Tanh", [x])
+
+
+def relu_onnx(graph, x):
+    return graph.node("Relu", [x])
+
+
+def leaky_relu_onnx(graph, x):
+    """max(x, slope x): ONNX's LeakyRelu has no float64 kernel in ONNX Runtime; Max and Mul have."""
+    return graph.node("Max", [x, graph.node("Mul", [x, graph.constant(LEAKY_RELU_SLOPE)])])
+
+
+def gelu_onnx(graph, x):
+    """0.5 x (1 + Erf(x / sqrt 2)) in opset-13 operators (ONNX's own Gelu needs opset 20); Erf in
+    float32 in a float64 graph (ONNX Runtime has no float64 Erf)."""
+    erf_node = graph.node_in_float32("Erf", [graph.node("Mul", [x, graph.constant(math.sqrt(0.5))])])
+    return graph.node("Mul", [graph.node("Mul", [x, graph.node("Add", [erf_node, graph.constant(1.0)])]),
+                              graph.constant(0.5)])
+
+
 ACTIVATIONS = {activation.name: activation for activation in (
-    Activation("identity", 0, identity_forward, identity_backward, "xavier", None),
-    Activation("logistic", 1, logistic_forward, logistic_backward, "xavier", "Sigmoid"),
-    Activation("tanh", 2, tanh_forward, tanh_backward, "xavier", "Tanh"),
-    Activation("relu", 3, relu_forward, relu_backward, "he", "Relu"),
+    Activation("identity", 0, identity_forward, identity_backward, False, "xavier", None),
+    Activation("logistic", 1, logistic_forward, logistic_backward, False, "xavier", logistic_onnx),
+    Activation("tanh", 2, tanh_forward, tanh_backward, False, "xavier", tanh_onnx),
+    Activation("relu", 3, relu_forward, relu_backward, False, "he", relu_onnx),
+    Activation("leaky_relu", 4, leaky_relu_forward, leaky_relu_backward, False, "he", leaky_relu_onnx),
+    Activation("gelu", 5, gelu_forward, gelu_backward, True, "he", gelu_onnx),
 )}
 
 

@@ -10,12 +10,17 @@ loaders check are 28 x 28), 28 x 28.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+
 import numpy as np
 
 from .data.dataset import Dataset
 
 MNIST_IMAGE_SHAPE = (28, 28)
+#: "shift:K" with K in ASCII digits: str.isdigit also takes "²", which int() refuses, and
+#: more digits than any image is wide would only make int() slow or refuse them.
+_SHIFT = re.compile(r"shift:([0-9]{1,6})")
 
 
 def _positive_int(name, value):
@@ -84,13 +89,14 @@ def get_augment(augment: str | Shift | None) -> Shift | None:
     if augment is None or isinstance(augment, Shift):
         return augment
     if isinstance(augment, str):
-        kind, _, pixels = augment.partition(":")
         if augment == "none":
             return None
-        if kind == "shift" and pixels.isdigit():
-            return Shift(int(pixels))
-    raise ValueError(f"augment must be None, 'shift:K' (K pixels, e.g. 'shift:2') or an nncore.Shift, "
-                     f"got {augment!r}")
+        match = _SHIFT.fullmatch(augment)
+        if match:
+            return Shift(int(match.group(1)))
+    given = repr(augment)
+    given = given if len(given) <= 80 else f"{given[:80]}... ({len(given)} characters)"
+    raise ValueError(f"augment must be None, 'shift:K' (K pixels, e.g. 'shift:2') or an nncore.Shift, got {given}")
 
 
 def shift_images(batch, dy, dx, image_shape):

@@ -24,19 +24,24 @@ model, optimizer, seed, epochs, history, ...; a callback may set its fields ther
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ._locking import DirectoryLock
 from ._numbers import finite, whole
-from ._output_paths import prepare_output_directory
+from ._output_paths import check_output_file, prepare_output_directory
 from .checkpoint import TrainingState, compare_settings, fingerprint, optimizer_setting
-from .errors import CheckpointMismatch, NNCoreWarning, OutputPathError
-from .history import HISTORY_KEYS, HistoryLog
+from .errors import CheckpointMismatch, ModelFileError, NNCoreWarning, OutputPathError
+from .history import HISTORY_KEYS, History, HistoryLog
 from .io import load_checkpoint, save_checkpoint
+from .model_data import data_header
 from .optim import OPTIMIZERS
 from .schedules import checked_rate, get_schedule
 
@@ -183,6 +188,7 @@ class ModelCheckpoint(Callback):
         self.resume = bool(resume)
         self._lock = self._log = None
         self._wrote = False
+        self._unlogged = 0  # epochs of the run (from its first) whose records the log does not hold
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         prepare_output_directory(self.directory, "checkpoint directory")
@@ -194,18 +200,23 @@ class ModelCheckpoint(Callback):
             raise
 
     def _begin(self):
+        """Check everything (the checkpoint to resume, the one in the way, what a write would refuse), then
+        change the model and the run: a refused run leaves them as they were."""
         run = self.run
-        if self.path.is_dir():
-            raise OutputPathError(f"checkpoint {self.path}: is a directory; ModelCheckpoint writes a file there")
-        # Partial files of killed runs: no live run writes here, since this one holds the lock.
-        for leftover in self.directory.glob(f".{CHECKPOINT_NAME}.*.tmp"):
-            leftover.unlink(missing_ok=True)
         for key, samples in (("data", run.data), ("validation_data", run.validation)):
             if key not in run.settings:  # once per run, however many checkpoint callbacks it has
                 run.settings[key] = fingerprint(samples)
-        self._wrote = False
-        if self.resume and self.path.exists():
-            self._restore()
+        # A checkpoint to resume is an input first: a bad one is reported as a file that does not read.
+        checkpoint = self._checkpoint_to_resume() if self.resume and self.path.exists() else None
+        self._check_writable()
+        if not self.resume and os.path.lexists(self.path):
+            self._refuse_another_runs_checkpoint()
+        # Partial files of killed runs: no live run writes here, since this one holds the lock.
+        for leftover in self.directory.glob(f".{CHECKPOINT_NAME}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+        self._wrote, self._unlogged = False, 0
+        if checkpoint is not None:
+            self._resume_from(checkpoint)
             run.say(f"resuming from {self.path} after epoch {run.start}/{run.epochs}")
             if run.history.stopped_early:
                 run.start = max(run.start, run.epochs)  # early stopping had ended that run
@@ -214,6 +225,36 @@ class ModelCheckpoint(Callback):
         if self._log is None:
             self._log = HistoryLog.create(self.directory)
             self._log.write(0, run.history.records())  # a version 2 checkpoint's history, if resumed from one
+
+    def _check_writable(self):
+        """What the first checkpoint write would refuse, refused before the first epoch: a directory, link or
+        device at the checkpoint's path, data fields no file keeps."""
+        check_output_file(self.path, "checkpoint", streams=False)
+        try:
+            data_header(self.model)
+        except ValueError as error:
+            raise ValueError(f"cannot write checkpoints into {self.directory}: {error}") from None
+
+    def _refuse_another_runs_checkpoint(self):
+        """Without ``resume``, the checkpoint there may only be replaced by the run it describes going on
+        (a model that continues it: same network, parameters and epoch count); another run's is refused."""
+        try:
+            checkpoint = load_checkpoint(self.path, history_optional=True)
+        except ModelFileError as error:
+            raise OutputPathError(f"checkpoint directory {self.directory}: holds {CHECKPOINT_NAME}, which this run "
+                                  f"would replace but cannot read ({error}); move it away, or choose another "
+                                  "checkpoint directory") from None
+        training = checkpoint["training"]
+        if (checkpoint["network"] == self.model.network
+                and training.epoch_offset + training.epochs_done == self.run.epoch_offset
+                and np.array_equal(checkpoint["params"], self.model.params)):
+            return
+        sizes = "-".join(map(str, checkpoint["network"].layer_sizes))
+        raise OutputPathError(
+            f"checkpoint directory {self.directory}: holds the checkpoint of another run ({sizes}, "
+            f"{training.epoch_offset + training.epochs_done} epochs trained), which this run would replace: "
+            "continue it with resume=True (nncore train --resume), or start over in another checkpoint "
+            f"directory or after removing {self.path}")
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool | None:
         try:
@@ -228,15 +269,18 @@ class ModelCheckpoint(Callback):
     def _write(self, epoch):
         run = self.run
         index = run.index_of(epoch)
-        self._log.write(index, run.history.records(index))
+        logged = index - self._unlogged  # this epoch's position in the history and its log
+        self._log.write(logged, run.history.records(logged))
         state = TrainingState(run.seed, run.epoch_offset, index + 1, run.base_lr, run.settings, self._log.path.name,
-                              run.has_validation, run.history.stopped_early, run.history.best_epoch)
+                              run.has_validation, run.history.stopped_early, run.history.best_epoch,
+                              first_logged_epoch=run.epoch_offset + 1 + self._unlogged,
+                              log_digest=self._log.digest(logged + 1))
         save_checkpoint(self.path, self.model, run.optimizer, state, run.best_params)
         if not self._wrote:
             self._wrote = True
             # The checkpoint now names this run's log: the previous run's is no longer needed.
             for log in self.directory.glob("history-*.bin"):
-                if log.name != self._log.path.name:
+                if log.name != self._log.path.name and not log.is_dir():  # a directory there is not a log of ours
                     log.unlink(missing_ok=True)
 
     def on_train_end(self, logs: Logs | None = None) -> None:
@@ -252,10 +296,10 @@ class ModelCheckpoint(Callback):
             self._lock.release()
             self._lock = None
 
-    def _restore(self):
-        """Load the checkpoint into the model and the run, once its settings are found to match the run's."""
+    def _checkpoint_to_resume(self):
+        """The checkpoint, read and found to match the run's settings (CheckpointMismatch naming each difference)."""
         run, path = self.run, self.path
-        checkpoint = load_checkpoint(path)
+        checkpoint = load_checkpoint(path, history_optional=True)
         if checkpoint["network"] != self.model.network:
             raise CheckpointMismatch(f"{path}: checkpoint is for {checkpoint['network']}, not this model's "
                                      f"{self.model.network}")
@@ -277,6 +321,11 @@ class ModelCheckpoint(Callback):
         if "data" not in training.settings:
             warnings.warn(f"{path} was written by an older nncore, which did not record the data it trained on: "
                           "make sure this run trains on the same data", NNCoreWarning, stacklevel=2)
+        return checkpoint
+
+    def _resume_from(self, checkpoint):
+        """Load the checkpoint into the model and the run."""
+        run, training, state = self.run, checkpoint["training"], checkpoint["optimizer_state"]
         optimizer = run.optimizer if run.optimizer_given else OPTIMIZERS[state["kind"]]()
         optimizer.load_state_dict(state, keep_hyperparameters=run.optimizer_given)
         optimizer.ensure_state(self.model.network.n_params, self.model.network.dtype)
@@ -284,14 +333,52 @@ class ModelCheckpoint(Callback):
             run.optimizer, run.base_lr = optimizer, training.base_lr
         self.model.params[:] = checkpoint["params"]
         run.seed, run.epoch_offset, run.start = training.seed, training.epoch_offset, training.epochs_done
-        run.history, run.best_params = checkpoint["history"], checkpoint["best_params"]
-        if training.log is not None:
-            self._log = HistoryLog.reopen(self.directory / training.log)
+        run.best_params = checkpoint["best_params"]
+        self._unlogged = training.epochs_done - training.logged_epochs
+        run.history = checkpoint["history"]
+        if run.history is None:
+            run.history = self._without_lost_history(checkpoint)
+        elif training.log is not None:
+            self._log = HistoryLog.reopen(self.directory / training.log, training.logged_epochs)
+
+    def _without_lost_history(self, checkpoint):
+        """An empty History for a run whose log is lost: it resumes from the intact parameters and optimizer
+        state, and says so; its checkpoints record which epochs their new log holds."""
+        training = checkpoint["training"]
+        warnings.warn(f"{checkpoint['history_problem']}: resuming from its parameters "
+                      f"and optimizer state, which are intact; the history of epochs {training.epoch_offset + 1}.."
+                      f"{training.epoch_offset + training.epochs_done} is lost, and early stopping counts from epoch "
+                      f"{training.epoch_offset + training.epochs_done + 1}", NNCoreWarning, stacklevel=2)
+        self._unlogged = training.epochs_done
+        history = History()
+        history.stopped_early, history.best_epoch = training.stopped_early, training.best_epoch
+        return history
+
+
+def display(hook):
+    """Mark a hook of a callback that only shows the run: if its output fails (a pipe whose reader left, a
+    closed or full file), the callback stops showing, with a warning, and the run goes on: a display never
+    ends training."""
+    @functools.wraps(hook)
+    def shown(self, *args, **kwargs):
+        if getattr(self, "output_failed", False):
+            return False
+        try:
+            return hook(self, *args, **kwargs)
+        except (OSError, ValueError) as error:
+            if isinstance(error, ValueError) and "closed file" not in str(error):
+                raise  # not the output failing: a bug to see
+            self.output_failed = True
+            warnings.warn(f"{type(self).__name__} stopped showing the run: its output failed ({error}); training "
+                          "goes on", NNCoreWarning, stacklevel=2)
+            return False
+    return shown
 
 
 class EpochLogger(Callback):
     """One line per epoch: ``epoch  3/10  loss 0.0712  accuracy 0.9781  val_loss ...  1.23 s``."""
 
+    @display
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool | None:
         print(format_epoch(self.run.index_of(epoch) + 1, self.run.epochs, logs), flush=True)
         return False

@@ -33,7 +33,7 @@ MAX_STEPS = 2**62
 #: A fingerprint reads the labels and rows spread over X, at most about this many bytes of X.
 FINGERPRINT_BYTES = 16 << 20
 #: Settings a caller may change when resuming: followed, with a warning.
-FOLLOWED = ("optimizer", "lr_schedule", "backend")
+FOLLOWED = ("optimizer", "lr_schedule", "backend", "step_threads")
 #: Settings that describe the request, not the run: a resumed run may ask for more epochs.
 IGNORED = ("epochs",)
 _MAX_TEXT = 200
@@ -53,12 +53,26 @@ class TrainingState:
     stopped_early: bool
     best_epoch: "int | None"
     legacy_history: "History | None" = None  # version 2 checkpoints keep it in the header
+    #: The first epoch the log holds: epoch_offset + 1, unless a run resumed after its log was lost.
+    first_logged_epoch: "int | None" = None
+    #: ``nncore.history.chain_digest`` of the records counted, in hex (None: not verified, as in version 3).
+    log_digest: "str | None" = None
+
+    def __post_init__(self):
+        if self.first_logged_epoch is None:
+            self.first_logged_epoch = self.epoch_offset + 1
+
+    @property
+    def logged_epochs(self):
+        """How many of the epochs done the log holds (all, unless a log was lost)."""
+        return self.epoch_offset + self.epochs_done + 1 - self.first_logged_epoch
 
     def to_header(self):
         return {"seed": self.seed, "epoch_offset": self.epoch_offset, "epochs_done": self.epochs_done,
                 "base_lr": self.base_lr, "settings": self.settings,
                 "history": {"log": self.log, "has_validation": self.has_validation,
-                            "stopped_early": self.stopped_early, "best_epoch": self.best_epoch}}
+                            "stopped_early": self.stopped_early, "best_epoch": self.best_epoch,
+                            "first_epoch": self.first_logged_epoch, "digest": self.log_digest}}
 
 
 def _is_integer(value):
@@ -99,19 +113,34 @@ def check_training_state(training, format_version, fail):
     if format_version < 3:
         state = _legacy_history_state(history, offset, done, fail)
     else:
-        state = _history_state(history, fail)
+        state = _history_state(history, format_version, fail)
     log, has_validation, stopped_early, best_epoch, legacy = state
     if best_epoch is not None and (not _is_integer(best_epoch) or not offset < best_epoch <= offset + done):
         fail(f"history best_epoch must be one of epochs {offset + 1}..{offset + done}, got {_short(best_epoch)}")
     if stopped_early and best_epoch is None:
         fail("history says the run stopped early but names no best epoch")
+    first_epoch, digest = _log_extent(history, format_version, offset, done, fail)
     return TrainingState(seed, offset, done, float(base_lr), settings, log, has_validation, stopped_early,
-                         best_epoch, legacy)
+                         best_epoch, legacy, first_epoch, digest)
 
 
-def _history_state(history, fail):
-    """Version 3: the log's name and how the history ended."""
-    unknown = set(history) - {"log", "has_validation", "stopped_early", "best_epoch"}
+def _log_extent(history, format_version, offset, done, fail):
+    """Version 4: (the first epoch the log holds, the digest of its records or None); before: (offset + 1, None)."""
+    if format_version < 4:
+        return offset + 1, None
+    first_epoch, digest = history.get("first_epoch"), history.get("digest")
+    if not _is_integer(first_epoch) or not offset < first_epoch <= offset + done + 1:
+        fail(f"history first_epoch must be one of epochs {offset + 1}..{offset + done + 1}, got {_short(first_epoch)}")
+    if digest is not None and not _is_hex_digest(digest):
+        fail(f"history digest must be null or 32 hexadecimal digits, got {_short(digest)}")
+    return first_epoch, digest
+
+
+def _history_state(history, format_version, fail):
+    """Version 3 and later: the log's name and how the history ended."""
+    known = {"log", "has_validation", "stopped_early", "best_epoch"} | (
+        {"first_epoch", "digest"} if format_version >= 4 else set())
+    unknown = set(history) - known
     if unknown:
         fail(f"history holds unknown fields {sorted(unknown)[:5]}")
     log = history.get("log")
@@ -157,6 +186,9 @@ def _setting_problem(key, value, epochs_done):
         return None if value is None or (_is_number(value) and 0 < value < 1) else "must be null or in (0, 1)"
     if key in ("data", "validation_data"):
         return None if value is None or _is_fingerprint(value) else "must be null or a data fingerprint"
+    if key == "step_threads":
+        return None if value is None or (_is_integer(value) and 1 <= value <= 256) else \
+            "must be null or an integer from 1 to 256"
     if key in ("backend", "lr_schedule"):
         return None if value is None or (isinstance(value, str) and len(value) <= _MAX_TEXT) else \
             f"must be null or a string of at most {_MAX_TEXT} characters"
@@ -177,9 +209,11 @@ def _is_fingerprint(value):
     return (isinstance(value, dict) and set(value) == {"shape", "dtype", "digest"}
             and isinstance(value["shape"], list) and len(value["shape"]) == 2
             and all(_is_integer(n) and n >= 0 for n in value["shape"])
-            and value["dtype"] in ("uint8", "float32", "float64")
-            and isinstance(value["digest"], str) and len(value["digest"]) == 32
-            and all(c in "0123456789abcdef" for c in value["digest"]))
+            and value["dtype"] in ("uint8", "float32", "float64") and _is_hex_digest(value["digest"]))
+
+
+def _is_hex_digest(value):
+    return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 
 # ---------------------------------------------------------------- settings of a run
@@ -237,7 +271,10 @@ def _difference(key, stored, requested):
     if isinstance(stored, dict) and "kind" in stored and isinstance(requested, dict):
         changed = [name for name in stored if name != "kind" and not _same(stored[name], requested.get(name))]
         stored, requested = ({name: side.get(name) for name in changed} for side in (stored, requested))
-    return f"{key} {_describe(stored)} in the checkpoint, {_describe(requested)} in this run"
+    line = f"{key} {_describe(stored)} in the checkpoint, {_describe(requested)} in this run"
+    if key == "step_threads":    # a training step's additions run in an order fixed per thread count
+        line += " (the parameters will differ in their last bits from an uninterrupted run's)"
+    return line
 
 
 def _describe(value):

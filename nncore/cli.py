@@ -1,4 +1,4 @@
-"""The ``nncore`` command: train | evaluate | predict | fetch | info | bench.
+"""The ``nncore`` command: train | evaluate | predict | fetch | info | bench | demo.
 
 User mistakes (a missing file, a bad option value, malformed data, a damaged model file)
 print one line, ``nncore: error: ...``, to stderr and exit non-zero without a traceback. A
@@ -16,6 +16,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ._numbers import finite, whole
+from ._terminal import ReaderMayLeave, printable
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 DATASETS = ("mnist", "fashion-mnist")
@@ -35,24 +38,21 @@ class UserError(Exception):
 
 # ---------------------------------------------------------------- option types
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number_argument(parse, check, expected):
+    """An argparse type: the text parsed (``int`` or ``float``), then held to ``check`` (nncore._numbers,
+    the one wording of every numeric check); anything else is "expected <expected>, got '<text>'"."""
+    def convert(text):
+        try:
+            return check(parse(text))
+        except (TypeError, ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    return convert
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+_positive_int = _number_argument(int, lambda value: whole("value", value, 1), "a positive integer")
+_non_negative_int = _number_argument(int, lambda value: whole("value", value, 0), "a non-negative integer")
+_non_negative_float = _number_argument(float, lambda value: finite("value", value, 0), "a finite number >= 0")
+_fraction = _number_argument(float, lambda value: finite("value", value, 0, upper=1), "a fraction in [0, 1)")
 
 
 def _batch_size(text):
@@ -62,23 +62,6 @@ def _batch_size(text):
         return _positive_int(text)
     except argparse.ArgumentTypeError:  # 0 is not full batch: fit refuses it too
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'full', got {text!r}") from None
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text):
-    value = _non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
-    return value
 
 
 def _augment(text):
@@ -154,7 +137,8 @@ def build_parser():
     run_options.add_argument("--backend", choices=("cython", "numpy"), default="cython",
                              help="compute backend (default: cython, the compiled core)")
     run_options.add_argument("--threads", type=_positive_int, metavar="N",
-                             help="limit BLAS/OpenMP threads (default: the libraries' own)")
+                             help="nncore's threads for the work (default: the CPUs this process may use, or "
+                                  "OMP_NUM_THREADS); BLAS runs on one thread inside nncore's either way")
     _add_train_parser(commands, [data_options, run_options])
     _add_evaluate_parser(commands, [data_options, run_options])
     _add_predict_parser(commands, [data_options, run_options])
@@ -171,6 +155,8 @@ def build_parser():
                         description="Report versions, the compiled core, the BLAS library and thread counts.")
     commands.add_parser("bench", help="benchmark the backends (see `nncore bench --help`)", add_help=False)
     _add_export_parser(commands)
+    from .demo.command import add_demo_parser
+    add_demo_parser(commands)
     return parser
 
 
@@ -196,9 +182,12 @@ def _add_train_parser(commands, parents):
                        help="(default: %(default)s)")
     tuned = ", ".join(f"{lr:g} for {kind}" for kind, lr in DEFAULTS["lr"].items())
     train.add_argument("--lr", type=_non_negative_float, help=f"learning rate (default: {tuned})")
-    train.add_argument("--momentum", type=_fraction, default=DEFAULTS["momentum"], help="SGD momentum (default: %(default)s)")
+    train.add_argument("--momentum", type=_fraction, help=(
+        f"momentum of SGD (default: {DEFAULTS['momentum']}) or RMSprop (default: 0)"))
     train.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD)")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="L2 weight decay")
+    train.add_argument("--weight-decay", type=_non_negative_float, help=(
+        "weight decay: L2 for sgd, adam and rmsprop, decoupled for adamw (default: the optimizer's: 0.01 for adamw, "
+        "else 0)"))
     train.add_argument("--schedule", choices=("constant", "step", "cosine"), default=DEFAULTS["schedule"],
                        help="learning-rate schedule over the epochs (default: %(default)s)")
     train.add_argument("--dropout", type=_fraction, nargs="+", metavar="RATE", default=[0.0], help=(
@@ -283,6 +272,47 @@ def _load_model(path):
     return load(path)
 
 
+def _check_plots(directory):
+    """--plots DIR before the work: the directory, and each figure file it will hold (not a link, not a directory)."""
+    from ._output_paths import check_output_file, prepare_output_directory
+    from .plot import FIGURE_FILES
+
+    prepare_output_directory(directory, "--plots")
+    for name in FIGURE_FILES.values():
+        check_output_file(Path(directory) / f"{name}.png", "--plots")
+
+
+def _check_outputs_spare_inputs(args):
+    """Refuse an output path that is one of the command's inputs or its checkpoint (``export m.npz --onnx
+    m.npz``, ``predict --csv test.csv --submission test.csv``, ``--save`` onto a data file): writing it would
+    destroy what the command reads."""
+    from .callbacks import CHECKPOINT_NAME
+
+    inputs = [getattr(args, name, None) for name in ("model", "csv", "idx")]
+    if getattr(args, "checkpoint_dir", None):
+        inputs.append(Path(args.checkpoint_dir) / CHECKPOINT_NAME)
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir and os.path.isdir(data_dir):
+        inputs += [path for path in Path(data_dir).iterdir() if path.is_file()]
+    inputs = [path for path in inputs if path]
+    for option in ("save", "onnx", "submission"):
+        output = getattr(args, option, None)
+        if not output:
+            continue
+        same = next((path for path in inputs if _same_file(output, path)), None)
+        if same is not None:
+            raise UserError(f"--{option} {output} is {same}, which this command reads: writing it would destroy "
+                            "it; choose another path")
+
+
+def _same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file: the same one if both exist, else the same resolved path
+    (a checkpoint that the run has yet to write)."""
+    if os.path.isfile(a) and os.path.isfile(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def _plots(directory, model, dataset, history=None):
     try:
         from . import plot
@@ -306,7 +336,7 @@ def _backend(name):
 
 
 def _note(message):
-    print(f"nncore: note: {message}", file=sys.stderr, flush=True)
+    print(f"nncore: note: {printable(message, keep_line_breaks=True)}", file=sys.stderr, flush=True)
 
 
 def _dataset_for(args, model):
@@ -351,7 +381,7 @@ def _class_names(model, images):
 # ---------------------------------------------------------------- commands
 
 def command_train(args):
-    from ._output_paths import check_output_file, prepare_output_directory
+    from ._output_paths import check_output_file
     from .callbacks import EarlyStopping
     from .model import MLP
 
@@ -361,7 +391,7 @@ def command_train(args):
     if args.save:
         check_output_file(args.save, "--save")
     if args.plots:
-        prepare_output_directory(args.plots, "--plots")
+        _check_plots(args.plots)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     _backend(args.backend)
     train_set = load_split(args.dataset, "train", args.data_dir)
@@ -418,11 +448,11 @@ def command_train(args):
 def _optimizer(args):
     from .optim import make_optimizer
 
-    options = {"momentum": args.momentum, "nesterov": args.nesterov, "weight_decay": args.weight_decay}
+    momentum = args.momentum if args.momentum is not None or args.optimizer != "sgd" else DEFAULTS["momentum"]
     lr = args.lr if args.lr is not None else DEFAULTS["lr"].get(args.optimizer)
-    if lr is not None:  # else the kind's own default
-        options["lr"] = lr
-    return make_optimizer(args.optimizer, **options)
+    given = {"momentum": momentum, "nesterov": args.nesterov, "weight_decay": args.weight_decay, "lr": lr}
+    # What the command line leaves unset is the kind's own default (its class's).
+    return make_optimizer(args.optimizer, **{name: value for name, value in given.items() if value is not None})
 
 
 def _report_result(args, model, history, test_set):
@@ -441,6 +471,8 @@ def _report_result(args, model, history, test_set):
 def command_evaluate(args):
     from .metrics import confusion_matrix, format_confusion_matrix
 
+    if args.plots:
+        _check_plots(args.plots)
     model = _load_model(args.model)
     _backend(args.backend)
     dataset = load_split(_dataset_for(args, model), args.split, args.data_dir)
@@ -465,8 +497,11 @@ def command_evaluate(args):
 
 
 def command_predict(args):
+    from ._output_paths import check_output_file
     from .data import write_submission
 
+    if args.submission:  # checked before the model and the images are read
+        check_output_file(args.submission, "--submission")
     model = _load_model(args.model)
     _backend(args.backend)
     images, rows, labels = _images_to_predict(args, model)
@@ -503,6 +538,7 @@ def _images_to_predict(args, model):
 
 def format_predictions(rows, predicted, probabilities, labels, class_names):
     """The table ``predict`` prints: index, predicted class, its probability[, true label], columns aligned."""
+    class_names = [printable(name) for name in class_names]  # names from a model file are anyone's
     index_width = max(len("index"), *(len(str(row)) for row in rows))
     name_width = max(len("predicted"), *(len(name) for name in class_names))
     header = f"{'index':>{index_width}}  {'predicted':<{name_width}}  probability"
@@ -518,8 +554,10 @@ def format_predictions(rows, predicted, probabilities, labels, class_names):
 
 
 def command_export(args):
+    from ._output_paths import check_output_file
     from .onnx_export import OPSET, hidden_activations, to_onnx
 
+    check_output_file(args.onnx, "--onnx")
     model = _load_model(args.model)
     to_onnx(model, args.onnx, input_dtype=args.input)
     takes = "uint8 pixels (scaled by 1/255 in the graph)" if args.input == "uint8" else \
@@ -566,21 +604,50 @@ def command_bench(argv):
     return nncore_bench.main(argv)
 
 
+def command_demo(args):
+    from .demo.command import command_demo as run_demo
+    return run_demo(args)
+
+
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
-            "fetch": command_fetch, "info": command_info, "export": command_export}
+            "fetch": command_fetch, "info": command_info, "export": command_export, "demo": command_demo}
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
-    print(f"nncore: warning: {message}", file=sys.stderr, flush=True)
+    print(f"nncore: warning: {printable(message, keep_line_breaks=True)}", file=sys.stderr, flush=True)
 
 
 def _error(message, code=EXIT_ERROR):
-    print(f"nncore: error: {message}", file=sys.stderr, flush=True)
+    print(f"nncore: error: {printable(message, keep_line_breaks=True)}", file=sys.stderr, flush=True)
     return code
 
 
+def _writes_to_stdout(args):
+    """Whether the file the command makes (--save, --onnx, --submission) is this process's standard output."""
+    for path in (getattr(args, name, None) for name in ("save", "onnx", "submission")):
+        try:
+            if path and os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno())):
+                return True
+        except (OSError, ValueError, AttributeError):  # no such file yet, or stdout has no descriptor
+            continue
+    return False
+
+
 def main(argv=None):
-    """Run the command line; return the exit code (the console script exits with it)."""
+    """Run the command line; return the exit code (the console script exits with it).
+
+    A reader of the output that goes away (``| head``) does not end the command: the rest of
+    its output is discarded (``nncore._terminal``) and its work finishes.
+    """
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ReaderMayLeave(stdout), ReaderMayLeave(stderr)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _run(argv):
     from .errors import DataError, ModelFileError, TrainingDiverged
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -588,6 +655,9 @@ def main(argv=None):
         if argv and argv[0] == "bench":
             return command_bench(argv[1:])
         args = parse_arguments(argv)
+        _check_outputs_spare_inputs(args)
+        if _writes_to_stdout(args):
+            sys.stdout = sys.stderr  # what the command says must not mix with the file it writes there
         return COMMANDS[args.command](args)
     except TrainingDiverged as error:
         return _error(str(error), EXIT_DIVERGED)
@@ -598,8 +668,6 @@ def main(argv=None):
         return _error(str(error))
     except ImportError as error:  # e.g. --backend cython when the extension did not build
         return _error(f"{error}")
-    except BrokenPipeError:
-        return 0
     except MemoryError as error:  # a network under the parameter limit that this machine cannot hold
         return _error(str(error) or "out of memory")
     except (ValueError, TypeError, OSError) as error:

@@ -35,6 +35,18 @@ class CheckpointMismatch(ModelFileError):
     (another architecture, optimizer kind, data, seed, batch size, loss or validation)."""
 
 
+class HistoryLogError(ModelFileError):
+    """A checkpoint is valid but its history log is missing, damaged or another run's: its parameters and
+    optimizer state are intact, and resuming continues from them without that history.
+
+    ``problem`` says what is wrong with the log, without the advice the message adds.
+    """
+
+    def __init__(self, message: str, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem or message
+
+
 class OutputPathError(NNCoreError, OSError):
     """An output path (model file, checkpoint or plots directory) cannot be written, or is in use."""
 

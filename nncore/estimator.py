@@ -31,7 +31,8 @@ from .activations import get_activation
 from .augment import Shift, get_augment
 from .callbacks import EarlyStopping
 from .model import MLP
-from .network import checked_dtype
+from .model_data import checked_fields
+from .network import Network, checked_dtype
 from .optim import make_optimizer, optimizer_class
 from ._types import ArrayLike, FloatArray, NDArray
 
@@ -124,10 +125,11 @@ class MLPClassifier:
     """A scikit-learn-compatible classifier trained by nncore's compiled core.
 
     ``hidden_layer_sizes`` are the hidden widths (the input and output sizes come from the
-    data); ``activation`` is one of scikit-learn's "identity", "logistic", "tanh", "relu" for
-    every hidden layer. ``solver`` is an optimizer kind of ``nncore.optim.OPTIMIZERS``, "adam"
-    or "sgd" (with ``momentum``, ``nesterovs_momentum``),
-    ``learning_rate_init`` its learning rate, ``alpha`` the L2 weight decay,
+    data); ``activation`` is one of scikit-learn's "identity", "logistic", "tanh", "relu", or
+    "leaky_relu" or "gelu", for every hidden layer. ``solver`` is an optimizer kind of
+    ``nncore.optim.OPTIMIZERS``: "adam", "adamw", "rmsprop" or "sgd" (with ``momentum``,
+    ``nesterovs_momentum``), ``learning_rate_init`` its learning rate, ``alpha`` its weight decay
+    (L2, or AdamW's decoupled decay),
     ``learning_rate`` "constant", "step" or "cosine". ``max_iter`` is the number of epochs;
     as in scikit-learn, training stops earlier when the training loss has not improved by
     ``tol`` for ``n_iter_no_change`` epochs, or, with ``early_stopping``, when the accuracy on
@@ -227,8 +229,10 @@ class MLPClassifier:
         raise ValueError(f"random_state must be None, an int, a RandomState or a Generator, got {state!r}")
 
     def _optimizer(self):
-        return make_optimizer(self.solver, "solver", lr=self.learning_rate_init, weight_decay=self.alpha,
-                              momentum=self.momentum, nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
+        # momentum and nesterovs_momentum are SGD's, as in scikit-learn; alpha is every kind's weight decay.
+        momentum = {"momentum": self.momentum, "nesterov": bool(self.nesterovs_momentum) and self.momentum > 0} \
+            if self.solver == "sgd" else {}
+        return make_optimizer(self.solver, "solver", lr=self.learning_rate_init, weight_decay=self.alpha, **momentum)
 
     def _hidden(self):
         sizes = self.hidden_layer_sizes
@@ -279,22 +283,21 @@ class MLPClassifier:
             whole(name, getattr(self, name), 1)  # inf is a ValueError, not an OverflowError
         y = _as_target(y)
         fresh = not (incremental or self.warm_start) or not hasattr(self, "model_")
-        X = self._X(X, fitting=fresh)
+        # A continued network is made (and a changed architecture refused) before anything is changed.
+        continued = None if fresh else self._continued_model()
+        X = self._X(X, fitting=fresh, dtype=None if fresh else continued.dtype)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
-        if fresh:
-            self.classes_ = np.unique(classes if classes is not None else y)
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        classes = np.unique(classes if classes is not None else y) if fresh else self.classes_
+        unknown = np.setdiff1d(np.unique(y), classes)
         if unknown.size:
-            raise ValueError(f"y holds labels {unknown.tolist()} not in classes_ {self.classes_.tolist()}")
+            raise ValueError(f"y holds labels {unknown.tolist()} not in classes_ {classes.tolist()}")
         if fresh:
-            self.n_features_in_ = X.shape[1]
-            self.model_ = MLP([X.shape[1], *self._hidden(), max(len(self.classes_), 1)],
-                              activation=self.activation, dtype=self.dtype, init=self.init, seed=self._seed(),
-                              dropout=self.dropout, input_dropout=self.input_dropout)
-            self.model_.optimizer = self._optimizer()
-            self.model_.class_names = tuple(str(label) for label in self.classes_) if len(self.classes_) else None
+            self.model_ = self._new_model(X.shape[1], classes)
+            self.classes_, self.n_features_in_ = classes, X.shape[1]
             self.n_iter_, self.loss_curve_ = 0, []
+        else:
+            self.model_ = continued
         network = self.model_.network
         encoded = inputs.labels(np.searchsorted(self.classes_, y), len(X), network.n_classes)
         data = inputs.Samples.checked_for(network, X, encoded)
@@ -328,6 +331,42 @@ class MLPClassifier:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({epochs}) reached and the optimization "
                           "hasn't converged yet.", warning, stacklevel=3)
         return self
+
+    def _new_model(self, n_features, classes):
+        """A fresh network for ``n_features`` inputs and ``classes``; its class names are checked as a model
+        file's reader checks them, so a model that trained can be saved."""
+        model = MLP([n_features, *self._hidden(), max(len(classes), 1)], activation=self.activation,
+                    dtype=self.dtype, init=self.init, seed=self._seed(), dropout=self.dropout,
+                    input_dropout=self.input_dropout)
+        names = tuple(str(label) for label in classes) if len(classes) else None
+        model.class_names = checked_fields(model.network, None, names, None, "y's labels")[1]
+        model.optimizer = self._optimizer()
+        return model
+
+    def _continued_model(self):
+        """The fitted network with this estimator's current parameters, for ``warm_start`` and ``partial_fit``.
+
+        As in scikit-learn, what can be applied is: the optimizer's hyperparameters (its state
+        is kept while ``solver`` names the same kind), the dtype (parameters and state converted),
+        the dropout rates, and every per-fit setting. A changed architecture cannot be: it is
+        refused, never silently ignored.
+        """
+        model, hidden = self.model_, tuple(self._hidden())
+        activation = get_activation(self.activation).name
+        changed = []
+        if tuple(model.layer_sizes[1:-1]) != hidden:
+            changed.append(f"hidden_layer_sizes from {tuple(model.layer_sizes[1:-1])} to {hidden}")
+        if any(name != activation for name in model.network.activation_names):
+            changed.append(f"activation from {model.network.activation_names[0]!r} to {activation!r}")
+        if changed:
+            raise ValueError(f"{type(self).__name__} cannot continue its fitted network (warm_start or partial_fit) "
+                             f"with another architecture: {' and '.join(changed)}. Set warm_start=False (or call fit "
+                             "on a new estimator) to train a new network")
+        network = Network(model.layer_sizes, model.network.activation_names, self.dtype, self.dropout,
+                          self.input_dropout)
+        continued = model if network == model.network else _with_network(model, network)
+        continued.optimizer = _continued_optimizer(model.optimizer, self._optimizer(), network.dtype)
+        return continued
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> MLPClassifier:
         """Train (from scratch unless ``warm_start``) for up to ``max_iter`` epochs; returns self."""
@@ -408,6 +447,27 @@ class MLPClassifier:
         y = _as_target(y)
         weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         return float(np.average(self.predict(X) == y, weights=weights))
+
+
+def _with_network(model, network):
+    """A copy of ``model`` for ``network`` (same layers; another dtype or dropout): parameters converted,
+    data fields, epoch count, loss and history kept. Its optimizer is set by the caller."""
+    continued = MLP(network.layer_sizes, model.activation, network.dtype, model.init, model.seed, network.dropout,
+                    network.input_dropout)
+    continued.params[:] = model.params
+    for field in ("dataset_name", "class_names", "input_shape", "epochs_trained", "loss", "history"):
+        setattr(continued, field, getattr(model, field))
+    return continued
+
+
+def _continued_optimizer(previous, requested, dtype):
+    """``requested`` (the estimator's current solver settings), with ``previous``'s state when it is of the same kind."""
+    if previous is None or previous.kind != requested.kind:
+        return requested
+    state = previous.state_dict()
+    state["buffers"] = {name: buffer.astype(dtype) for name, buffer in state["buffers"].items()}
+    requested.load_state_dict(state, keep_hyperparameters=True)
+    return requested
 
 
 def _equal(a, b):

@@ -4,12 +4,16 @@ Checkpoints keep it outside their JSON header, as fixed-size binary records (``R
 append-only file beside the checkpoint (``HistoryLog``): writing an epoch costs the same at
 epoch 20,000 as at epoch 1, and a header never grows past what the reader accepts. Every
 record is checked the same way when it is written and when it is read (``check_records``).
+The checkpoint also records a digest chained over the records it counts (``chain_digest``),
+O(1) to extend per epoch, so a log copied from another run, or edited, is recognised.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +30,15 @@ RECORD = np.dtype([("epoch", "<i8")] + [(key, "<f8") for key in HISTORY_KEYS])
 LOG_MAGIC = b"NNCORE-HISTORY-1"
 #: What a log's name must look like: a plain file name in the checkpoint's own directory.
 LOG_NAME = re.compile(r"history-[A-Za-z0-9_]{1,64}\.bin")
+#: The digest of no records; each record extends it: digest(n + 1) = BLAKE2b(digest(n) + record n).
+EMPTY_DIGEST = bytes(16)
+
+
+def chain_digest(records, digest=EMPTY_DIGEST):
+    """The digest chained over ``records`` (a RECORD array) from ``digest``, as bytes."""
+    for record in records:
+        digest = hashlib.blake2b(digest + record.tobytes(), digest_size=16).digest()
+    return digest
 
 
 class History:
@@ -194,6 +207,7 @@ class HistoryLog:
 
     def __init__(self, path, stream):
         self.path, self.stream = Path(path), stream
+        self._digests = [EMPTY_DIGEST]  # _digests[n]: the chain over the first n records
 
     @classmethod
     def create(cls, directory):
@@ -209,17 +223,47 @@ class HistoryLog:
         return log
 
     @classmethod
-    def reopen(cls, path):
-        """The log at ``path`` (already read with ``read_log``), to write on from there."""
-        return cls(path, open(path, "r+b"))
+    def reopen(cls, path, n_records=0):
+        """The log at ``path``, whose first ``n_records`` records ``read_log`` found valid, to write on after them.
+
+        Opened without following a link: a log planted as a link to another file is not written into.
+        """
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            descriptor = os.open(path, flags)
+        except OSError as error:
+            raise OutputPathError(f"{path}: cannot reopen the history log ({error.strerror or error})") from None
+        if os.path.islink(path) or not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise OutputPathError(f"{path}: the history log is not a regular file")
+        log = cls(path, os.fdopen(descriptor, "r+b"))
+        log.stream.seek(len(LOG_MAGIC))
+        log._extend_digests(np.frombuffer(log.stream.read(n_records * RECORD.itemsize), dtype=RECORD))
+        return log
 
     def write(self, index, records):
         """Put ``records`` at position ``index`` and drop anything after them (OutputPathError naming the log)."""
+        records = np.ascontiguousarray(records, dtype=RECORD)
+
         def put():
             self.stream.seek(len(LOG_MAGIC) + index * RECORD.itemsize)
-            self.stream.write(np.ascontiguousarray(records, dtype=RECORD).tobytes())
+            self.stream.write(records.tobytes())
             self.stream.truncate()
         self._written(put)
+        if self._digests is not None and index < len(self._digests):
+            del self._digests[index + 1:]
+            self._extend_digests(records)
+        else:
+            self._digests = None  # records before ``index`` were never read: their digest is unknown
+
+    def _extend_digests(self, records):
+        for record in np.ascontiguousarray(records, dtype=RECORD):
+            self._digests.append(chain_digest((record,), self._digests[-1]))
+
+    def digest(self, n_records):
+        """The chained digest of the first ``n_records`` records, in hex (what a checkpoint records); None
+        when records were written past what this log object read."""
+        return None if self._digests is None else self._digests[n_records].hex()
 
     def _written(self, write):
         """Run ``write`` and make it durable; a full disk or I/O error names the log, not a bare errno."""
@@ -236,6 +280,8 @@ class HistoryLog:
 
 def read_log(path, n_records, fail):
     """The first ``n_records`` records of the log at ``path``; ``fail(problem)`` raises on anything wrong."""
+    if os.path.islink(path):  # nncore writes its logs itself: a link was planted
+        fail(f"its history log {Path(path).name} is a symbolic link, not the log nncore wrote")
     try:
         stream = open_regular_file(path, ModelFileError)
     except FileNotFoundError:

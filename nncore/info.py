@@ -79,7 +79,7 @@ def blas_libraries():
     from threadpoolctl import threadpool_info
     entries = [_library_entry(info) for info in threadpool_info()]
     blas = [entry for entry in entries if entry["user_api"] == "blas"]
-    openmp = [entry for entry in entries if entry["user_api"] == "openmp"]
+    openmp = [entry for entry in entries if entry["user_api"] == "openmp" and entry["internal_api"] != "nncore"]
     scipy_dir = Path(scipy.__file__).resolve().parent
     scipy_roots = (scipy_dir, scipy_dir.parent / "scipy.libs")
     scipy_blas = next((entry for entry in blas if any(_inside(entry["filepath"], root) for root in scipy_roots)),
@@ -114,12 +114,16 @@ def compiled_core_facts():
     from .backends import compiled_core_status
     available, detail = compiled_core_status()
     facts = {"available": available, "path" if available else "error": detail,
-             "openmp": None, "debug_build": None, "source_hash": None}
+             "debug_build": None, "source_hash": None, "threads": None, "narrow_isa": None}
     if available:
-        from . import _core
-        facts["openmp"] = bool(getattr(_core, "OPENMP", False))
-        facts["debug_build"] = bool(getattr(_core, "DEBUG_BUILD", False))
-        facts["source_hash"] = getattr(_core, "SOURCE_HASH", None)
+        from . import _core, _testing
+        facts["debug_build"] = bool(_core.DEBUG_BUILD)
+        facts["source_hash"] = _core.SOURCE_HASH
+        facts["narrow_isa"] = _testing.narrow_isa()
+        facts["threads"] = {"pool": "nncore's own (POSIX threads)" if _core.THREADED else "none (one thread)",
+                            "default_count": _core.get_num_threads(), "workers_started": _core.pool_workers(),
+                            "wait": f"spin up to {_core.spin_microseconds()} us, then sleep (passive)",
+                            "blas_inside_the_core": 1}
     return facts
 
 
@@ -129,7 +133,7 @@ def collect():
     import scipy
     from . import __version__
     cpu = cpu_facts()
-    core = compiled_core_facts()  # first: the core's OpenMP runtime then shows among the libraries
+    core = compiled_core_facts()
     blas, scipy_blas, openmp = blas_libraries()
     coretype = os.environ.get("OPENBLAS_CORETYPE") or None
     return {
@@ -156,9 +160,13 @@ def format_report(facts):
              f"python        {facts['python']}",
              f"platform      {facts['platform']}"]
     if core["available"]:
+        threads = core["threads"]
         lines += [f"compiled core {core['path']}",
-                  f"              OpenMP compiled in: {'yes' if core['openmp'] else 'no'}; "
-                  f"debug build (bounds checks on): {'yes' if core['debug_build'] else 'no'}"]
+                  f"              debug build (bounds checks on): {'yes' if core['debug_build'] else 'no'}; "
+                  f"narrow-layer kernels: {core['narrow_isa']}",
+                  f"threads       {threads['pool']}: {threads['default_count']} by default "
+                  f"({threads['workers_started']} workers started); waits: {threads['wait']}; "
+                  f"BLAS at {threads['blas_inside_the_core']} thread inside the core"]
     else:
         lines.append(f"compiled core NOT AVAILABLE: {core['error']}")
     lines += [f"numpy         {facts['numpy_version']}", f"scipy         {facts['scipy_version']}"]
@@ -172,7 +180,7 @@ def format_report(facts):
         lines.append(f"OpenMP        {entry['internal_api']} {entry['version'] or ''}, {entry['num_threads']} "
                      f"thread(s): {entry['filepath']}")
     if not facts["openmp_libraries"]:
-        lines.append("OpenMP        no OpenMP runtime loaded")
+        lines.append("OpenMP        no OpenMP runtime loaded (nncore needs none)")
     cpu = facts["cpu"]
     flags = ", ".join(f"{flag}={'yes' if present else 'no'}" for flag, present in cpu["flags"].items()
                       if flag in ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"))

@@ -17,7 +17,6 @@ without checking again. Backends trust it; the compiled core only keeps the boun
 that make it memory-safe. Refusals say which argument and what is wrong; their wording comes
 from a ``Wording``, which the estimator replaces with scikit-learn's.
 """
-import contextlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -218,19 +217,3 @@ def batch_size(value):
     if value < 1:
         raise ValueError(f"batch_size must be >= 1, got {value}")
     return int(value)
-
-
-def thread_limit(n_threads):
-    """A context limiting BLAS/OpenMP threads to ``n_threads`` (None: leave them alone)."""
-    if n_threads is None:
-        return contextlib.nullcontext()
-    if isinstance(n_threads, bool) or int(n_threads) != n_threads or n_threads < 1:
-        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
-    from threadpoolctl import threadpool_limits
-    try:
-        # threadpoolctl limits the thread pools loaded when the context starts: the compiled core's
-        # OpenMP runtime (full batches split their chunks over it) must be loaded by then.
-        import nncore._core  # noqa: F401
-    except ImportError:
-        pass    # no compiled core here: the NumPy backend has only BLAS's threads
-    return threadpool_limits(limits=int(n_threads))

@@ -7,7 +7,7 @@ A file is an uncompressed zip of ``.npy`` members, as ``numpy.savez`` writes, ho
   ``layer_sizes``, ``activations`` (one name per hidden layer; version 1 files have
   ``activation``: "relu" instead), ``dropout`` (one rate per hidden layer; files without it
   have none), ``input_dropout`` (one rate; files without it have none), ``dtype``, ``arrays`` (each member's shape and dtype),
-  optionally ``data`` (what the model remembers of its data: see ``nncore.model_data``), and
+  for model files ``epochs_trained`` (files without it: 0), optionally ``data`` (what the model remembers of its data: see ``nncore.model_data``), and
   for checkpoints the optimizer's kind, hyperparameters and step count and the training
   state (``nncore.checkpoint``: epoch counters, seed, base learning rate, the run's settings,
   how its history ended);
@@ -16,9 +16,12 @@ A file is an uncompressed zip of ``.npy`` members, as ``numpy.savez`` writes, ho
   ``best_params.npy`` (early stopping's best weights).
 
 Model files are format version 2 (version 1, all ReLU, is still read). Checkpoints are
-version 3: their history is a ``HistoryLog`` file beside them, named in the header, so a
-checkpoint's size and cost do not grow with the epochs; version 2 checkpoints, which hold
-the history in the header, are still read.
+version 4: their history is a ``HistoryLog`` file beside them, named in the header with the
+first epoch it holds and a digest chained over its records, so a checkpoint's size and cost do
+not grow with the epochs and a log of another run is recognised; version 3 (no digest) and
+version 2 checkpoints, which hold the history in the header, are still read. A log that is
+missing, damaged or another run's is a ``HistoryLogError``: the checkpoint's parameters and
+optimizer state are intact, and ``load_checkpoint(path, history_optional=True)`` returns them.
 
 Reading never unpickles and never trusts a size it has not checked: every member's ``.npy``
 header is parsed by hand, its dtype must be a plain float or uint8 (never object), and its
@@ -48,11 +51,12 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_open
+from ._output_paths import output_path
 from ._reading import open_regular_file
 from .activations import ACTIVATIONS
-from .checkpoint import check_training_state
-from .errors import ModelFileError, OutputPathError
-from .history import History, check_records, read_log
+from .checkpoint import MAX_EPOCHS, check_training_state
+from .errors import HistoryLogError, ModelFileError
+from .history import History, chain_digest, check_records, read_log
 from .model_data import checked_data, data_header
 from .network import MAX_PARAMETERS, Network
 from .optim import OPTIMIZERS
@@ -60,8 +64,9 @@ from .optim import OPTIMIZERS
 FORMAT_NAME = "nncore"
 #: Model files: 2 stores each hidden layer's activation; 1 (all ReLU) is still read.
 MODEL_FORMAT_VERSION = FORMAT_VERSION = 2
-#: Checkpoints: 3 keeps the history in a log file beside the checkpoint; 2 (in the header) is still read.
-CHECKPOINT_FORMAT_VERSION = 3
+#: Checkpoints: 4 records which epochs the history log beside them holds and their digest; 3 (no digest)
+#: and 2 (the history in the header) are still read.
+CHECKPOINT_FORMAT_VERSION = 4
 NEWEST_VERSION = {"model": MODEL_FORMAT_VERSION, "checkpoint": CHECKPOINT_FORMAT_VERSION}
 MAX_HEADER_BYTES = 1 << 20
 DTYPES = ("float32", "float64")
@@ -89,14 +94,15 @@ def _npy_bytes(array):
     return buffer.getvalue()
 
 
-def write_npz_atomic(path, header, arrays):
+def write_npz_atomic(path, header, arrays, streams=False):
     """Write ``header`` (a JSON-able dict) and ``arrays`` (name -> ndarray) to ``path`` atomically.
 
     Refuses (ValueError) a header the reader would refuse: over ``MAX_HEADER_BYTES``, nested
     deeper than ``MAX_HEADER_DEPTH``, holding NaN or infinity, or more than ``MAX_MEMBERS``
-    members. An OSError while writing is an ``OutputPathError`` naming ``path``.
+    members. An OSError while writing is an ``OutputPathError`` naming ``path``. ``streams``:
+    a device or pipe at ``path`` (``/dev/stdout``) is written through (``nncore._atomic``).
     """
-    path = Path(path)
+    path = output_path(path)
     header = dict(header, arrays={name: {"shape": list(a.shape), "dtype": a.dtype.name}
                                   for name, a in arrays.items()})
     try:
@@ -108,15 +114,12 @@ def write_npz_atomic(path, header, arrays):
         raise ValueError(f"refusing to write {path}: its header ({len(header_bytes)} bytes, {len(arrays) + 1} "
                          f"members) exceeds what nncore reads back ({MAX_HEADER_BYTES} bytes, "
                          f"{MAX_HEADER_DEPTH} levels, {MAX_MEMBERS} members)")
-    try:
-        # The temporary name matches the leftovers ModelCheckpoint removes (".checkpoint.npz.*.tmp").
-        with atomic_open(path, prefix=f".{path.name}.", suffix=".tmp") as stream:
-            with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:
-                archive.writestr("header.npy", _npy_bytes(np.frombuffer(header_bytes, dtype=np.uint8)))
-                for name, array in arrays.items():
-                    archive.writestr(f"{name}.npy", _npy_bytes(array))
-    except OSError as error:
-        raise OutputPathError(f"{path}: cannot write it ({error.strerror or error})") from None
+    # The temporary name matches the leftovers ModelCheckpoint removes (".checkpoint.npz.*.tmp").
+    with atomic_open(path, prefix=f".{path.name}.", suffix=".tmp", streams=streams) as stream:
+        with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr("header.npy", _npy_bytes(np.frombuffer(header_bytes, dtype=np.uint8)))
+            for name, array in arrays.items():
+                archive.writestr(f"{name}.npy", _npy_bytes(array))
 
 
 def network_header(network, kind="model"):
@@ -125,19 +128,34 @@ def network_header(network, kind="model"):
             "dropout": list(network.dropout), "input_dropout": network.input_dropout, "dtype": network.dtype.name}
 
 
-def model_header(model, kind="model"):
+def model_header(model, path, kind="model"):
+    """The header of ``model``'s file at ``path``; ValueError, naming ``path``, for data fields the reader refuses."""
     header = network_header(model.network, kind)
-    data = data_header(model)  # what the model remembers of its data (nncore.model_data)
+    try:
+        data = data_header(model)  # what the model remembers of its data (nncore.model_data)
+    except ValueError as error:
+        raise ValueError(f"refusing to write {path}: {error}") from None
     if data:
         header["data"] = data
+    if kind == "model":  # a checkpoint's training state counts its epochs
+        header["epochs_trained"] = model.epochs_trained
+        problem = _epochs_trained_problem(model.epochs_trained)
+        if problem:
+            raise ValueError(f"refusing to write {path}: the model's {problem}")
     return header
+
+
+def _epochs_trained_problem(value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_EPOCHS:
+        return f"epochs_trained must be an integer in [0, {MAX_EPOCHS}], got {value!r:.60}"
+    return None
 
 
 def save_model(model, path):
     """Save ``model``'s network, parameters and data fields to ``path`` (written exactly there, atomically)."""
     if not np.all(np.isfinite(model.params)):
         raise ValueError(f"refusing to write {path}: the parameters contain NaN or infinity")
-    write_npz_atomic(path, model_header(model), {"params": model.params})
+    write_npz_atomic(path, model_header(model, path), {"params": model.params}, streams=True)
 
 
 def save_checkpoint(path, model, optimizer, training_state, best_params=None):
@@ -145,7 +163,7 @@ def save_checkpoint(path, model, optimizer, training_state, best_params=None):
     to ``path``; its history log must already hold the epochs it counts. Raises ValueError, before
     writing anything, if ``load_checkpoint`` would refuse the result."""
     path = Path(path)
-    header = model_header(model, kind="checkpoint")
+    header = model_header(model, path, kind="checkpoint")
     header["optimizer"] = {"kind": optimizer.kind, "step": optimizer.step,
                            "hyperparameters": optimizer.hyperparameters()}
     header["training"] = training_state.to_header()
@@ -422,19 +440,27 @@ def _known_members(reader, allowed):
 
 
 def read_model(path):
-    """(Network, params, data) of a model file (or of the model inside a checkpoint) saved by ``MLP.save``.
+    """(Network, params, fields) of a model file (or of the model inside a checkpoint) saved by ``MLP.save``.
 
-    ``data``: the fields of ``nncore.model_data.DATA_FIELDS`` the file records. Raises
-    ``ModelFileError`` if the file is missing, corrupt, crafted or from a newer nncore.
+    ``fields``: the model's attributes the file records: those of ``nncore.model_data.DATA_FIELDS``
+    it holds, and ``epochs_trained`` (a checkpoint's epochs; 0 for model files older than the field).
+    Raises ``ModelFileError`` if the file is missing, corrupt, crafted or from a newer nncore.
     ``nncore.load`` builds the ``MLP``.
     """
     reader = _Reader(path).open()
     try:
         header = reader.header()
-        network, kind, _ = _check_header(reader, header)
+        network, kind, version = _check_header(reader, header)
         data = checked_data(header.get("data", {}), network, reader.fail)
         if kind == "model":
             _known_members(reader, {"header", "params"})
+            data["epochs_trained"] = header.get("epochs_trained", 0)
+            problem = _epochs_trained_problem(data["epochs_trained"])
+            if problem:
+                reader.fail(problem)
+        else:
+            training = check_training_state(header.get("training"), version, reader.fail)
+            data["epochs_trained"] = training.epoch_offset + training.epochs_done
         params = reader.read_member("params", (network.n_params,), network.dtype)
     finally:
         reader.close()
@@ -443,12 +469,14 @@ def read_model(path):
     return network, params, data
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, history_optional=False):
     """Read a checkpoint and its history log, checking every field (see ``nncore.checkpoint``).
 
     Returns a dict: ``header``, ``network``, ``params``, ``optimizer_state`` (as ``state_dict``
-    gives it), ``best_params`` (or None), ``training`` (a ``TrainingState``) and ``history``.
-    Raises ``ModelFileError`` naming the file and the problem.
+    gives it), ``best_params`` (or None), ``training`` (a ``TrainingState``), ``history`` and
+    ``history_problem`` (None). Raises ``ModelFileError`` naming the file and the problem; for a
+    history log that is missing, damaged or another run's, ``HistoryLogError``, unless
+    ``history_optional``: then ``history`` is None and ``history_problem`` says why.
     """
     path = Path(path)
     reader = _Reader(path).open()
@@ -457,6 +485,7 @@ def load_checkpoint(path):
         network, kind, version = _check_header(reader, header)
         if kind != "checkpoint":
             reader.fail("is a model file, not a checkpoint")
+        checked_data(header.get("data", {}), network, reader.fail)  # as nncore.load checks them
         optimizer = header.get("optimizer")
         if (not isinstance(optimizer, dict) or not isinstance(optimizer.get("kind"), str)
                 or optimizer["kind"] not in OPTIMIZER_BUFFERS):
@@ -473,19 +502,35 @@ def load_checkpoint(path):
     finally:
         reader.close()
     training, optimizer_state = _check_checkpoint(header, version, params, buffers, best, reader.fail)
+    history, problem = None, None
+    try:
+        history = _checkpoint_history(reader, training)
+    except HistoryLogError as error:
+        if not history_optional:
+            raise
+        problem = error.problem
     return {"header": header, "network": network, "params": params, "optimizer_state": optimizer_state,
-            "best_params": best, "training": training, "history": _checkpoint_history(reader, training)}
+            "best_params": best, "training": training, "history": history, "history_problem": problem}
 
 
 def _checkpoint_history(reader, training):
-    """The run's History: from the header (version 2) or the log beside the checkpoint, checked."""
+    """The run's History: from the header (version 2) or the log beside the checkpoint, checked
+    (HistoryLogError for a log that is missing, damaged or does not hold the epochs the checkpoint counts)."""
     if training.legacy_history is not None:
         history = training.legacy_history
     else:
-        records = read_log(reader.path.parent / training.log, training.epochs_done, reader.fail)
-        problem = check_records(records, training.epoch_offset + 1, training.has_validation)
+        def lost(problem):
+            raise HistoryLogError(f"{reader.path}: {problem}; its parameters and optimizer state are intact: "
+                                  "resuming (resume=True, nncore train --resume) continues from them without the "
+                                  "history of those epochs", problem=f"{reader.path}: {problem}")
+
+        records = read_log(reader.path.parent / training.log, training.logged_epochs, lost)
+        problem = check_records(records, training.first_logged_epoch, training.has_validation)
         if problem:
-            reader.fail(f"invalid history ({problem})")
+            lost(f"invalid history ({problem})")
+        if training.log_digest is not None and chain_digest(records).hex() != training.log_digest:
+            lost(f"its history log {training.log} does not hold the epochs this checkpoint counts "
+                 "(a log of another run, or an edited one)")
         history = History.from_records(records, training.has_validation)
     history.stopped_early, history.best_epoch = training.stopped_early, training.best_epoch
     return history

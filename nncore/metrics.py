@@ -6,6 +6,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._terminal import printable
+
 
 def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Fraction of predictions equal to the labels."""
@@ -56,7 +58,9 @@ def format_confusion_matrix(matrix: ArrayLike, class_names: Sequence[str] | None
         class_names = [str(k) for k in range(n_classes)]
     if len(class_names) != n_classes:
         raise ValueError(f"{len(class_names)} class names for a {n_classes}-class matrix")
-    row_labels = [name if str(name) == str(k) else f"{k} {name}" for k, name in enumerate(class_names)]
+    # Names from a model file are anyone's: escaped, they cannot drive the terminal or break the rows.
+    names = [printable(name) for name in class_names]
+    row_labels = [name if name == str(k) else f"{k} {name}" for k, name in enumerate(names)]
     corner = "true \\ predicted"
     label_width = max(len(corner), *(len(label) for label in row_labels))
     cell_width = max(3, len(str(int(matrix.max()) if matrix.size else 0)), len(str(n_classes - 1)))

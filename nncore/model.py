@@ -1,8 +1,8 @@
-"""MLP: a network description, its flat parameter buffer, inference, and ``fit``.
+"""MLP: a network description, its flat parameter buffer, training, inference and files.
 
 The model owns its parameters (and, once trained, its optimizer); the shape and layout are
-its ``Network``, the work happens in a backend (``nncore.backends``) and the training loop
-lives in ``nncore.train``.
+its ``Network``, the work happens in a backend (``nncore.backends``) and ``fit``'s loop lives
+in ``nncore.train``.
 """
 from __future__ import annotations
 
@@ -12,21 +12,26 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from . import inputs
+from . import inputs, train
 from .backends import DEFAULT_BACKEND, get_backend
 from .backends.base import PREDICT_BATCH_SIZE
 from .io import read_model, save_model
 from .losses import get_loss
+from .model_data import checked_fields
 from .network import INITIALIZERS, Network
 from .outputs import check_probabilities, count_non_finite, refusal
-from ._types import ArrayLike, DTypeLike, FloatArray, NDArray, PathLike
-from .train import fit
+from ._types import ArrayLike, DTypeLike, FloatArray, Logs, NDArray, PathLike, Schedule
 
 if TYPE_CHECKING:
     import onnx
 
+    from .augment import Shift
     from .backends.base import Backend
-    from .data.dataset import ImageSet
+    from .callbacks import Callback, EarlyStopping
+    from .data.dataset import Dataset, ImageSet
+    from .history import History
+    from .losses import Loss
+    from .optim import Optimizer
 
 
 class Evaluation(NamedTuple):
@@ -67,24 +72,41 @@ class MLP:
     def __init__(self, layer_sizes: Sequence[int], activation: str | Sequence[str] = "relu",
                  dtype: DTypeLike = "float32", init: str | None = None, seed: int | None = None,
                  dropout: float | Sequence[float] = 0.0, input_dropout: float = 0.0) -> None:
-        self.network = Network(layer_sizes, activation, dtype, dropout, input_dropout)
         if init is not None and init not in INITIALIZERS:
             raise ValueError(f"init must be None or one of {tuple(INITIALIZERS)}, got {init!r}")
-        self.activation = activation if isinstance(activation, str) else tuple(activation)
+        self._adopt(Network(layer_sizes, activation, dtype, dropout, input_dropout),
+                    activation if isinstance(activation, str) else tuple(activation), init, seed)
+        self.initialize(seed)
+
+    @classmethod
+    def from_network(cls, network: Network, params: ArrayLike) -> MLP:
+        """A model of ``network`` (an ``nncore.network.Network``) holding a copy of ``params``; no
+        initialisation is drawn. ``activation`` is the hidden layers' one name, or their names."""
+        names = network.activation_names
+        model = cls.__new__(cls)
+        model._adopt(network, names[0] if names and len(set(names)) == 1 else names or "relu", None, None)
+        model._params[:] = params
+        return model
+
+    def _adopt(self, network, activation, init, seed):
+        self.network = network
+        self.activation = activation
         self.init, self.seed = init, seed
-        self._params = self.network.zeros()
+        self._params = network.zeros()
         self.optimizer = None  # created by the first fit, kept for the next (as Keras does)
         self.history = None  # the History of the latest fit
         self.epochs_trained = 0
         self.loss = "cross_entropy"  # the loss of the latest fit; evaluate's default
         self.dataset_name = self.class_names = self.input_shape = None
-        self.initialize(seed)
 
     def remember_data(self, dataset: ImageSet) -> None:
-        """Record what ``dataset`` (a Dataset or ImageSet) is: its dataset's name, class names, image shape."""
-        self.dataset_name = dataset.dataset_name
-        self.class_names = tuple(dataset.class_names) or None
-        self.input_shape = tuple(dataset.image_shape)
+        """Record what ``dataset`` (a Dataset or ImageSet) is: its dataset's name, class names, image shape.
+
+        ValueError, before anything changes, for what a model file could not keep (``nncore.model_data``).
+        """
+        self.dataset_name, self.class_names, self.input_shape = checked_fields(
+            self.network, dataset.dataset_name, tuple(dataset.class_names) or None, tuple(dataset.image_shape),
+            dataset.name)
 
     def initialize(self, seed: int | None = None) -> None:
         """Draw fresh initial weights (zero biases) from ``seed``; forget the optimizer state."""
@@ -150,7 +172,52 @@ class MLP:
 
     # ------------------------------------------------------------ training
 
-    fit = fit
+    def fit(self, X: ArrayLike | Dataset, y: ArrayLike | None = None, epochs: int = 10,
+            batch_size: int | None = 128, optimizer: Optimizer | str | None = None,
+            loss: str | Loss = "cross_entropy", validation_data: tuple[ArrayLike, ArrayLike] | Dataset | None = None,
+            validation_split: float | None = None, backend: str | Backend = DEFAULT_BACKEND,
+            callbacks: Sequence[Callback | Callable[[int, Logs], bool | None]] | None = None,
+            early_stopping: bool | int | EarlyStopping | None = None, checkpoint_dir: PathLike | None = None,
+            resume: bool = False, verbose: int | str = "auto", lr_schedule: Schedule | None = None,
+            seed: int | None = None, n_threads: int | None = None, augment: str | Shift | None = None) -> History:
+        """Train for ``epochs`` epochs and return a ``History``.
+
+        - ``X``: (n, n_inputs) pixels (uint8, or integers 0..255; scaled by 1/255 in the kernels) or
+          floats (converted to the model's dtype), or a Dataset with ``y`` omitted; ``y``: class
+          indices 0..n_classes-1. See ``nncore.inputs``: NaN/inf inputs and labels out of range
+          raise ValueError naming the argument, before anything trains.
+        - ``batch_size``: samples per update; None means full-batch gradient descent.
+        - ``optimizer``: an ``nncore.SGD``/``Adam``/``RMSprop``/``AdamW``, a kind's name ("sgd",
+          "adam", "rmsprop", "adamw": its defaults), or None: the model's optimizer from the
+          previous fit (its state continues, as in Keras) or ``Adam(1e-3)``.
+        - ``validation_data`` (X, y) or a Dataset; or ``validation_split``, a fraction of X held
+          out at random (from the seed).
+        - ``callbacks``: ``nncore.callbacks.Callback`` objects or functions ``f(epoch, logs)``;
+          returning True stops. These convenience arguments add callbacks ahead of them:
+          ``lr_schedule`` ("step", "cosine", "constant" or a callable (epoch, epochs, base_lr) -> lr):
+          a ``LearningRateScheduler``; ``early_stopping`` (True, a patience, or an ``EarlyStopping``);
+          ``checkpoint_dir``: a ``ModelCheckpoint`` writing ``checkpoint.npz`` there after every
+          epoch, which with ``resume=True`` first continues from the checkpoint there, if any, up
+          to ``epochs`` epochs in all; ``verbose``: 1 or "auto" (the default) a ``ProgressBar`` (a live
+          bar with rate and ETA in a terminal, one line per epoch otherwise), 2 an ``EpochLogger`` (one
+          line per epoch), 0 nothing.
+        - ``backend``: "cython" (the compiled core), "numpy" (the reference), or a Backend.
+        - ``seed``: the shuffling/split seed (default: the model's seed, else a random one).
+        - ``n_threads``: how many of nncore's threads the run may use (None: all the process may,
+          ``nncore.backends.threads``). Results are bit-identical run to run for a thread count.
+        - ``augment``: None, or "shift:K" / ``nncore.Shift(K, image_shape)``: each training image
+          moved by a random (dy, dx) in -K..K, zero-filled (``nncore.augment``). The model's
+          dropout (``MLP(dropout=..., input_dropout=...)``) applies in every training batch.
+
+        Ctrl-C (KeyboardInterrupt) stops the run: with a backend that stops between batches (the
+        compiled one) after the batch in progress, otherwise back at the start of the interrupted
+        epoch; ``fit`` warns and returns the history so far, ``history.interrupted`` set, and the
+        checkpoint directory keeps the last complete epoch. A non-finite loss raises
+        ``TrainingDiverged`` (epoch and batch); the model keeps the parameters from before that batch.
+        """
+        return train.fit(self, X, y, epochs, batch_size, optimizer, loss, validation_data, validation_split, backend,
+                         callbacks, early_stopping, checkpoint_dir, resume, verbose, lr_schedule, seed, n_threads,
+                         augment)
 
     # ------------------------------------------------------------ inference
 
@@ -162,9 +229,8 @@ class MLP:
         """
         data = inputs.samples(X, None, self.network, "predict", with_labels=False)
         batch_size = inputs.batch_size(batch_size)
-        with inputs.thread_limit(n_threads):
-            probabilities = get_backend(backend).forward(self.network, self._params, data.X,
-                                                         batch_size or max(len(data), 1))
+        probabilities = get_backend(backend, n_threads).forward(self.network, self._params, data.X,
+                                                                batch_size or max(len(data), 1))
         return check_probabilities(self.network, self._params, probabilities, "X")
 
     def predict(self, X: ArrayLike | ImageSet, batch_size: int | None = PREDICT_BATCH_SIZE,
@@ -182,13 +248,12 @@ class MLP:
         """
         data = inputs.samples(X, y, self.network, "evaluate", min_samples=1)
         batch_size = inputs.batch_size(batch_size)
-        backend = get_backend(backend)
-        with inputs.thread_limit(n_threads):
-            loss_sum, n_correct = backend.evaluate(self.network, self._params, data.X, data.y,
-                                                   get_loss(loss or self.loss), batch_size or len(data))
-            # A loss that is not finite may come from NaN outputs, whose argmax is no prediction.
-            bad = 0 if math.isfinite(loss_sum) else count_non_finite(backend, self.network, self._params, data.X,
-                                                                      batch_size or len(data))
+        backend = get_backend(backend, n_threads)
+        loss_sum, n_correct = backend.evaluate(self.network, self._params, data.X, data.y,
+                                               get_loss(loss or self.loss), batch_size or len(data))
+        # A loss that is not finite may come from NaN outputs, whose argmax is no prediction.
+        bad = 0 if math.isfinite(loss_sum) else count_non_finite(backend, self.network, self._params, data.X,
+                                                                  batch_size or len(data))
         if bad:
             raise refusal(self.network, self._params, bad, len(data), "X", "an accuracy")
         return Evaluation(loss_sum / len(data), n_correct / len(data))
@@ -209,10 +274,13 @@ class MLP:
         return self.astype(self.dtype)
 
     def astype(self, dtype: DTypeLike) -> MLP:
-        """A copy with its parameters in ``dtype`` (float32 or float64), data fields kept; no optimizer, no history."""
-        clone = MLP(self.layer_sizes, self.activation, dtype, self.init, self.seed, self.dropout, self.input_dropout)
-        clone.params[:] = self._params
+        """A copy with its parameters in ``dtype`` (float32 or float64), data fields and epoch count kept; no
+        optimizer, no history."""
+        network = Network(self.layer_sizes, self.network.activation_names, dtype, self.dropout, self.input_dropout)
+        clone = MLP.from_network(network, self._params)
+        clone.activation, clone.init, clone.seed = self.activation, self.init, self.seed
         clone.dataset_name, clone.class_names, clone.input_shape = self.dataset_name, self.class_names, self.input_shape
+        clone.epochs_trained = self.epochs_trained  # what the parameters are the result of
         return clone
 
 
@@ -222,11 +290,7 @@ def load(path: PathLike) -> MLP:
     Raises ``ModelFileError`` if the file is missing, corrupt, crafted or from a newer nncore.
     """
     network, params, data = read_model(path)
-    names = network.activation_names
-    activation = names[0] if names and len(set(names)) == 1 else names or "relu"
-    model = MLP(network.layer_sizes, activation=activation, dtype=network.dtype.name, seed=0, dropout=network.dropout,
-                input_dropout=network.input_dropout)
-    model.params[:] = params
+    model = MLP.from_network(network, params)
     for field, value in data.items():
         setattr(model, field, value)
     return model

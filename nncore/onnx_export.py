@@ -31,6 +31,7 @@ import numpy as np
 from ._atomic import atomic_write_bytes
 from .activations import ACTIVATIONS
 from .backends.base import input_scale
+from .model_data import data_header
 from ._types import PathLike
 
 if TYPE_CHECKING:
@@ -80,23 +81,51 @@ def _input_nodes(onnx, model, input_dtype):
     return graph_input, nodes, [scale], "scaled_input"
 
 
+class _Graph:
+    """What an activation's ``onnx(graph, x)`` builds with (``nncore.activations``): nodes and
+    constants of the model's dtype, each named after the layer it belongs to."""
+
+    def __init__(self, onnx, dtype):
+        self.onnx, self.dtype = onnx, dtype
+        self.nodes, self.initializers = [], []
+        self.prefix = ""
+
+    def node(self, op, inputs, **attributes):
+        """Add an ``op`` node reading ``inputs``; the name of its output."""
+        name = f"{self.prefix}.{op.lower()}{len(self.nodes)}"
+        self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [name], name=name.replace(".", "_"),
+                                                     **attributes))
+        return name
+
+    def node_in_float32(self, op, inputs, **attributes):
+        """``node``, computed in float32 in a float64 graph (a Cast each way): for operators ONNX
+        Runtime has no float64 kernel of (Erf); the result agrees to float32's precision there."""
+        if self.dtype == np.float32:
+            return self.node(op, inputs, **attributes)
+        narrowed = [self.node("Cast", [name], to=self.onnx.TensorProto.FLOAT) for name in inputs]
+        return self.node("Cast", [self.node(op, narrowed, **attributes)], to=self.onnx.TensorProto.DOUBLE)
+
+    def constant(self, value):
+        """A scalar constant of the model's dtype; its name."""
+        name = f"{self.prefix}.constant{len(self.initializers)}"
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.array(value, dtype=self.dtype), name))
+        return name
+
+
 def _layer_nodes(onnx, model, activations, first_input):
     """(nodes, initializers): Gemm + activation per hidden layer, Gemm + Softmax at the end."""
-    helper, numpy_helper = onnx.helper, onnx.numpy_helper
-    ops = [ACTIVATIONS[name].onnx_op for name in activations] + ["Softmax"]
-    nodes, initializers, current = [], [], first_input
-    for index, ((W, b), op) in enumerate(zip(model.layers, ops), start=1):
-        weight, bias, linear = f"layer{index}.weight", f"layer{index}.bias", f"layer{index}.linear"
-        initializers += [numpy_helper.from_array(np.ascontiguousarray(W), weight),
-                         numpy_helper.from_array(np.ascontiguousarray(b), bias)]
-        nodes.append(helper.make_node("Gemm", [current, weight, bias], [linear], name=f"layer{index}_gemm"))
-        current = linear
-        if op is None:  # identity
-            continue
-        current = OUTPUT_NAME if op == "Softmax" else f"layer{index}.{op.lower()}"
-        attributes = {"axis": 1} if op == "Softmax" else {}
-        nodes.append(helper.make_node(op, [linear], [current], name=f"layer{index}_{op.lower()}", **attributes))
-    return nodes, initializers
+    graph = _Graph(onnx, model.dtype)
+    current = first_input
+    for index, (W, b) in enumerate(model.layers, start=1):
+        graph.prefix = f"layer{index}"
+        weight, bias = f"layer{index}.weight", f"layer{index}.bias"
+        graph.initializers += [onnx.numpy_helper.from_array(np.ascontiguousarray(W), weight),
+                               onnx.numpy_helper.from_array(np.ascontiguousarray(b), bias)]
+        current = graph.node("Gemm", [current, weight, bias])
+        if index <= len(activations) and ACTIVATIONS[activations[index - 1]].onnx is not None:
+            current = ACTIVATIONS[activations[index - 1]].onnx(graph, current)
+    graph.nodes.append(onnx.helper.make_node("Softmax", [current], [OUTPUT_NAME], name="softmax", axis=1))
+    return graph.nodes, graph.initializers
 
 
 def _metadata(model, activations, input_dtype):
@@ -110,16 +139,15 @@ def _metadata(model, activations, input_dtype):
                 "output_activation": "softmax",
                 "dtype": model.dtype.name,
                 "input": convention}
-    # Models that remember their data (dataset name, class names, image shape) carry them into the graph.
-    dataset_name = getattr(model, "dataset_name", None)
-    class_names = getattr(model, "class_names", None)
-    input_shape = getattr(model, "input_shape", None)
-    if dataset_name:
-        metadata["dataset"] = str(dataset_name)
-    if class_names is not None:
-        metadata["class_names"] = json.dumps([str(name) for name in class_names])
-    if input_shape is not None:
-        metadata["input_shape"] = json.dumps([int(size) for size in input_shape])
+    # Models that remember their data (dataset name, class names, image shape) carry them into the graph,
+    # checked as a model file's writer checks them (nncore.model_data): what one writer takes, all take.
+    data = data_header(model)
+    if data.get("dataset_name"):
+        metadata["dataset"] = data["dataset_name"]
+    if "class_names" in data:
+        metadata["class_names"] = json.dumps(data["class_names"])
+    if "input_shape" in data:
+        metadata["input_shape"] = json.dumps(data["input_shape"])
     return metadata
 
 
@@ -152,5 +180,5 @@ def build_onnx_model(model: MLP, input_dtype: str = "uint8") -> onnx.ModelProto:
 def to_onnx(model: MLP, path: PathLike, input_dtype: str = "uint8") -> onnx.ModelProto:
     """Write ``model`` to ``path`` as an ONNX graph (atomically); return the ``onnx.ModelProto``."""
     proto = build_onnx_model(model, input_dtype)
-    atomic_write_bytes(path, proto.SerializeToString())
+    atomic_write_bytes(path, proto.SerializeToString(), streams=True)
     return proto

@@ -2,21 +2,28 @@
 
 A class holds all there is to know about its kind: the hyperparameters and their defaults
 (its ``__init__`` signature, written once), the state buffers (laid out like the flat
-parameter buffer), the NumPy update (the reference: ``sgd_update``, ``adam_update``, the
-twins of the kernels of the same names in src_c/_kernels.pxd) and what the compiled core
-needs (``core_code``, an ``OPTIMIZER_*`` of src_c/_network.pxd, and ``core_hyperparameters``
-in the order its update reads them). Model and checkpoint files, ``fit``, the command line
-(``--optimizer``) and the estimator (``solver=``) all look kinds up in ``OPTIMIZERS``.
+parameter buffer), the NumPy update (the reference: ``sgd_update``, ``adam_update``,
+``rmsprop_update``, the twins of the kernels of the same names in src_c/_kernels.pxd) and what
+the compiled core needs: ``core_config()``, its hyperparameters by the names of src_c/ops.h's
+``nncore_optimizer_config``, the kind's name included (ops.h holds the same names and the
+number of state buffers each kind has; tests/test_ops.py holds the two together). Model and
+checkpoint files, ``fit``, the command line (``--optimizer``) and the estimator (``solver=``) all
+look kinds up in ``OPTIMIZERS``. Adding a kind: its class here, its name and config fields in
+ops.h, its kernel and case in _kernels.pxd's ``apply_update``.
 
-The update rules are PyTorch's (``torch.optim.SGD`` and ``torch.optim.Adam``):
+The update rules are PyTorch's (``torch.optim.SGD``, ``Adam``, ``RMSprop`` and ``AdamW``):
 
-SGD:  g = grad + weight_decay * theta;  v = momentum * v + g;
-      step = g + momentum * v (Nesterov) or v;  theta -= lr * step   (v unused if momentum == 0)
-Adam: t += 1;  g = grad + weight_decay * theta;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
-      theta -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+SGD:     g = grad + weight_decay * theta;  v = momentum * v + g;
+         step = g + momentum * v (Nesterov) or v;  theta -= lr * step   (v unused if momentum == 0)
+Adam:    t += 1;  g = grad + weight_decay * theta;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+         theta -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+AdamW:   Adam with the decay decoupled: theta *= 1 - lr * weight_decay, then Adam's step without it
+RMSprop: g = grad + weight_decay * theta;  s = alpha s + (1 - alpha) g^2;  centered: a = alpha a +
+         (1 - alpha) g and s_hat = s - a^2, else s_hat = s;  d = sqrt(s_hat) + eps;
+         momentum: buf = momentum buf + g / d, theta -= lr buf;  else theta -= lr g / d
 
-Weight decay is applied to every parameter, biases included, as PyTorch does; it is the
-gradient of the penalty 0.5 * weight_decay * ||theta||^2.
+Weight decay (but AdamW's) is applied to every parameter, biases included, as PyTorch does; it
+is the gradient of the penalty 0.5 * weight_decay * ||theta||^2.
 """
 from __future__ import annotations
 
@@ -58,9 +65,12 @@ def sgd_update(params, grad, velocity, lr, momentum, nesterov, weight_decay):
     params -= lr * step
 
 
-def adam_update(params, grad, m, v, step_number, lr, beta1, beta2, eps, weight_decay):
-    """One Adam step over the flat buffers, in place; ``step_number`` counts from 1."""
-    g = grad + weight_decay * params if weight_decay else grad
+def adam_update(params, grad, m, v, step_number, lr, beta1, beta2, eps, weight_decay, decoupled=False):
+    """One Adam step over the flat buffers, in place; ``step_number`` counts from 1. ``decoupled``
+    (AdamW): theta *= 1 - lr * weight_decay first, and the gradient is taken as it is."""
+    if decoupled and weight_decay:
+        params *= 1 - lr * weight_decay
+    g = grad + weight_decay * params if weight_decay and not decoupled else grad
     m *= beta1
     m += (1 - beta1) * g
     v *= beta2
@@ -70,18 +80,39 @@ def adam_update(params, grad, m, v, step_number, lr, beta1, beta2, eps, weight_d
     params -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
+def rmsprop_update(params, grad, square_avg, momentum_buffer, grad_avg, lr, alpha, eps, weight_decay, momentum,
+                   centered):
+    """One RMSprop step over the flat buffers, in place. Centered, a negative rounding residue of
+    s - a^2 is taken as 0 (its square root would be NaN)."""
+    g = grad + weight_decay * params if weight_decay else grad
+    square_avg *= alpha
+    square_avg += (1 - alpha) * g * g
+    estimate = square_avg
+    if centered:
+        grad_avg *= alpha
+        grad_avg += (1 - alpha) * g
+        estimate = square_avg - grad_avg * grad_avg
+        estimate = np.where(estimate < 0, 0, estimate)  # NaN stays NaN
+    denominator = np.sqrt(estimate) + eps
+    if momentum:
+        momentum_buffer *= momentum
+        momentum_buffer += g / denominator
+        params -= lr * momentum_buffer
+    else:
+        params -= lr * (g / denominator)
+
+
 # ---------------------------------------------------------------- the kinds
 
 class Optimizer:
     """Common state handling: buffers created lazily to match the parameters.
 
-    A kind sets ``kind``, ``buffer_names``, ``core_code`` and defines ``hyperparameters``,
-    ``core_hyperparameters`` and ``numpy_update``.
+    A kind sets ``kind`` (its name in src_c/ops.h too) and ``buffer_names``, and defines
+    ``hyperparameters``, ``core_config`` and ``numpy_update``.
     """
 
     kind: str | None = None
     buffer_names: tuple[str, ...] = ()
-    core_code: int | None = None
     lr: float  # every kind has a learning rate, which schedules set
 
     def __init__(self):
@@ -115,8 +146,12 @@ class Optimizer:
         """The constructor's arguments, by name: what ``state_dict`` stores and ``repr`` shows."""
         raise NotImplementedError
 
-    def core_hyperparameters(self):
-        """The hyperparameters the compiled update reads, in its order (src_c/_network.pxd, apply_update)."""
+    def core_config(self):
+        """What the compiled update reads, by the names of src_c/ops.h's nncore_optimizer_config:
+        the kind, the updates applied so far, and the kind's own fields (``_core_fields``)."""
+        return {"kind": self.kind, "steps_taken": self.step, **self._core_fields()}
+
+    def _core_fields(self):
         raise NotImplementedError
 
     def numpy_update(self, params, grad):
@@ -124,7 +159,12 @@ class Optimizer:
         raise NotImplementedError
 
     def check_dtype(self, dtype):
-        """Refuse hyperparameters that do not work for parameters of ``dtype`` (nothing to check by default)."""
+        """Refuse hyperparameters that do not work for parameters of ``dtype``: an ``eps`` (the kinds
+        that divide by a root plus eps) that is 0 there would divide 0 by 0."""
+        eps = getattr(self, "eps", None)
+        if eps is not None and np.dtype(dtype).type(eps) == 0:
+            raise ValueError(f"eps={eps:g} is 0 in {np.dtype(dtype).name}: {type(self).__name__} would divide 0 by 0; "
+                             f"use eps >= {np.finfo(dtype).tiny:g}")
 
     def state_dict(self):
         """Everything needed to resume: kind, hyperparameters, step count and buffers (copies)."""
@@ -182,7 +222,6 @@ class SGD(Optimizer):
 
     kind = "sgd"
     buffer_names = ("velocity",)
-    core_code = 0
 
     def __init__(self, lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
@@ -198,8 +237,9 @@ class SGD(Optimizer):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
 
-    def core_hyperparameters(self):
-        return (self.lr, self.momentum, float(self.nesterov), self.weight_decay)
+    def _core_fields(self):
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": int(self.nesterov),
+                "weight_decay": self.weight_decay}
 
     def numpy_update(self, params, grad):
         sgd_update(params, grad, self._buffers["velocity"], self.lr, self.momentum, self.nesterov,
@@ -211,7 +251,7 @@ class Adam(Optimizer):
 
     kind = "adam"
     buffer_names = ("m", "v")
-    core_code = 1
+    decoupled = False
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
@@ -226,11 +266,6 @@ class Adam(Optimizer):
         self.eps = _positive("eps", eps)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
 
-    def check_dtype(self, dtype):
-        if np.dtype(dtype).type(self.eps) == 0:
-            raise ValueError(f"eps={self.eps:g} is 0 in {np.dtype(dtype).name}: Adam would divide 0 by 0; "
-                             f"use eps >= {np.finfo(dtype).tiny:g}")
-
     def buffer_problem(self, name, buffer):
         problem = super().buffer_problem(name, buffer)
         if problem is None and name == "v" and np.any(buffer < 0):
@@ -240,19 +275,70 @@ class Adam(Optimizer):
     def hyperparameters(self):
         return {"lr": self.lr, "betas": tuple(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
 
-    def core_hyperparameters(self):
-        return (self.lr, self.betas[0], self.betas[1], self.eps, self.weight_decay)
+    def _core_fields(self):
+        return {"lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
+                "weight_decay": self.weight_decay}
 
     def numpy_update(self, params, grad):
         adam_update(params, grad, self._buffers["m"], self._buffers["v"], self.step, self.lr, self.betas[0],
-                    self.betas[1], self.eps, self.weight_decay)
+                    self.betas[1], self.eps, self.weight_decay, self.decoupled)
 
 
-OPTIMIZERS = {kind.kind: kind for kind in (SGD, Adam)}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW: each step first
+    shrinks every parameter by 1 - lr * weight_decay, and the moments see the plain gradient."""
+
+    kind = "adamw"
+    decoupled = True
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2) -> None:
+        super().__init__(lr, betas, eps, weight_decay)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e) as torch.optim.RMSprop: a running mean of squared gradients
+    (smoothing ``alpha``), optionally ``centered`` (divided by the gradient's estimated standard
+    deviation), with optional momentum and L2 weight decay."""
+
+    kind = "rmsprop"
+    buffer_names = ("square_avg", "momentum_buffer", "grad_avg")
+
+    def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False) -> None:
+        super().__init__()
+        self.lr = _non_negative("lr", lr)
+        self.alpha = _non_negative("alpha", alpha, upper=1.0)
+        self.eps = _positive("eps", eps)
+        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.momentum = _non_negative("momentum", momentum, upper=1.0)
+        self.centered = _flag("centered", centered)
+
+    def buffer_problem(self, name, buffer):
+        problem = super().buffer_problem(name, buffer)
+        if problem is None and name == "square_avg" and np.any(buffer < 0):
+            return "holds negative values (mean squares are >= 0)"
+        return problem
+
+    def hyperparameters(self):
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
+                "momentum": self.momentum, "centered": self.centered}
+
+    def _core_fields(self):
+        return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
+                "momentum": self.momentum, "centered": int(self.centered)}
+
+    def numpy_update(self, params, grad):
+        rmsprop_update(params, grad, self._buffers["square_avg"], self._buffers["momentum_buffer"],
+                       self._buffers["grad_avg"], self.lr, self.alpha, self.eps, self.weight_decay, self.momentum,
+                       self.centered)
+
+
+OPTIMIZERS = {kind.kind: kind for kind in (SGD, Adam, RMSprop, AdamW)}
 
 
 def optimizer_class(kind, name="optimizer"):
-    """The class of optimizer kind ``kind`` ("sgd", "adam"); ValueError naming ``name`` and the choices."""
+    """The class of optimizer kind ``kind`` (a key of OPTIMIZERS); ValueError naming ``name`` and the choices."""
     if not isinstance(kind, str) or kind not in OPTIMIZERS:
         raise ValueError(f"{name} must be one of {tuple(OPTIMIZERS)}, got {kind!r}")
     return OPTIMIZERS[kind]

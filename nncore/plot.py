@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from nncore import metrics
+from nncore._atomic import atomic_open
 from nncore.metrics import format_confusion_matrix  # noqa: F401  (re-exported: text needs no matplotlib)
 from nncore._types import ArrayLike, PathLike
 
@@ -71,14 +72,16 @@ def _new_figure(**figure_options):
 def save_figure(figure: Figure, path: PathLike, dpi: int = 100) -> Path:
     """Save ``figure`` as PNG or SVG, chosen by the suffix of ``path``; return the Path.
 
-    Missing parent directories are created. ``dpi`` applies to PNG.
+    Missing parent directories are created. ``dpi`` applies to PNG. The file is written as
+    model files are (``nncore._atomic``): whole or not at all, never over a link or device.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".png", ".svg"):
         raise ValueError(f"save_figure writes .png or .svg files, got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format=suffix[1:], dpi=dpi)
+    with atomic_open(path, streams=True) as stream:
+        figure.savefig(stream, format=suffix[1:], dpi=dpi)
     return path
 
 

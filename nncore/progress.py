@@ -23,7 +23,7 @@ import warnings
 from typing import Any, TextIO
 
 from ._types import Logs
-from .callbacks import Callback, format_epoch
+from .callbacks import Callback, display, format_epoch
 
 
 def _is_terminal(stream):
@@ -81,6 +81,7 @@ class ProgressBar(Callback):
         self._began, self._first_index = time.perf_counter(), None
         self._epochs_bar = self._batches_bar = None
 
+    @display
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         index = self.run.index_of(epoch)
         if self._first_index is None:
@@ -94,12 +95,14 @@ class ProgressBar(Callback):
                                        file=self._stream, dynamic_ncols=True, leave=False,
                                        delay=self.batch_bar_after)
 
+    @display
     def on_epoch_progress(self, epoch: int, logs: Logs) -> None:
         bar = self._batches_bar
         if bar is not None:
             bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
             bar.update(logs["batches"] - bar.n)
 
+    @display
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool | None:
         logs = logs or {}
         index = self.run.index_of(epoch)
@@ -118,6 +121,7 @@ class ProgressBar(Callback):
         self._epochs_bar.update(1)
         return False
 
+    @display
     def on_train_end(self, logs: Logs | None = None) -> None:
         self._close_batches_bar()
         if self._epochs_bar is not None:

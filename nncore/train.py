@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,19 +30,15 @@ from .backends import DEFAULT_BACKEND, get_backend
 from .backends.base import PREDICT_BATCH_SIZE
 from .callbacks import Callback, EarlyStopping, EpochLogger, FunctionCallback, LearningRateScheduler, ModelCheckpoint
 from .checkpoint import MAX_EPOCHS, MAX_SEED, describe_schedule
-from .data.dataset import ImageSet, split_indices
+from .data.dataset import split_indices
 from .errors import NNCoreWarning
 from .history import History
-from .losses import Loss, get_loss
+from .losses import get_loss
 from .optim import OPTIMIZERS, Adam, Optimizer
 from .progress import ProgressBar
 from .outputs import count_non_finite
-from ._types import ArrayLike, Logs, PathLike, Schedule
 
 if TYPE_CHECKING:
-    from .augment import Shift
-    from .backends.base import Backend
-    from .data.dataset import Dataset
     from .model import MLP
 
 SPLIT_STREAM = 0x5EED5  # the SeedSequence key that keeps the split's stream apart from the epochs'
@@ -101,48 +96,12 @@ class TrainingRun:
             print(message, flush=True)
 
 
-def fit(model: MLP, X: ArrayLike | Dataset, y: ArrayLike | None = None, epochs: int = 10,
-        batch_size: int | None = 128, optimizer: Optimizer | str | None = None, loss: str | Loss = "cross_entropy",
-        validation_data: tuple[ArrayLike, ArrayLike] | Dataset | None = None,
-        validation_split: float | None = None, backend: str | Backend = DEFAULT_BACKEND,
-        callbacks: Sequence[Callback | Callable[[int, Logs], bool | None]] | None = None,
-        early_stopping: bool | int | EarlyStopping | None = None, checkpoint_dir: PathLike | None = None,
-        resume: bool = False, verbose: int | str = "auto", lr_schedule: Schedule | None = None,
-        seed: int | None = None, n_threads: int | None = None, augment: str | Shift | None = None) -> History:
-    """Train ``model`` for ``epochs`` epochs and return a ``History``.
-
-    - ``X``: (n, n_inputs) pixels (uint8, or integers 0..255; scaled by 1/255 in the kernels) or
-      floats (converted to the model's dtype), or a Dataset with ``y`` omitted; ``y``: class
-      indices 0..n_classes-1. See ``nncore.inputs``: NaN/inf inputs and labels out of range
-      raise ValueError naming the argument, before anything trains.
-    - ``batch_size``: samples per update; None means full-batch gradient descent.
-    - ``optimizer``: an ``nncore.SGD``/``Adam``, a kind's name ("sgd", "adam": its defaults), or
-      None: the model's optimizer from the previous fit (its state continues, as in Keras) or
-      ``Adam(1e-3)``.
-    - ``validation_data`` (X, y) or a Dataset; or ``validation_split``, a fraction of X held
-      out at random (from the seed).
-    - ``callbacks``: ``nncore.callbacks.Callback`` objects or functions ``f(epoch, logs)``;
-      returning True stops. These convenience arguments add callbacks ahead of them:
-      ``lr_schedule`` ("step", "cosine", "constant" or a callable (epoch, epochs, base_lr) -> lr):
-      a ``LearningRateScheduler``; ``early_stopping`` (True, a patience, or an ``EarlyStopping``);
-      ``checkpoint_dir``: a ``ModelCheckpoint`` writing ``checkpoint.npz`` there after every
-      epoch, which with ``resume=True`` first continues from the checkpoint there, if any, up
-      to ``epochs`` epochs in all; ``verbose``: 1 or "auto" (the default) a ``ProgressBar`` (a live
-      bar with rate and ETA in a terminal, one line per epoch otherwise), 2 an ``EpochLogger`` (one
-      line per epoch), 0 nothing.
-    - ``backend``: "cython" (the compiled core), "numpy" (the reference), or a Backend.
-    - ``seed``: the shuffling/split seed (default: the model's seed, else a random one).
-    - ``n_threads``: limit BLAS/OpenMP threads (threadpoolctl) for the run.
-    - ``augment``: None, or "shift:K" / ``nncore.Shift(K, image_shape)``: each training image
-      moved by a random (dy, dx) in -K..K, zero-filled (``nncore.augment``). The model's
-      dropout (``MLP(dropout=..., input_dropout=...)``) applies in every training batch.
-
-    Ctrl-C (KeyboardInterrupt) stops the run: with a backend that stops between batches (the
-    compiled one) after the batch in progress, otherwise back at the start of the interrupted
-    epoch; ``fit`` warns and returns the history so far, ``history.interrupted`` set, and the
-    checkpoint directory keeps the last complete epoch. A non-finite loss raises
-    ``TrainingDiverged`` (epoch and batch); the model keeps the parameters from before that batch.
-    """
+def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross_entropy",
+        validation_data=None, validation_split=None, backend=DEFAULT_BACKEND, callbacks=None,
+        early_stopping=None, checkpoint_dir=None, resume=False, verbose="auto", lr_schedule=None,
+        seed=None, n_threads=None, augment=None):
+    """Train ``model`` for ``epochs`` epochs and return a ``History``: ``MLP.fit`` (its docstring
+    says what each argument means)."""
     epochs = inputs.count("epochs", epochs, 0)
     if epochs > MAX_EPOCHS:
         raise ValueError(f"epochs must be at most {MAX_EPOCHS}, got {epochs}")
@@ -161,19 +120,21 @@ def fit(model: MLP, X: ArrayLike | Dataset, y: ArrayLike | None = None, epochs: 
     augment = get_augment(augment)
     augment = augment.resolved(model.network.n_inputs, X) if augment is not None else None
     validation = inputs.validation_samples(validation_data, model.network) if validation_data is not None else None
-    backend = get_backend(backend)
+    backend = get_backend(backend, n_threads)
     callbacks = _callbacks(lr_schedule, early_stopping, checkpoint_dir, resume, verbose, callbacks)
     chosen = _optimizer(model, optimizer)
     chosen.ensure_state(model.network.n_params, model.network.dtype)
     settings = {"batch_size": batch_size, "loss": loss.name, "epochs": epochs, "backend": backend.name,
                 "validation_split": validation_split or None,
                 "augment": augment.to_dict() if augment is not None else None,
-                "lr_schedule": describe_schedule([c.schedule for c in callbacks if isinstance(c, LearningRateScheduler)])}
+                "lr_schedule": describe_schedule([c.schedule for c in callbacks if isinstance(c, LearningRateScheduler)]),
+                # The results are bit-identical run to run for this thread count (None: any count).
+                "step_threads": backend.step_threads(model.network, batch_size or len(data))}
     run = TrainingRun(model, chosen, optimizer is not None, epochs, _run_seed(model, seed), model.epochs_trained,
                       chosen.lr, settings, bool(verbose), seed_given=seed is not None, data=data,
                       validation=validation, augment=augment)
-    with one_fit_at_a_time(model), inputs.thread_limit(n_threads):
-        if isinstance(X, ImageSet):  # a Dataset: the model remembers it
+    with one_fit_at_a_time(model):
+        if hasattr(X, "image_shape") and hasattr(X, "class_names"):  # a Dataset: the model remembers it
             model.remember_data(X)
         _run(run, backend, loss, data, validation, validation_split, batch_size, callbacks)
     if run.history.interrupted:

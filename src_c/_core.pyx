@@ -8,47 +8,47 @@ shapes against the layout, and private copies of everything the nogil loops inde
 layout table, the labels, the sample order), each bounds-checked once, so that another thread
 or process changing the caller's arrays meanwhile cannot send an index out of bounds. Then
 workspaces are allocated once per call and the GIL is released for the whole loop. The
-per-op kernels live in _kernels.pxd, the BLAS shim in _blas.pxd, the network passes (inference
-and the optimizer update too) in _network.pxd. Test and benchmark wrappers of single kernels
-live in a module of their own, nncore._testing (src_c/_testing.pyx).
+per-op kernels live in _kernels.pxd, the BLAS shim in _blas.pxd, the network passes in
+_network.pxd, the op codes in ops.h. Test and benchmark wrappers of single kernels live in a
+module of their own, nncore._testing (src_c/_testing.pyx).
+
+Configuration crosses by name: the optimizer as a mapping of ops.h's nncore_optimizer_config
+fields ({"kind": "adam", "lr": ..., ...}) with its state buffers in a list, the loss by its name.
+
+Threads are the package's own (src_c/pool.c): a step's rows are cut into chunks, and runs of
+chunks are handed out to the threads as they come for them, each computing its runs' forward,
+loss and gradient alone (BLAS at one thread: the caller holds it there). The threads meet
+twice a step: when every run's gradient is in, then each adds up the runs' gradients over
+pieces of the parameters it takes and applies the update there; and when the update is done.
+Waits are passive (pool.h). For a thread count, the cut and the order of the additions are
+fixed, so results are the same run to run whichever thread computed what. Inference splits
+rows the same way, with one meeting at the end.
 
 Compiled with -fno-math-errno (the distutils comment above): sqrt then needs no errno
 branch, so the Adam loop vectorizes (4x faster); nothing here reads errno.
-
-Threads: BLAS's own (set them with threadpoolctl), and, for a batch of several chunks in a
-network whose every layer runs in the narrow kernels (the seeds' 784-10-10 full batch), the
-chunks split over OpenMP threads with a gradient each and one reduction per batch (``_Threads``).
 """
 import numpy as np
 
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
 from cython cimport floating
-from cython.parallel cimport prange, threadid
 from libc.float cimport FLT_MAX
 from libc.math cimport isfinite
 from libc.string cimport memcpy, memset
 
-cimport _blas
 cimport _kernels as k
 cimport _narrow as narrow
 from _counters cimport KEEP_BITS
-from _kernels cimport N_ACTIVATIONS
-from _network cimport (KEEP_CONVERTED_BYTES, LOSS_CROSS_ENTROPY, LOSS_MSE, LOSS_NONE, MAX_HYPERPARAMETERS, N_LOSSES, N_OPTIMIZERS,
-                       OPTIMIZER_ADAM, OPTIMIZER_SGD, Layout, Noise, OptimizerConfig, apply_update, batch_gradient,
-                       chunk_gradient, inference)
+from _network cimport (Layout, Noise, Pass, Rows, Tally, Workspace, forward_chunk, gather_inputs, loss_chunk,
+                       run_gradient, runs_narrow_forward)
+from _ops cimport (NNCORE_ACTIVATION_COUNT, NNCORE_LOSS_COUNT, NNCORE_MAX_OPTIMIZER_STATES, NNCORE_OPTIMIZER_COUNT,
+                   OptimizerConfig, nncore_activation_names, nncore_activation_reads_input, nncore_loss_names,
+                   nncore_optimizer_names, nncore_optimizer_states)
 
 cdef extern from *:
     """
     #ifndef NNCORE_SOURCE_HASH
     #define NNCORE_SOURCE_HASH "unknown"
-    #endif
-    #ifdef _OPENMP
-    #include <omp.h>
-    #define NNCORE_OPENMP 1
-    static int nncore_max_threads(void) { return omp_get_max_threads(); }
-    #else
-    #define NNCORE_OPENMP 0
-    static int nncore_max_threads(void) { return 1; }
     #endif
     #if defined(_WIN32)
     #include <windows.h>
@@ -66,33 +66,78 @@ cdef extern from *:
         return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
     }
     #endif
+    #if defined(__GNUC__) || defined(__clang__)
+    static Py_ssize_t nncore_take(Py_ssize_t* counter) { return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED); }
+    #else
+    static Py_ssize_t nncore_take(Py_ssize_t* counter) { return (*counter)++; }  /* one thread: pool.c */
+    #endif
     """
     const char* NNCORE_SOURCE_HASH
-    const int NNCORE_OPENMP
     const int NNCORE_DEBUG_BUILD
     double nncore_seconds() noexcept nogil
-    int nncore_max_threads() noexcept nogil
+    Py_ssize_t nncore_take(Py_ssize_t* counter) noexcept nogil
+
+cdef extern from "pool.h" nogil:
+    enum:
+        NNCORE_POOL_MAX_THREADS
+    ctypedef struct nncore_team:
+        pass
+    ctypedef void (*nncore_job)(void* context, nncore_team* team, int thread) noexcept nogil
+    int nncore_pool_run(int n_threads, nncore_job job, void* context)
+    void nncore_team_barrier(nncore_team* team)
+    int nncore_team_size(const nncore_team* team)
+    int nncore_get_num_threads()
+    void nncore_set_num_threads(int n_threads)
+    int nncore_pool_workers()
+    int nncore_pool_threaded()
+    int nncore_pool_spin_microseconds()
+    void nncore_pool_set_spin_microseconds(int microseconds)
 
 cdef extern from "Python.h":
-    # Declared here with "except -1" so that a KeyboardInterrupt raised by a signal handler
-    # propagates out of the nogil epoch loop like any other exception.
-    int PyErr_CheckSignals() except -1
+    # Without an exception clause: called while the GIL is taken inside a nogil job, whose
+    # thread 0 leaves a raised exception set for train_epoch to propagate once the job is done.
+    int PyErr_CheckSignals()
+    PyObject* PyObject_CallObject(PyObject* callable, PyObject* arguments)
+    void Py_XDECREF(PyObject* value)
 
 SOURCE_HASH = NNCORE_SOURCE_HASH.decode("ascii")
-OPENMP = bool(NNCORE_OPENMP)
 DEBUG_BUILD = bool(NNCORE_DEBUG_BUILD)
+#: Whether this build runs jobs on several threads (POSIX threads; elsewhere one thread).
+THREADED = bool(nncore_pool_threaded())
+MAX_THREADS = NNCORE_POOL_MAX_THREADS
 
-#: How many hyperparameters an optimizer may hand the core (OptimizerConfig.hyperparameters).
-OPTIMIZER_HYPERPARAMETERS = MAX_HYPERPARAMETERS
-# Rows the workspaces hold: larger batches are processed in chunks of this many rows.
+#: ops.h's codes by name: {"activation": {...}, "loss": {...}, "optimizer": {...}} and each
+#: optimizer's state count. The Python registries hold the same (tests/test_ops.py).
+OP_CODES = {
+    "activation": {nncore_activation_names[i].decode(): i for i in range(NNCORE_ACTIVATION_COUNT)},
+    "loss": {nncore_loss_names[i].decode(): i for i in range(NNCORE_LOSS_COUNT)},
+    "optimizer": {nncore_optimizer_names[i].decode(): i for i in range(NNCORE_OPTIMIZER_COUNT)},
+}
+OPTIMIZER_STATES = {nncore_optimizer_names[i].decode(): nncore_optimizer_states[i] for i in range(NNCORE_OPTIMIZER_COUNT)}
+#: The fields of an optimizer's configuration (ops.h's nncore_optimizer_config), read by name.
+cdef OptimizerConfig _NO_CONFIG
+memset(&_NO_CONFIG, 0, sizeof(OptimizerConfig))
+OPTIMIZER_FIELDS = tuple(name for name in _NO_CONFIG if name != "kind")
+
+# Rows the workspaces hold: larger chunks are never made.
 DEFAULT_CHUNK_ROWS = 1024
 # Layers with at most NARROW_MAX_WIDTH outputs run dW and dA in the narrow kernels (src_c/narrow.c),
 # and their forward too up to NARROW_FORWARD_MAX_WIDTH outputs; wider products stay on BLAS. Where the
-# two cross (benchmarks/narrow_crossover.py, README): a narrow forward loses to BLAS past ~12 columns,
+# two cross (benchmarks/narrow_crossover.py): a narrow forward loses to BLAS past ~12 columns,
 # dW and dA past ~24 (float64; float32 ~32). Read when a call starts; tests set them to 0 (all BLAS)
 # or large values (all narrow) to hold every path to the reference.
 NARROW_MAX_WIDTH = 24
 NARROW_FORWARD_MAX_WIDTH = 12
+# A step is split over threads only when a thread's share of it is at least this many
+# multiply-adds (forward, dW and dA of its rows): below, the two meetings cost more than the
+# share saves. Where 1 and 2 threads cross: benchmarks/thread_pool.py (README, Performance).
+MIN_THREAD_WORK = 400_000
+# A split step cuts its batch into about CHUNKS_PER_THREAD chunks per thread, of at least
+# MIN_CHUNK_ROWS rows: more chunks let a thread that runs take a descheduled one's share.
+CHUNKS_PER_THREAD = 1
+MIN_CHUNK_ROWS = 16
+# Threads add the runs' gradients and apply the update over pieces of this many parameters.
+cdef Py_ssize_t UPDATE_PIECE = 16384
 # The GIL is re-taken to check for Ctrl-C (and to report progress) after a batch only when this
 # long has passed since the last check: re-taking it costs up to the interpreter's switch
 # interval (5 ms) when another Python thread is running, more than a whole small batch.
@@ -101,6 +146,70 @@ cdef double SIGNAL_CHECK_SECONDS = 0.02
 # within the pass: their rows would not stay in cache until their turn).
 cdef Py_ssize_t PREFETCH_BATCH_ROWS = 128
 INT_MAX = 2 ** 31 - 1
+
+
+# ---------------------------------------------------------------- threads
+
+def get_num_threads():
+    """The threads a call uses when given none: OMP_NUM_THREADS, else the CPUs this process may use."""
+    return nncore_get_num_threads()
+
+
+def set_num_threads(int n_threads):
+    """Set the process-wide thread count (threadpoolctl's nncore controller calls this)."""
+    if not 1 <= n_threads <= NNCORE_POOL_MAX_THREADS:
+        raise ValueError(f"n_threads must be 1..{NNCORE_POOL_MAX_THREADS}, got {n_threads}")
+    nncore_set_num_threads(n_threads)
+
+
+def pool_workers():
+    """Worker threads started in this process so far (a forked child starts its own)."""
+    return nncore_pool_workers()
+
+
+def spin_microseconds(microseconds=None):
+    """How long a waiting thread spins before it sleeps; sets it when given (benchmarks compare)."""
+    if microseconds is not None:
+        nncore_pool_set_spin_microseconds(int(microseconds))
+    return nncore_pool_spin_microseconds()
+
+
+cdef int _threads(n_threads) except -1:
+    """``n_threads`` as a count (None: the process-wide one), checked."""
+    if n_threads is None:
+        return nncore_get_num_threads()
+    if isinstance(n_threads, bool) or int(n_threads) != n_threads or not 1 <= n_threads <= NNCORE_POOL_MAX_THREADS:
+        raise ValueError(f"n_threads must be an integer in 1..{NNCORE_POOL_MAX_THREADS} or None, got {n_threads!r}")
+    return int(n_threads)
+
+
+def _work_per_row(sizes):
+    """Multiply-adds of one row's forward, dW and dA through layers ``sizes``."""
+    return 3 * sum(a * b for a, b in zip(sizes[:len(sizes) - 1], sizes[1:]))
+
+
+def step_threads(layout, Py_ssize_t n_params, Py_ssize_t batch_rows, n_threads=None):
+    """(threads, chunk rows) of a training step of ``batch_rows`` rows, as train_epoch would cut it."""
+    return _step_cut(_Plan(layout, n_params, 1).sizes, max(1, batch_rows), _threads(n_threads))
+
+
+def _affordable_threads(work):
+    """How many threads ``work`` multiply-adds keep busy with MIN_THREAD_WORK each (0: any number)."""
+    return work // MIN_THREAD_WORK if MIN_THREAD_WORK > 0 else NNCORE_POOL_MAX_THREADS
+
+
+cdef tuple _step_cut(sizes, Py_ssize_t batch_rows, int wanted):
+    """(threads, chunk rows) for steps of ``batch_rows`` rows: one thread with chunks of up to
+    DEFAULT_CHUNK_ROWS, or as many threads as have MIN_THREAD_WORK each, about CHUNKS_PER_THREAD
+    chunks apiece. A function of the network, the batch and the thread count asked for only, so
+    a thread count gives one result."""
+    cdef Py_ssize_t threads = max(1, min(wanted, _affordable_threads(_work_per_row(sizes) * batch_rows)))
+    if threads == 1:
+        return 1, max(1, min(DEFAULT_CHUNK_ROWS, batch_rows))
+    chunk = -(-batch_rows // (threads * CHUNKS_PER_THREAD))
+    chunk = max(1, min(DEFAULT_CHUNK_ROWS, batch_rows, max(MIN_CHUNK_ROWS, chunk)))
+    chunks = -(-batch_rows // chunk)
+    return int(min(threads, chunks)), int(chunk)
 
 
 # ---------------------------------------------------------------- what the loops index with
@@ -117,6 +226,7 @@ def _aligned_zeros(Py_ssize_t n, dtype):
     skip = (-spare.ctypes.data % 64) // dtype.itemsize
     return spare[skip:skip + n]
 
+
 cdef class _Plan:
     """A private, bounds-checked copy of a Network.table, plus the workspace offsets for one call.
 
@@ -127,9 +237,10 @@ cdef class _Plan:
     """
 
     cdef Layout net
-    cdef object table, act_offsets, packed_offsets, packed, working_table
+    cdef object table, act_offsets, kept_offsets, packed_offsets, packed, working_table
     cdef readonly Py_ssize_t acts_size, delta_size, packed_size, n_working
-    cdef readonly bint relaid, all_narrow
+    cdef readonly bint relaid
+    cdef readonly object sizes
     cdef const Py_ssize_t* flat_w_offsets
     cdef const Py_ssize_t* flat_b_offsets
 
@@ -153,18 +264,23 @@ cdef class _Plan:
             w_end, b_end = w_offsets[l] + sizes[l] * sizes[l + 1], b_offsets[l] + sizes[l + 1]
             if min(w_offsets[l], b_offsets[l]) < 0 or max(w_end, b_end) > n_params:
                 raise ValueError(f"layer {l}'s parameters lie outside the {n_params}-entry buffer")
-            if not 0 <= activations[l] < N_ACTIVATIONS:
+            if not 0 <= activations[l] < NNCORE_ACTIVATION_COUNT:
                 raise ValueError(f"layer {l} has an unknown activation code {activations[l]}")
-        act_offsets, self.acts_size = [], 0
-        for fan_out in sizes[1:]:
+        self.sizes = tuple(sizes)
+        act_offsets, kept_offsets, self.acts_size = [], [], 0
+        for l, fan_out in enumerate(sizes[1:]):
             act_offsets.append(self.acts_size)
             self.acts_size += chunk_rows * fan_out
+        for l, fan_out in enumerate(sizes[1:]):    # an activation whose f' reads its input keeps it
+            kept_offsets.append(self.acts_size if nncore_activation_reads_input(activations[l]) else -1)
+            self.acts_size += chunk_rows * fan_out if kept_offsets[l] >= 0 else 0
         self.delta_size = chunk_rows * max(sizes[1:n_layers], default=1)
         self.act_offsets = np.array(act_offsets, dtype=np.intp)
+        self.kept_offsets = np.array(kept_offsets, dtype=np.intp)
         self._plan_narrow_layers(sizes)
-        self.all_narrow = bool((self.packed_offsets >= 0).all())
         cdef const Py_ssize_t[::1] table = self.table
         cdef const Py_ssize_t[::1] offsets = self.act_offsets
+        cdef const Py_ssize_t[::1] kept = self.kept_offsets
         cdef const Py_ssize_t[::1] packed_offsets = self.packed_offsets
         self.net.n_layers = n_layers
         self.net.sizes = &table[0]
@@ -172,11 +288,13 @@ cdef class _Plan:
         self.net.b_offsets = &table[2 * n_layers + 1]
         self.net.activations = &table[3 * n_layers + 1]
         self.net.act_offsets = &offsets[0]
+        self.net.kept_offsets = &kept[0]
         self.net.chunk_rows = chunk_rows
         self.net.packed_offsets = &packed_offsets[0]
         self.net.packed = NULL
         self.net.narrow_forward_width = NARROW_FORWARD_MAX_WIDTH
         self.net.weights_transposed = transposed
+        self.net.products_only = False
         self.flat_w_offsets, self.flat_b_offsets = self.net.w_offsets, self.net.b_offsets
         self.n_working, self.relaid = n_params, False
         if transposed and self.packed_size:
@@ -208,18 +326,6 @@ cdef class _Plan:
             self.packed_size += fan_out * narrow.nncore_narrow_packed_stride(fan_in) if narrow_layer else 0
         self.packed_offsets = np.array(offsets, dtype=np.intp)
 
-    def workspaces(self, dtype, bint backward=True):
-        """(inputs, activations[, delta_a, delta_b]): what a call's chunks are computed in, made once per call;
-        the deltas only for a backward pass. The narrow layers' packed W^T is made here too, held by the plan."""
-        cdef char[::1] packed_bytes
-        self.packed = _aligned_zeros(max(1, self.packed_size), dtype)
-        packed_bytes = self.packed.view(np.int8)
-        self.net.packed = &packed_bytes[0]
-        forward = (np.empty(self.net.chunk_rows * self.net.sizes[0], dtype=dtype), np.empty(self.acts_size, dtype=dtype))
-        if not backward:
-            return forward
-        return forward + (np.empty(self.delta_size, dtype=dtype), np.empty(self.delta_size, dtype=dtype))
-
     @property
     def n_inputs(self):
         return self.net.sizes[0]
@@ -227,6 +333,54 @@ cdef class _Plan:
     @property
     def n_outputs(self):
         return self.net.sizes[self.net.n_layers]
+
+
+cdef void _pack(_Plan plan, const floating[::1] params):
+    """Inference: every narrow layer's W^T, packed once for the whole call (the threads share it)."""
+    cdef floating[::1] packed = _aligned_zeros(max(1, plan.packed_size), np.asarray(params).dtype)
+    cdef Py_ssize_t l
+    plan.packed = np.asarray(packed)
+    for l in range(plan.net.n_layers):
+        if plan.net.packed_offsets[l] >= 0:
+            narrow.pack(&packed[0] + plan.net.packed_offsets[l], &params[0] + plan.net.w_offsets[l],
+                        plan.net.sizes[l + 1], plan.net.sizes[l], plan.net.sizes[l + 1])
+    plan.net.packed = &packed[0]
+
+
+cdef class _Workspaces:
+    """Each thread's chunk buffers (``Workspace``), made once per call, in the parameters' dtype."""
+
+    cdef Workspace* each
+    cdef readonly Py_ssize_t count
+    cdef object arrays
+
+    def __init__(self, _Plan plan, dtype, Py_ssize_t count, bint backward=True):
+        self.each = <Workspace*> PyMem_Malloc(count * sizeof(Workspace))
+        if self.each == NULL:
+            raise MemoryError()
+        self.count = count
+        self.arrays = []
+        sizes = [plan.net.chunk_rows * plan.net.sizes[0], plan.acts_size]
+        if backward:
+            sizes += [plan.delta_size, plan.delta_size]
+        memset(self.each, 0, count * sizeof(Workspace))
+        for t in range(count):
+            buffers = [np.empty(size, dtype=dtype) for size in sizes]
+            self.arrays.append(buffers)
+            self.each[t].inputs = _address(buffers[0])
+            self.each[t].acts = _address(buffers[1])
+            if backward:
+                self.each[t].delta_a = _address(buffers[2])
+                self.each[t].delta_b = _address(buffers[3])
+
+    def __dealloc__(self):
+        PyMem_Free(self.each)
+
+
+cdef void* _address(array) except NULL:
+    """Where a C-contiguous, writeable NumPy array's data start (the caller holds the array)."""
+    cdef char[::1] view = array.view(np.int8)
+    return &view[0]
 
 
 cdef void _relayout(_Plan plan, floating* flat, floating* working, bint to_working) noexcept nogil:
@@ -301,42 +455,44 @@ cdef inline const Noise* _noise(_Draws draws) noexcept:
     return &draws.noise if draws is not None else NULL
 
 
-cdef class _Rows:
-    """X for the loops: checked against the layout, its buffer held (so it stays where it is) and its address.
+cdef class _Samples:
+    """The samples of a call as ``Rows``: X checked against the layout, its buffer held (so it stays
+    where it is), private copies of the labels and the order, each index checked once.
 
-    uint8 rows are pixels, scaled by 1/255 while gathered; float rows must have the parameters' dtype.
+    uint8 rows are pixels, scaled by 1/255 while read; float rows must have the parameters' dtype.
     """
 
+    cdef Rows rows
     cdef const unsigned char[:, ::1] pixels
     cdef const float[:, ::1] floats32
     cdef const double[:, ::1] floats64
+    cdef const int[::1] labels
+    cdef const Py_ssize_t[::1] order
     cdef readonly Py_ssize_t n_rows
-    cdef readonly bint is_uint8
 
-    def __init__(self, X, Py_ssize_t n_features, dtype):
-        if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != n_features:
-            raise ValueError(f"X must be a C-contiguous (n, {n_features}) array")
+    def __init__(self, X, _Plan plan, dtype, y=None, order=None):
+        if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[1] != plan.n_inputs:
+            raise ValueError(f"X must be a C-contiguous (n, {plan.n_inputs}) array")
+        dtype = np.dtype(dtype)
         self.n_rows = X.shape[0]
-        self.is_uint8 = X.dtype == np.uint8
-        if self.is_uint8:
+        memset(&self.rows, 0, sizeof(Rows))
+        # 1/255 rounded once to the parameters' dtype (as nncore.backends.base.input_scale).
+        self.rows.scale = float(dtype.type(1.0) / dtype.type(255.0))
+        if X.dtype == np.uint8:
             self.pixels = X
-        elif np.dtype(dtype) == np.float32:
+            self.rows.pixels = &self.pixels[0, 0] if self.n_rows else NULL
+        elif dtype == np.float32:
             self.floats32 = X
+            self.rows.floats = &self.floats32[0, 0] if self.n_rows else NULL
         else:
             self.floats64 = X
-
-
-cdef inline const unsigned char* _pixels(_Rows rows) noexcept:
-    return &rows.pixels[0, 0] if rows.is_uint8 and rows.n_rows else NULL
-
-
-cdef inline const floating* _floats(_Rows rows, floating marker) noexcept:
-    if rows.is_uint8 or rows.n_rows == 0:
-        return NULL
-    if floating is float:
-        return &rows.floats32[0, 0]
-    else:
-        return &rows.floats64[0, 0]
+            self.rows.floats = &self.floats64[0, 0] if self.n_rows else NULL
+        if y is not None:
+            self.labels = _private_labels(y, self.n_rows, plan.n_outputs)
+            self.rows.labels = &self.labels[0] if self.n_rows else NULL
+        if order is not None:
+            self.order = _private_order(order, self.n_rows)
+            self.rows.order = &self.order[0] if self.order.shape[0] else NULL
 
 
 def _private_labels(const int[::1] y not None, Py_ssize_t n_rows, Py_ssize_t n_classes):
@@ -357,334 +513,465 @@ def _private_order(const Py_ssize_t[::1] order not None, Py_ssize_t n_rows):
     return rows
 
 
-cdef inline floating _input_scale(floating dtype_marker) noexcept nogil:
-    """1/255 rounded once to the floating type (as nncore.backends.base.input_scale)."""
-    return <floating> (1.0 / 255.0)
+cdef int _loss_code(loss) except -1:
+    """The code of the loss called ``loss`` (ops.h's names)."""
+    codes = OP_CODES["loss"]
+    if loss not in codes:
+        raise ValueError(f"unknown loss {loss!r}; the core knows {tuple(codes)}")
+    return codes[loss]
 
 
-cdef OptimizerConfig _optimizer_config(int kind, hyperparameters, long long step0) except *:
+cdef class _Optimizer:
+    """An optimizer's configuration read by name from ``config`` (ops.h's nncore_optimizer_config
+    fields, "kind" a name) and its state buffers, each the size of the parameters, in the kind's order."""
+
     cdef OptimizerConfig config
-    cdef Py_ssize_t i
-    values = [float(h) for h in hyperparameters]
-    if not 0 <= kind < N_OPTIMIZERS or len(values) > MAX_HYPERPARAMETERS:
-        raise ValueError(f"unknown optimizer kind {kind} or more than {MAX_HYPERPARAMETERS} hyperparameters")
-    config.kind = kind
-    for i in range(MAX_HYPERPARAMETERS):
-        config.hyperparameters[i] = values[i] if i < len(values) else 0.0
-    config.step0 = step0
-    return config
+    cdef void* states[NNCORE_MAX_OPTIMIZER_STATES]
+    cdef readonly object buffers
+
+    def __init__(self, config, states, Py_ssize_t n_params, dtype):
+        fields = dict(config)
+        kind = fields.pop("kind", None)
+        if kind not in OP_CODES["optimizer"]:
+            raise ValueError(f"unknown optimizer kind {kind!r}; the core knows {tuple(OP_CODES['optimizer'])}")
+        unknown = set(fields) - set(OPTIMIZER_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown optimizer fields {sorted(unknown)}; the core reads {OPTIMIZER_FIELDS}")
+        values = {name: 0 for name in OPTIMIZER_FIELDS}
+        values.update(fields)
+        values["kind"] = OP_CODES["optimizer"][kind]
+        self.config = values    # by name: Cython fills each field of the struct from its key
+        states = list(states)
+        needed = OPTIMIZER_STATES[kind]
+        if len(states) != needed:
+            raise ValueError(f"a {kind} optimizer has {needed} state buffer(s), got {len(states)}")
+        self.buffers = [np.asarray(state) for state in states]
+        for i, state in enumerate(self.buffers):
+            if state.shape != (n_params,) or state.dtype != dtype or not state.flags.c_contiguous \
+                    or not state.flags.writeable:
+                raise ValueError(f"optimizer state {i} must be a writeable, C-contiguous ({n_params},) {dtype} array")
+            self.states[i] = _address(state)
 
 
-def _check_loss(int loss_kind):
-    if not 0 <= loss_kind < N_LOSSES:
-        raise ValueError(f"unknown loss kind {loss_kind}")
+# ---------------------------------------------------------------- the epoch: steps split over a team
+
+cdef struct EpochJob:
+    Pass run
+    void* params                  # the working layout's parameters
+    void* grads                   # (runs_per_step, n_working): each run's gradient, run 0's first
+    Py_ssize_t n_working
+    const OptimizerConfig* opt    # NULL: no update (the full-data gradient, the floor)
+    void* states[NNCORE_MAX_OPTIMIZER_STATES]
+    Py_ssize_t n_states
+    Py_ssize_t n_samples, batch_size
+    Py_ssize_t runs_per_step      # how many runs a whole batch is cut into (the grads it has)
+    Workspace* workspaces         # one per thread
+    Tally* tallies                # one per run
+    Py_ssize_t next_run           # handed out to the threads (nncore_take), reset between meetings
+    Py_ssize_t next_piece
+    bint stop                     # thread 0: stop at the next meeting (Ctrl-C, an error, the end)
+    bint failed                   # thread 0 holds a Python exception for the caller
+    double* loss_total            # OUT
+    Py_ssize_t* progress          # OUT n_batches, n_correct, n_samples, diverged_batch
+    PyObject* on_progress
+    double last_check
 
 
-# ---------------------------------------------------------------- a batch's chunks over the cores
-
-cdef enum:
-    MAX_SPLIT_THREADS = 64
-
-cdef struct Split:
-    # Per-thread workspaces for a batch of several chunks split over the threads; n_threads 1: no split.
-    # Thread 0 works in the call's own chunk workspaces; the others in their own.
-    Py_ssize_t n_threads
-    Py_ssize_t grad_size                  # entries of each thread's gradient
-    void* grads                           # (n_threads, grad_size)
-    void* inputs[MAX_SPLIT_THREADS]
-    void* acts[MAX_SPLIT_THREADS]
-    void* delta_a[MAX_SPLIT_THREADS]
-    void* delta_b[MAX_SPLIT_THREADS]
-    double* losses
-    Py_ssize_t* correct
+cdef inline void _step_runs(EpochJob* job, Py_ssize_t m, Py_ssize_t run, Py_ssize_t* begin,
+                            Py_ssize_t* end) noexcept nogil:
+    """Rows [begin, end) of a batch of m rows that run ``run`` computes: whole chunks, in order."""
+    cdef Py_ssize_t chunk = job.run.net.chunk_rows
+    cdef Py_ssize_t chunks = (m + chunk - 1) // chunk
+    cdef Py_ssize_t runs = min(chunks, job.runs_per_step)
+    begin[0] = min(m, run * chunks // runs * chunk)
+    end[0] = min(m, (run + 1) * chunks // runs * chunk)
 
 
-cdef class _Threads:
-    """The workspaces of a Split: each thread's gradient, chunk buffers, loss and hits.
-
-    A batch is split only when it has several chunks, every layer runs in the narrow kernels
-    (no BLAS call inside a thread: OpenBLAS's own threads would fight ours) and nothing is drawn
-    (dropout and shifts keep their one-thread path). The threads are OpenMP's, as many as
-    threadpoolctl or OMP_NUM_THREADS allow, at most one per chunk.
-    """
-
-    cdef Split split
-    cdef object buffers
-
-    def __init__(self, _Plan plan, Py_ssize_t batch_rows, bint drawn, bint pixels, workspaces):
-        """``workspaces``: the call's (inputs, acts, delta_a, delta_b), thread 0's; ``pixels``: X is uint8."""
-        cdef Py_ssize_t chunks = (batch_rows + plan.net.chunk_rows - 1) // plan.net.chunk_rows
-        self.split.n_threads = min(nncore_max_threads(), chunks, MAX_SPLIT_THREADS)
-        if drawn or not plan.all_narrow or self.split.n_threads < 2:
-            self.split.n_threads = 1
-            return
-        cdef Py_ssize_t t, n = self.split.n_threads
-        cdef char[::1] view
-        dtype = np.asarray(workspaces[0]).dtype
-        self.split.grad_size = plan.n_working
-        self.buffers = [[np.asarray(w) for w in workspaces]]
-        # A narrow first layer reading pixels from chunks too large to keep them converted has no use
-        # for an inputs workspace: a full-batch epoch's memory stays at one chunk per thread.
-        inputs_used = not (pixels and plan.net.sizes[1] <= plan.net.narrow_forward_width
-                           and plan.net.chunk_rows * plan.net.sizes[0] * dtype.itemsize > KEEP_CONVERTED_BYTES)
-        self.buffers += [[np.empty_like(np.asarray(w)) if field or inputs_used else np.empty(1, dtype)
-                          for field, w in enumerate(workspaces)] for t in range(1, n)]
-        for t in range(n):
-            for field, array in enumerate(self.buffers[t]):
-                view = array.view(np.int8)
-                if field == 0:
-                    self.split.inputs[t] = &view[0]
-                elif field == 1:
-                    self.split.acts[t] = &view[0]
-                elif field == 2:
-                    self.split.delta_a[t] = &view[0]
-                else:
-                    self.split.delta_b[t] = &view[0]
-        sums = [_aligned_zeros(n * plan.n_working, dtype), np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.intp)]
-        self.buffers.append(sums)
-        view = sums[0].view(np.int8)
-        cdef double[::1] losses = sums[1]
-        cdef Py_ssize_t[::1] correct = sums[2]
-        self.split.grads, self.split.losses, self.split.correct = &view[0], &losses[0], &correct[0]
+cdef inline bint _check_in(EpochJob* job) noexcept nogil:
+    """Thread 0, between steps: at most every SIGNAL_CHECK_SECONDS take the GIL for Ctrl-C and the
+    progress report. Returns whether to stop (an exception is then set for train_epoch)."""
+    cdef double now = nncore_seconds()
+    cdef PyObject* result
+    if now - job.last_check < SIGNAL_CHECK_SECONDS:
+        return False
+    job.last_check = now
+    with gil:
+        if PyErr_CheckSignals() != 0:
+            job.failed = True
+        elif job.on_progress != NULL:
+            result = PyObject_CallObject(job.on_progress, NULL)
+            if result == NULL:
+                job.failed = True
+            Py_XDECREF(result)
+    return job.failed
 
 
-def split_threads(layout, Py_ssize_t n_params, Py_ssize_t batch_rows, Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS,
-                  bint pixels=True, bint drawn=False):
-    """How many threads train_epoch splits a batch of ``batch_rows`` over (1: no split), as it would now."""
-    plan = _Plan(layout, n_params, max(1, min(chunk_rows, batch_rows)), transposed=True)
-    dtype = np.float32
-    workspaces = plan.workspaces(dtype)
-    return (<_Threads> _Threads(plan, batch_rows, drawn, pixels, workspaces)).split.n_threads
-
-
-cdef void _split_batch_gradient(const Layout* net, const Split* split, const floating* params,
-                                const unsigned char* X_uint8, const floating* X_float, floating scale,
-                                const int* y, const Py_ssize_t* order, Py_ssize_t first, Py_ssize_t m,
-                                int loss_kind, floating* grad, double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
-    """batch_gradient with the chunks split over split.n_threads threads, each into its own gradient
-    (contiguous runs of chunks, so a thread count gives one result), and ONE reduction per batch."""
-    cdef Py_ssize_t n_chunks = (m + net.chunk_rows - 1) // net.chunk_rows
-    cdef Py_ssize_t c, t, i, rows, size = split.grad_size
-    cdef floating* grads = <floating*> split.grads
-    memset(grads, 0, split.n_threads * size * sizeof(floating))
-    for t in range(split.n_threads):
-        split.losses[t] = 0
-        split.correct[t] = 0
-    for c in prange(n_chunks, num_threads=split.n_threads, schedule="static"):
-        t = threadid()
-        rows = min(net.chunk_rows, m - c * net.chunk_rows)
-        chunk_gradient(net, params, X_uint8, X_float, scale, y, order, first + c * net.chunk_rows, rows, m, loss_kind,
-                       grads + t * size, True, <floating*> split.inputs[t], <floating*> split.acts[t],
-                       <floating*> split.delta_a[t], <floating*> split.delta_b[t], NULL, &split.losses[t],
-                       &split.correct[t])
-    memcpy(grad, grads, size * sizeof(floating))
-    for t in range(1, split.n_threads):
-        for i in range(size):
-            grad[i] += grads[t * size + i]
-    for t in range(split.n_threads):
-        loss_sum[0] += split.losses[t]
-        n_correct[0] += split.correct[t]
-
-
-# ---------------------------------------------------------------- the epoch
-
-cdef int _run_epoch(const Layout* net, floating* params, Py_ssize_t n_params,
-                    const unsigned char* X_uint8, const floating* X_float, floating scale,
-                    const int* y, const Py_ssize_t* order, Py_ssize_t n_samples, Py_ssize_t batch_size,
-                    int loss_kind, const OptimizerConfig* opt, floating* state_a, floating* state_b,
-                    floating* grad, floating* inputs, floating* acts, floating* delta_a, floating* delta_b,
-                    const Noise* noise,
-                    const Split* split,          # IN  threads for batches of several chunks
-                    double* loss_total,          # OUT sum of the applied batches' losses
-                    Py_ssize_t* progress,        # OUT n_batches, n_correct, n_samples, diverged_batch
-                    PyObject* on_progress        # IN a callable or NULL
-                    ) except -1 nogil:
-    """Every batch: gradient, divergence check, update; progress is current after each applied batch.
-
-    When the GIL is re-taken for Ctrl-C, ``on_progress()`` is called too: the epoch reports
-    progress at most every SIGNAL_CHECK_SECONDS without leaving its one call. What it raises
-    stops the epoch there, between batches, as Ctrl-C does.
-    """
-    cdef Py_ssize_t start, m, batch_correct
+cdef void _epoch_thread(EpochJob* job, nncore_team* team, int thread, floating marker) noexcept nogil:
+    """Every step of the epoch, as thread ``thread`` of ``team`` sees it (see the module docstring)."""
+    cdef const Pass* run = &job.run
+    cdef Workspace* ws = &job.workspaces[thread]
+    cdef floating* params = <floating*> job.params
+    cdef floating* grads = <floating*> job.grads
+    cdef floating* piece_states[NNCORE_MAX_OPTIMIZER_STATES]
+    cdef Py_ssize_t start = 0, m, runs, r, i, s, piece, first, last, begin, end, batch_correct
+    cdef Py_ssize_t pieces = (job.n_working + UPDATE_PIECE - 1) // UPDATE_PIECE
+    cdef Py_ssize_t chunk = run.net.chunk_rows
     cdef double batch_loss
-    cdef double last_check = nncore_seconds()
-    cdef double now
-    start = 0
-    while start < n_samples:
-        m = min(batch_size, n_samples - start)
+    cdef floating* target
+    cdef const floating* source
+    while start < job.n_samples:
+        m = min(job.batch_size, job.n_samples - start)
+        runs = min((m + chunk - 1) // chunk, job.runs_per_step)
+        if thread == 0:
+            job.next_piece = 0    # nobody is past this step's first meeting yet
+            if (run.rows.pixels != NULL and run.rows.order != NULL and job.batch_size <= PREFETCH_BATCH_ROWS
+                    and start + m < job.n_samples):
+                # The next batch's shuffled rows miss every cache: ask for them while this one computes.
+                k.prefetch_rows(run.rows.pixels, run.net.sizes[0], run.rows.order, start + m,
+                                min(job.batch_size, job.n_samples - start - m))
+        # Meeting 1 ends this: every run's gradient, each run taken by whichever thread comes for it.
+        r = nncore_take(&job.next_run) if not job.stop else runs    # thread 0 stops the job: nothing to take
+        while r < runs:
+            _step_runs(job, m, r, &begin, &end)
+            job.tallies[r].loss = 0
+            job.tallies[r].correct = 0
+            run_gradient(run, params, start, m, begin, end, grads + r * job.n_working, ws, &job.tallies[r])
+            r = nncore_take(&job.next_run)
+        nncore_team_barrier(team)
+        if job.stop:
+            return
         batch_loss = 0
         batch_correct = 0
-        if X_uint8 != NULL and batch_size <= PREFETCH_BATCH_ROWS and start + m < n_samples:
-            # The next batch's shuffled rows miss every cache: ask for them while this one computes.
-            k.prefetch_rows(X_uint8, net.sizes[0], order, start + m, min(batch_size, n_samples - start - m))
-        if split.n_threads > 1 and m > net.chunk_rows:
-            _split_batch_gradient(net, split, params, X_uint8, X_float, scale, y, order, start, m, loss_kind, grad,
-                                  &batch_loss, &batch_correct)
-        else:
-            batch_gradient(net, params, X_uint8, X_float, scale, y, order, start, m, loss_kind, grad,
-                           inputs, acts, delta_a, delta_b, noise, &batch_loss, &batch_correct)
+        for r in range(runs):    # in run order, whoever computed them: one result for a thread count
+            batch_loss += job.tallies[r].loss
+            batch_correct += job.tallies[r].correct
         # The NumPy backend sums the batch's losses in the parameters' dtype: a float32 sum
         # beyond FLT_MAX is inf there, so it counts as divergence here too.
-        if not isfinite(batch_loss) or (floating is float and (batch_loss > FLT_MAX or batch_loss < -FLT_MAX)):
-            progress[3] = progress[0] + 1
-            return 0
-        apply_update(opt, params, grad, state_a, state_b, n_params, opt.step0 + progress[0] + 1)
-        loss_total[0] += batch_loss
-        progress[0] += 1
-        progress[1] += batch_correct
-        progress[2] += m
+        if job.opt != NULL and (not isfinite(batch_loss) or (floating is float and (batch_loss > FLT_MAX or
+                                                                                     batch_loss < -FLT_MAX))):
+            if thread == 0:
+                job.progress[3] = job.progress[0] + 1
+            return    # every thread sees the same sum and leaves here
+        if thread == 0:
+            job.next_run = 0    # everyone is past taking runs
+        # Meeting 2 ends this: the runs' gradients added up into run 0's, and the update, piece by piece.
+        piece = nncore_take(&job.next_piece)
+        while piece < pieces:
+            first = piece * UPDATE_PIECE
+            last = min(job.n_working, first + UPDATE_PIECE)
+            target = grads + first
+            for r in range(1, runs):
+                source = grads + r * job.n_working + first
+                for i in range(last - first):
+                    target[i] = target[i] + source[i]
+            if job.opt != NULL:
+                for s in range(job.n_states):
+                    piece_states[s] = <floating*> job.states[s] + first
+                k.apply_update(job.opt, params + first, target, piece_states, last - first,
+                               job.opt.steps_taken + job.progress[0] + 1)
+            piece = nncore_take(&job.next_piece)
+        nncore_team_barrier(team)
+        if thread == 0:
+            job.loss_total[0] += batch_loss
+            job.progress[0] += 1
+            job.progress[1] += batch_correct
+            job.progress[2] += m
+            job.stop = _check_in(job)    # read by all after the next step's first meeting
         start += m
-        now = nncore_seconds()
-        if now - last_check >= SIGNAL_CHECK_SECONDS:
-            last_check = now
-            with gil:
-                PyErr_CheckSignals()
-                if on_progress != NULL:
-                    (<object> on_progress)()
-    return 0
+
+
+cdef void _epoch_job_f32(void* context, nncore_team* team, int thread) noexcept nogil:
+    _epoch_thread(<EpochJob*> context, team, thread, <float> 0)
+
+
+cdef void _epoch_job_f64(void* context, nncore_team* team, int thread) noexcept nogil:
+    _epoch_thread(<EpochJob*> context, team, thread, <double> 0)
+
+
+cdef int _raise_pending() except -1:
+    """Propagate the exception thread 0 left set (Ctrl-C, or what on_progress raised)."""
+    return -1
+
+
+cdef class _Epoch:
+    """A job's buffers: the runs' gradients, the tallies, the workspaces, and the job itself."""
+
+    cdef EpochJob job
+    cdef Tally* tallies
+    cdef object held
+
+    def __cinit__(self):
+        self.tallies = NULL
+
+    def __dealloc__(self):
+        PyMem_Free(self.tallies)
+
+    def __init__(self, _Plan plan, _Samples samples, _Draws draws, int loss_code, _Optimizer optimizer,
+                 Py_ssize_t batch_size, Py_ssize_t n_samples, int threads, Py_ssize_t runs_per_step, dtype):
+        memset(&self.job, 0, sizeof(EpochJob))
+        self.tallies = <Tally*> PyMem_Malloc(runs_per_step * sizeof(Tally))
+        if self.tallies == NULL:
+            raise MemoryError()
+        grads = _aligned_zeros(runs_per_step * plan.n_working, dtype)
+        workspaces = _Workspaces(plan, dtype, threads)
+        self.held = [plan, samples, draws, optimizer, grads, workspaces]
+        self.job.run.net = &plan.net
+        self.job.run.rows = &samples.rows
+        self.job.run.noise = _noise(draws)
+        self.job.run.loss_kind = loss_code
+        self.job.grads = _address(grads)
+        self.job.n_working = plan.n_working
+        self.job.opt = &optimizer.config if optimizer is not None else NULL
+        if optimizer is not None:
+            self.job.n_states = len(optimizer.buffers)
+            for s in range(self.job.n_states):
+                self.job.states[s] = optimizer.states[s]
+        self.job.n_samples = n_samples
+        self.job.batch_size = batch_size
+        self.job.runs_per_step = runs_per_step
+        self.job.workspaces = workspaces.each
+        self.job.tallies = self.tallies
+
+    cdef int run(self, void* params, int threads, bint double_precision, double* loss_total,
+                 Py_ssize_t* progress, on_progress) except -1:
+        """The job on ``threads`` threads, GIL released; a Python exception thread 0 met propagates."""
+        self.job.params = params
+        self.job.loss_total = loss_total
+        self.job.progress = progress
+        self.job.on_progress = <PyObject*> on_progress if on_progress is not None else NULL
+        self.job.last_check = nncore_seconds()
+        with nogil:
+            nncore_pool_run(threads, _epoch_job_f64 if double_precision else _epoch_job_f32, &self.job)
+        if self.job.failed:
+            _raise_pending()
+        return 0
+
+    @property
+    def gradient(self):
+        """Run 0's gradient: after a job without an update, the whole batch's."""
+        return self.held[4][:self.job.n_working]
 
 
 def train_epoch(layout, floating[::1] params not None, X, const int[::1] y not None,
-                const Py_ssize_t[::1] order not None, Py_ssize_t batch_size, int loss_kind, int optimizer_kind,
-                hyperparameters, long long step0, floating[::1] state_a not None, floating[::1] state_b not None,
+                const Py_ssize_t[::1] order not None, *, Py_ssize_t batch_size, str loss, optimizer, states,
                 double[::1] loss_total not None, Py_ssize_t[::1] progress not None,
-                Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS, noise=None, on_progress=None):
+                Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS, noise=None, on_progress=None, n_threads=None,
+                bint products_only=False):
     """One epoch in one call, GIL released; samples in ``order``, ``batch_size`` at a time.
 
-    ``noise`` (nncore.counters.noise_table, or None) turns on dropout and input shifts, drawn
-    for each row from the table's seed and the row's position in ``order``.
+    ``loss`` is a loss's name (ops.h). ``optimizer`` maps ops.h's optimizer fields by name
+    ({"kind": "adam", "lr": ..., "beta1": ..., "steps_taken": ...}: the fields a kind does not
+    read may be left out) and ``states`` lists its state buffers in the kind's order, each like
+    ``params``. ``noise`` (nncore.counters.noise_table, or None) turns on dropout and input
+    shifts, drawn for each row from the table's seed and the row's position in ``order``.
+    ``n_threads`` (None: get_num_threads()) is how many threads a step may use; a step too small
+    to pay for the meetings uses one (``step_threads``).
 
-    ``optimizer_kind`` and ``hyperparameters`` are an nncore.optim class's ``core_code`` and
-    ``core_hyperparameters()``; ``step0`` the updates it has applied so far. ``progress``
-    (n_batches, n_correct, n_samples, diverged_batch or 0) and ``loss_total`` are updated after
-    every applied batch, so they are right even when a KeyboardInterrupt propagates out of
-    here; the caller advances optimizer.step by progress[0]. ``on_progress`` (a callable taking
-    no arguments, or None) is called between batches at most every 20 ms, when ``progress`` and
-    ``loss_total`` are current; an exception it raises propagates as a KeyboardInterrupt does.
+    ``progress`` (n_batches, n_correct, n_samples, diverged_batch or 0) and ``loss_total`` are
+    updated after every applied batch, so they are right even when a KeyboardInterrupt
+    propagates out of here; the caller advances its optimizer's step by progress[0].
+    ``on_progress`` (a callable taking no arguments, or None) is called between batches at most
+    every 20 ms, when ``progress`` and ``loss_total`` are current; an exception it raises
+    propagates as a KeyboardInterrupt does.
+
+    ``products_only``: the benchmark's floor, the same steps with the products alone (no loss,
+    no element-wise work, no update: _network.pxd).
     """
     cdef Py_ssize_t n_samples = order.shape[0]
-    cdef Py_ssize_t chunk = max(1, min(chunk_rows, batch_size, n_samples))
-    cdef OptimizerConfig opt = _optimizer_config(optimizer_kind, hyperparameters, step0)
-    cdef floating[::1] grad, inputs, acts, delta_a, delta_b
-    cdef const int[::1] labels
-    cdef const Py_ssize_t[::1] rows
-    _check_loss(loss_kind)
+    cdef int wanted = _threads(n_threads)
+    cdef int threads
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be callable or None, got {type(on_progress).__name__}")
-    if (state_a.shape[0] != params.shape[0] or state_b.shape[0] != params.shape[0]
-            or loss_total.shape[0] < 1 or progress.shape[0] < 4 or batch_size < 1 or chunk_rows < 1):
-        raise ValueError("state buffers, progress or sizes do not fit")
+    if loss_total.shape[0] < 1 or progress.shape[0] < 4 or batch_size < 1 or chunk_rows < 1:
+        raise ValueError("progress or sizes do not fit")
+    dtype = np.asarray(params).dtype
+    cdef int loss_code = _loss_code(loss)
+    sizes = _Plan(layout, params.shape[0], 1).sizes
+    threads, chunk = _step_cut(sizes, max(1, min(batch_size, n_samples)), wanted)
+    chunk = min(chunk, chunk_rows)
     plan = _Plan(layout, params.shape[0], chunk, transposed=True)
-    source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
-    labels = _private_labels(y, source.n_rows, plan.n_outputs)
-    rows = _private_order(order, source.n_rows)
+    plan.net.products_only = products_only
+    samples = _Samples(X, plan, dtype, y, order)
     draws = _Draws(noise, plan) if noise is not None else None
+    settings = _Optimizer(optimizer, states, params.shape[0], dtype)
     if n_samples == 0:
         return
+    runs_per_step = threads * CHUNKS_PER_THREAD if threads > 1 else 1
     # The parameters and the optimizer state in training's layout for the call; copied back
     # whatever ends it (the batches applied before a Ctrl-C or a divergence are kept).
-    cdef floating[::1] weights = params, moment_a = state_a, moment_b = state_b
-    cdef bint one_state = &state_a[0] == &state_b[0]    # a kind with one state buffer passes it twice
+    cdef floating[::1] weights = params
+    working = settings
     if plan.relaid:
-        weights, moment_a = _working_copy(plan, params), _working_copy(plan, state_a)
-        moment_b = moment_a if one_state else _working_copy(plan, state_b)
-    grad = _aligned_zeros(plan.n_working, np.asarray(params).dtype)
-    inputs, acts, delta_a, delta_b = plan.workspaces(np.asarray(params).dtype)
-    threads = _Threads(plan, min(batch_size, n_samples), draws is not None, source.is_uint8,
-                       (inputs, acts, delta_a, delta_b))
-    cdef const Layout* net = &(<_Plan> plan).net
-    cdef const unsigned char* pixels = _pixels(source)
-    cdef const floating* floats = _floats(source, params[0])
-    cdef const Noise* drawn = _noise(draws)
+        weights = _working_copy(plan, params)
+        working = _Optimizer(optimizer, [_working_state(plan, state, params[0]) for state in settings.buffers],
+                             plan.n_working, dtype)
+    cdef _Epoch epoch = _Epoch(plan, samples, draws, loss_code, None if products_only else working, batch_size,
+                               n_samples, threads, runs_per_step, dtype)
     try:
-        with nogil:
-            _run_epoch(net, &weights[0], plan.n_working, pixels, floats, _input_scale(params[0]), &labels[0],
-                       &rows[0], n_samples, batch_size, loss_kind, &opt, &moment_a[0], &moment_b[0], &grad[0],
-                       &inputs[0], &acts[0], &delta_a[0], &delta_b[0], drawn, &(<_Threads> threads).split,
-                       &loss_total[0], &progress[0],
-                       <PyObject*> on_progress if on_progress is not None else NULL)
+        epoch.run(&weights[0], threads, floating is double, &loss_total[0], &progress[0], on_progress)
     finally:
         if plan.relaid:
             _relayout(plan, &params[0], &weights[0], False)
-            _relayout(plan, &state_a[0], &moment_a[0], False)
-            if not one_state:
-                _relayout(plan, &state_b[0], &moment_b[0], False)
+            for state, working_state in zip(settings.buffers, working.buffers):
+                _copy_back(plan, state, working_state, params[0])
 
 
-# ---------------------------------------------------------------- inference and the full gradient
-
-cdef tuple _run_inference(_Plan plan, const floating[::1] params, _Rows source, const int* y, int loss_kind,
-                          floating* out):
-    """Workspaces for one call, then ``inference`` with the GIL released: what ``forward``
-    (y NULL, LOSS_NONE, probabilities into ``out``) and ``evaluate`` (``out`` NULL) share.
-    Returns (loss sum, correct count)."""
-    cdef floating[::1] inputs, acts
-    cdef double loss_sum = 0
-    cdef Py_ssize_t n_correct = 0
-    inputs, acts = plan.workspaces(np.asarray(params).dtype, backward=False)
-    cdef const Layout* net = &plan.net
-    cdef const unsigned char* pixels = _pixels(source)
-    cdef const floating* floats = _floats(source, params[0])
-    with nogil:
-        inference(net, &params[0], pixels, floats, _input_scale(params[0]), y, source.n_rows,
-                  loss_kind, &inputs[0], &acts[0], out, &loss_sum, &n_correct)
-    return loss_sum, n_correct
+cdef object _working_state(_Plan plan, state, floating marker):
+    """An optimizer state in the working layout: a new buffer."""
+    cdef floating[::1] flat = state
+    return np.asarray(_working_copy(plan, flat))
 
 
-def forward(layout, const floating[::1] params not None, X, floating[:, ::1] out not None,
-            Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
-    """Class probabilities of every row of X into ``out`` (n_samples, n_out), GIL released."""
-    plan = _Plan(layout, params.shape[0], max(1, min(chunk_rows, out.shape[0])))
-    source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
-    if out.shape[0] != source.n_rows or out.shape[1] != plan.n_outputs:
-        raise ValueError("out must be (n_samples, n_outputs)")
-    if source.n_rows:
-        _run_inference(plan, params, source, NULL, LOSS_NONE, &out[0, 0])
+cdef void _copy_back(_Plan plan, state, working_state, floating marker):
+    """An optimizer state from the working layout back into the caller's buffer."""
+    cdef floating[::1] flat = state
+    cdef floating[::1] working = working_state
+    _relayout(plan, &flat[0], &working[0], False)
 
 
-def evaluate(layout, const floating[::1] params not None, X, const int[::1] y not None, int loss_kind,
-             Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS):
-    """(sum of per-sample losses, number of correct argmax predictions), GIL released."""
-    cdef const int[::1] labels
-    _check_loss(loss_kind)
-    plan = _Plan(layout, params.shape[0], max(1, min(chunk_rows, y.shape[0])))
-    source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
-    labels = _private_labels(y, source.n_rows, plan.n_outputs)
-    if source.n_rows == 0:
-        return 0.0, 0
-    return _run_inference(plan, params, source, &labels[0], loss_kind, <floating*> NULL)
-
-
-def loss_and_grad(layout, const floating[::1] params not None, X, const int[::1] y not None, int loss_kind,
-                  floating[::1] grad not None, Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS, noise=None):
+def loss_and_grad(layout, const floating[::1] params not None, X, const int[::1] y not None, str loss,
+                  floating[::1] grad not None, Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS, noise=None, n_threads=None):
     """The gradient of the mean data loss over all of X into ``grad``; returns the loss sum.
 
     With ``noise`` (as train_epoch's), the rows are a training pass's positions 0..n-1.
     """
-    cdef floating[::1] inputs, acts, delta_a, delta_b
-    cdef const int[::1] labels
+    cdef int loss_code = _loss_code(loss)
+    cdef int wanted = _threads(n_threads)
+    cdef int threads
     cdef double loss_sum = 0
-    cdef Py_ssize_t n_correct = 0
-    _check_loss(loss_kind)
+    cdef Py_ssize_t[::1] progress = np.zeros(4, dtype=np.intp)
     if grad.shape[0] != params.shape[0] or y.shape[0] == 0:
         raise ValueError("grad must match params, and X must not be empty")
-    plan = _Plan(layout, params.shape[0], max(1, min(chunk_rows, y.shape[0])), transposed=True)
-    source = _Rows(X, plan.n_inputs, np.asarray(params).dtype)
-    labels = _private_labels(y, source.n_rows, plan.n_outputs)
+    dtype = np.asarray(params).dtype
+    sizes = _Plan(layout, params.shape[0], 1).sizes
+    threads, chunk = _step_cut(sizes, y.shape[0], wanted)
+    plan = _Plan(layout, params.shape[0], min(chunk, chunk_rows), transposed=True)
+    samples = _Samples(X, plan, dtype, y)
     draws = _Draws(noise, plan) if noise is not None else None
-    inputs, acts, delta_a, delta_b = plan.workspaces(np.asarray(grad).dtype)
-    cdef const floating[::1] weights = params
-    cdef floating[::1] gradient = grad
+    weights = _working_copy(plan, params) if plan.relaid else np.asarray(params).copy()
+    cdef floating[::1] working = weights
+    cdef _Epoch epoch = _Epoch(plan, samples, draws, loss_code, None, y.shape[0], y.shape[0], threads,
+                               threads * CHUNKS_PER_THREAD if threads > 1 else 1, dtype)
+    epoch.run(&working[0], threads, floating is double, &loss_sum, &progress[0], None)
+    cdef floating[::1] gradient = epoch.gradient
     if plan.relaid:
-        weights, gradient = _working_copy(plan, params), _aligned_zeros(plan.n_working, np.asarray(grad).dtype)
-    cdef const Layout* net = &(<_Plan> plan).net
-    cdef const unsigned char* pixels = _pixels(source)
-    cdef const floating* floats = _floats(source, params[0])
-    cdef const Noise* drawn = _noise(draws)
-    with nogil:
-        batch_gradient(net, &weights[0], pixels, floats, _input_scale(grad[0]), &labels[0], NULL, 0,
-                       labels.shape[0], loss_kind, &gradient[0], &inputs[0], &acts[0], &delta_a[0], &delta_b[0],
-                       drawn, &loss_sum, &n_correct)
-        if plan.relaid:
-            _relayout(plan, &grad[0], &gradient[0], False)
+        _relayout(plan, &grad[0], &gradient[0], False)
+    else:
+        grad[:] = gradient
     return loss_sum
+
+
+# ---------------------------------------------------------------- inference: rows split over a team
+
+cdef struct InferenceJob:
+    Pass run
+    const void* params
+    void* out                     # (n_rows, n_out) probabilities, or NULL: losses
+    Py_ssize_t n_rows
+    Workspace* workspaces         # one per thread
+    Tally* tallies                # one per chunk
+    Py_ssize_t next_chunk
+
+
+cdef void _inference_thread(InferenceJob* job, nncore_team* team, int thread, floating marker) noexcept nogil:
+    """Forward chunk by chunk, each taken as it comes: probabilities into ``out``, or each chunk's
+    loss sum and correct count into its tally (added up in chunk order by the caller)."""
+    cdef const Layout* net = job.run.net
+    cdef Workspace* ws = &job.workspaces[thread]
+    cdef Py_ssize_t n_in = net.sizes[0], n_out = net.sizes[net.n_layers]
+    cdef Py_ssize_t c, start, count, i, argmax
+    cdef const floating* inputs
+    cdef floating* logits = <floating*> ws.acts + net.act_offsets[net.n_layers - 1]
+    c = nncore_take(&job.next_chunk)
+    while c * net.chunk_rows < job.n_rows:
+        start = c * net.chunk_rows
+        count = min(net.chunk_rows, job.n_rows - start)
+        if job.run.rows.pixels != NULL and runs_narrow_forward(net, 0):
+            inputs = NULL
+        elif job.run.rows.pixels != NULL:
+            gather_inputs(&job.run, start, count, <floating*> ws.inputs)
+            inputs = <floating*> ws.inputs
+        else:
+            inputs = <const floating*> job.run.rows.floats + start * n_in    # contiguous rows: no copy
+        forward_chunk(&job.run, <const floating*> job.params, start, count, inputs, ws)
+        if job.out != NULL:
+            for i in range(count):
+                k.softmax_forward(logits + i * n_out, n_out, &argmax)
+            memcpy(<floating*> job.out + start * n_out, logits, count * n_out * sizeof(floating))
+        else:
+            job.tallies[c].loss = 0
+            job.tallies[c].correct = 0
+            loss_chunk(&job.run, logits, start, count, 1, &job.tallies[c])
+        c = nncore_take(&job.next_chunk)
+
+
+cdef void _inference_job_f32(void* context, nncore_team* team, int thread) noexcept nogil:
+    _inference_thread(<InferenceJob*> context, team, thread, <float> 0)
+
+
+cdef void _inference_job_f64(void* context, nncore_team* team, int thread) noexcept nogil:
+    _inference_thread(<InferenceJob*> context, team, thread, <double> 0)
+
+
+cdef tuple _run_inference(layout, const floating[::1] params, X, y, str loss, Py_ssize_t chunk_rows, n_threads,
+                          floating* out):
+    """Forward over X on a team: probabilities into ``out`` (y None), or (loss sum, correct count)."""
+    cdef InferenceJob job
+    cdef Tally* tallies = NULL
+    cdef int wanted = _threads(n_threads)
+    dtype = np.asarray(params).dtype
+    plan = _Plan(layout, params.shape[0], max(1, chunk_rows))
+    samples = _Samples(X, plan, dtype, y)
+    cdef Py_ssize_t n_rows = samples.n_rows
+    if out == NULL and (y is None or len(y) != n_rows):
+        raise ValueError("evaluate needs one label per row")
+    if n_rows == 0:
+        return 0.0, 0
+    cdef Py_ssize_t chunks = (n_rows + plan.net.chunk_rows - 1) // plan.net.chunk_rows
+    cdef int threads = max(1, min(wanted, chunks, _affordable_threads(_work_per_row(plan.sizes) // 3 * n_rows)))
+    _pack(plan, params)
+    workspaces = _Workspaces(plan, dtype, threads, backward=False)
+    memset(&job, 0, sizeof(InferenceJob))
+    job.run.net = &plan.net
+    job.run.rows = &samples.rows
+    job.run.loss_kind = _loss_code(loss) if out == NULL else 0
+    job.params = &params[0]
+    job.out = out
+    job.n_rows = n_rows
+    job.workspaces = workspaces.each
+    tallies = <Tally*> PyMem_Malloc(chunks * sizeof(Tally))
+    if tallies == NULL:
+        raise MemoryError()
+    job.tallies = tallies
+    cdef double loss_sum = 0
+    cdef Py_ssize_t n_correct = 0, c
+    try:
+        with nogil:
+            nncore_pool_run(threads, _inference_job_f64 if floating is double else _inference_job_f32, &job)
+        if out == NULL:
+            for c in range(chunks):    # in chunk order: one result for any thread count
+                loss_sum += tallies[c].loss
+                n_correct += tallies[c].correct
+    finally:
+        PyMem_Free(tallies)
+    return loss_sum, n_correct
+
+
+def forward(layout, const floating[::1] params not None, X, floating[:, ::1] out not None,
+            Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS, n_threads=None):
+    """Class probabilities of every row of X into ``out`` (n_samples, n_out), GIL released."""
+    plan = _Plan(layout, params.shape[0], 1)
+    # X is a Python object: with boundscheck off, X.shape[0] of a 0-d array would read past the tuple.
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or out.shape[0] != X.shape[0] or out.shape[1] != plan.n_outputs:
+        raise ValueError("X must be (n_samples, n_inputs) and out (n_samples, n_outputs)")
+    if out.shape[0]:
+        _run_inference(layout, params, X, None, "cross_entropy", max(1, min(chunk_rows, out.shape[0])), n_threads,
+                       &out[0, 0])
+
+
+def evaluate(layout, const floating[::1] params not None, X, const int[::1] y not None, str loss,
+             Py_ssize_t chunk_rows=DEFAULT_CHUNK_ROWS, n_threads=None):
+    """(sum of per-sample losses, number of correct argmax predictions), GIL released."""
+    _loss_code(loss)
+    return _run_inference(layout, params, X, y, loss, max(1, min(chunk_rows, y.shape[0])), n_threads,
+                          <floating*> NULL)

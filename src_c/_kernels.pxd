@@ -7,11 +7,13 @@ Shapes are given as (rows, columns); every buffer is C-contiguous. Nothing here 
 checks shapes or touches Python: the callers in _core.pyx validated everything once.
 """
 from cython cimport floating
-from libc.math cimport exp, expf, fabs, fabsf, log, logf, sqrt, sqrtf, tanh, tanhf
+from libc.math cimport exp, expf, log, logf, pow, sqrt, sqrtf
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from _counters cimport GOLDEN32, Mask, drop_unscale, keep_scale, mix32, row_bits, shift_offsets
+from _ops cimport (NNCORE_ACTIVATION_IDENTITY, NNCORE_ACTIVATION_RELU, NNCORE_OPTIMIZER_ADAM, NNCORE_OPTIMIZER_ADAMW,
+                   NNCORE_OPTIMIZER_RMSPROP, OptimizerConfig, activate, derivative, nncore_activation_reads_input)
 
 ctypedef fused pixel:
     # What an input row holds: uint8 pixels (scaled while gathered) or floats (scale 1: copied exactly).
@@ -28,14 +30,6 @@ cdef extern from *:
     #endif
     """
     void nncore_prefetch(const void* address) noexcept nogil
-
-cdef enum:
-    # The hidden-layer activations; nncore/activations.py's registry holds the same codes.
-    ACTIVATION_IDENTITY = 0
-    ACTIVATION_LOGISTIC = 1
-    ACTIVATION_TANH = 2
-    ACTIVATION_RELU = 3
-    N_ACTIVATIONS = 4
 
 cdef enum:
     # Rows ahead whose cache lines the gather requests before it needs them: shuffled rows of
@@ -63,20 +57,6 @@ cdef inline floating sqrt_(floating x) noexcept nogil:
         return sqrtf(x)
     else:
         return sqrt(x)
-
-
-cdef inline floating tanh_(floating x) noexcept nogil:
-    if floating is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
-
-
-cdef inline floating fabs_(floating x) noexcept nogil:
-    if floating is float:
-        return fabsf(x)
-    else:
-        return fabs(x)
 
 
 # ---------------------------------------------------------------- input gather
@@ -208,46 +188,46 @@ cdef inline void dropout_forward(floating* A,                          # IN/OUT 
 
 
 cdef inline void bias_activation_row(floating* row,                    # IN/OUT (n,)
-                                     const floating* b,                # IN     (n,)
-                                     Py_ssize_t n, int activation) noexcept nogil:
-    """row += b, then the activation in place, a loop of its own per activation so each vectorizes."""
+                                     const floating* b,                # IN     (n,), or NULL: no bias
+                                     Py_ssize_t n, int activation,
+                                     floating* kept) noexcept nogil:   # OUT (n,) z before the activation, or NULL
+    """row += b, kept as it is in ``kept`` when asked, then the activation in place (ops.h).
+
+    ReLU has a loop of its own that vectorizes (a select); every other activation calls ops.h's
+    scalar definition.
+    """
     cdef Py_ssize_t j
-    cdef floating z, e
-    cdef floating one = 1    # typed: a bare 1 in an expression is a C double, and float math would widen
-    if activation == ACTIVATION_RELU:
+    cdef floating z
+    if activation == NNCORE_ACTIVATION_RELU and b != NULL and kept == NULL:
         for j in range(n):
             z = row[j] + b[j]
             row[j] = 0 if z < 0 else z
-    elif activation == ACTIVATION_TANH:
-        for j in range(n):
-            row[j] = tanh_(row[j] + b[j])
-    elif activation == ACTIVATION_LOGISTIC:
-        for j in range(n):
-            z = row[j] + b[j]
-            e = exp_(-fabs_(z))
-            row[j] = (one if z >= 0 else e) / (one + e)
-    else:
-        for j in range(n):
-            row[j] = row[j] + b[j]
+        return
+    for j in range(n):
+        z = row[j] + b[j] if b != NULL else row[j]
+        if kept != NULL:
+            kept[j] = z
+        row[j] = activate(activation, z)
 
 
 cdef inline void bias_activation_forward(floating* Z,                  # IN/OUT (rows, n)
-                                         const floating* b,            # IN     (n,)
+                                         const floating* b,            # IN     (n,), or NULL: no bias
                                          Py_ssize_t rows, Py_ssize_t n,
                                          int activation,
-                                         const Mask* mask) noexcept nogil:   # IN dropout, or NULL
+                                         const Mask* mask,             # IN dropout, or NULL
+                                         floating* kept) noexcept nogil:   # OUT (rows, n) z, or NULL
     """Z += b, then the activation in place, then (with a mask) dropout: one pass, each row still in L1.
 
-    ReLU: NaN stays NaN (as np.maximum), so divergence is still seen. Logistic is computed as
-    (1 or e) / (1 + e) with e = exp(-|z|): never exp of a large positive number, so it is
-    exact in the tails where 1 / (1 + exp(-z)) overflows. Identity is the output layer's
-    (its logits go to the loss). The mask is drawn from counters (_counters.pxd), so no mask
-    array exists: the backward pass draws it again.
+    ``kept`` receives z = Z + b before the activation, for activations whose derivative reads
+    their input (ops.h, nncore_activation_reads_input). ReLU: NaN stays NaN (as np.maximum), so
+    divergence is still seen. Identity is the output layer's (its logits go to the loss). The
+    mask is drawn from counters (_counters.pxd), so no mask array exists: the backward pass
+    draws it again.
     """
     cdef Py_ssize_t i
     cdef floating scale = <floating> keep_scale(mask.threshold) if mask != NULL else 1
     for i in range(rows):
-        bias_activation_row(Z + i * n, b, n, activation)
+        bias_activation_row(Z + i * n, b, n, activation, kept + i * n if kept != NULL else NULL)
         if mask != NULL:
             dropout_row(Z + i * n, n, row_bits(mask.key, mask.position + i), mask.threshold, scale)
 
@@ -343,17 +323,18 @@ cdef inline void bias_backward(floating* db,                           # IN/OUT 
 
 cdef inline void activation_backward(floating* dA,                     # IN dA / OUT dZ (rows, n)
                                      const floating* A,                # IN the layer's output (rows, n)
+                                     const floating* Z,                # IN its input z (rows, n) when kept, else NULL
                                      Py_ssize_t rows, Py_ssize_t n,
                                      floating* db,                     # IN/OUT (n,), or NULL
                                      int activation,
                                      const Mask* mask) noexcept nogil:   # IN the forward pass's dropout, or NULL
-    """dZ = dA * f'(Z) in place, f' written from the output A; db += column sums of dZ in the same pass.
+    """dZ = dA * f'(z) in place, f' from ops.h; db += column sums of dZ in the same pass.
 
-    f'(Z): ReLU 1[A > 0], tanh 1 - A^2, logistic A (1 - A), identity 1. ReLU is a select,
-    which compiles to a branch-free vector blend (a multiply by the mask compiled to an
-    unpredictable branch and took 5% of an epoch). It differs from numpy's dA *= (A > 0)
-    only for a non-finite dA where A <= 0, which needs a non-finite forward pass: that
-    batch's loss is not finite and its gradient is never applied.
+    f' reads the layer's output A, or its input Z for activations that need it
+    (nncore_activation_reads_input). ReLU is a select, which compiles to a branch-free vector
+    blend (a multiply by the mask compiled to an unpredictable branch and took 5% of an epoch).
+    It differs from numpy's dA *= (A > 0) only for a non-finite dA where A <= 0, which needs a
+    non-finite forward pass: that batch's loss is not finite and its gradient is never applied.
 
     With dropout, A is the dropped, scaled output: the gradient through the mask is dA times
     scale where kept, times 0 where dropped, and f' reads the activation A * (1 - rate). ReLU
@@ -362,33 +343,31 @@ cdef inline void activation_backward(floating* dA,                     # IN dA /
     dropout the unscaling factor is 1, which changes no bit.
     """
     cdef Py_ssize_t i, j
-    cdef floating one = 1    # typed: a bare 1 in an expression is a C double, and float math would widen
     cdef floating scale = <floating> keep_scale(mask.threshold) if mask != NULL else 1
     cdef floating unscale = <floating> drop_unscale(mask.threshold) if mask != NULL else 1
-    cdef floating t, factor
+    cdef floating factor
     cdef floating* d
     cdef const floating* a
+    cdef bint from_input = nncore_activation_reads_input(activation)
     for i in range(rows):
         d = dA + i * n
-        a = A + i * n
-        if activation == ACTIVATION_RELU and mask == NULL:
+        a = (Z if from_input else A) + i * n
+        if activation == NNCORE_ACTIVATION_RELU and mask == NULL:
             for j in range(n):
                 d[j] = d[j] if a[j] > 0 else 0
-        elif activation == ACTIVATION_RELU:
+        elif activation == NNCORE_ACTIVATION_RELU:
             for j in range(n):
                 factor = scale if a[j] > 0 else 0    # a select of constants vectorizes (see dropout_row)
                 d[j] = d[j] * factor
         else:
             if mask != NULL:
                 dropout_row(d, n, row_bits(mask.key, mask.position + i), mask.threshold, scale)
-            if activation == ACTIVATION_TANH:
+            if from_input:
                 for j in range(n):
-                    t = a[j] * unscale
-                    d[j] = d[j] * (one - t * t)
-            elif activation == ACTIVATION_LOGISTIC:
+                    d[j] = d[j] * derivative(activation, a[j])
+            elif activation != NNCORE_ACTIVATION_IDENTITY:
                 for j in range(n):
-                    t = a[j] * unscale
-                    d[j] = d[j] * (t * (one - t))
+                    d[j] = d[j] * derivative(activation, a[j] * unscale)
         if db != NULL:
             for j in range(n):
                 db[j] = db[j] + d[j]
@@ -435,17 +414,86 @@ cdef inline void adam_update(floating* params,                         # IN/OUT 
                              Py_ssize_t n, floating lr, floating beta1, floating beta2,
                              floating one_minus_beta1, floating one_minus_beta2,
                              floating bias_correction1, floating bias_correction2,
-                             floating eps, floating weight_decay) noexcept nogil:
+                             floating eps, floating weight_decay,
+                             bint decoupled, floating decay) noexcept nogil:
     """Adam with bias correction; bias_correction_i = 1 - beta_i ** t, computed by the caller.
 
-    theta -= lr * (m / bc1) / (sqrt(v / bc2) + eps), in numpy_backend.adam_update's order.
+    theta -= lr * (m / bc1) / (sqrt(v / bc2) + eps), in nncore.optim.adam_update's order. Weight
+    decay is L2 (added to the gradient), or, ``decoupled`` (AdamW), theta *= decay before the step,
+    decay = 1 - lr * weight_decay computed by the caller.
     """
     cdef Py_ssize_t i
-    cdef floating g, m_i, v_i
+    cdef floating g, m_i, v_i, theta
     for i in range(n):
-        g = grad[i] + weight_decay * params[i] if weight_decay != 0 else grad[i]
+        theta = params[i]
+        if decoupled:
+            g = grad[i]
+            if weight_decay != 0:
+                theta = theta * decay
+        else:
+            g = grad[i] + weight_decay * theta if weight_decay != 0 else grad[i]
         m_i = m[i] * beta1 + one_minus_beta1 * g
         v_i = v[i] * beta2 + (one_minus_beta2 * g) * g
         m[i] = m_i
         v[i] = v_i
-        params[i] = params[i] - (lr * (m_i / bias_correction1)) / (sqrt_(v_i / bias_correction2) + eps)
+        params[i] = theta - (lr * (m_i / bias_correction1)) / (sqrt_(v_i / bias_correction2) + eps)
+
+
+cdef inline void rmsprop_update(floating* params,                      # IN/OUT (n,)
+                                const floating* grad,                  # IN     (n,)
+                                floating* square_avg,                  # IN/OUT (n,)
+                                floating* momentum_buffer,             # IN/OUT (n,), unused if momentum == 0
+                                floating* grad_avg,                    # IN/OUT (n,), unused unless centered
+                                Py_ssize_t n, floating lr, floating alpha, floating one_minus_alpha,
+                                floating eps, floating weight_decay, floating momentum,
+                                bint centered) noexcept nogil:
+    """RMSprop as torch.optim.RMSprop, in nncore.optim.rmsprop_update's order.
+
+    s = alpha s + (1 - alpha) g^2; centered: a = alpha a + (1 - alpha) g, s_hat = s - a^2 (a
+    negative rounding residue is taken as 0); denominator sqrt(s_hat) + eps; momentum:
+    buf = momentum buf + g / denominator, theta -= lr buf; else theta -= lr g / denominator.
+    """
+    cdef Py_ssize_t i
+    cdef floating g, s, a, denominator, buffer
+    for i in range(n):
+        g = grad[i] + weight_decay * params[i] if weight_decay != 0 else grad[i]
+        s = square_avg[i] * alpha + (one_minus_alpha * g) * g
+        square_avg[i] = s
+        if centered:
+            a = grad_avg[i] * alpha + one_minus_alpha * g
+            grad_avg[i] = a
+            s = s - a * a
+            s = 0 if s < 0 else s    # NaN stays NaN
+        denominator = sqrt_(s) + eps
+        if momentum != 0:
+            buffer = momentum_buffer[i] * momentum + g / denominator
+            momentum_buffer[i] = buffer
+            params[i] = params[i] - lr * buffer
+        else:
+            params[i] = params[i] - lr * (g / denominator)
+
+
+cdef inline void apply_update(const OptimizerConfig* opt,
+                              floating* params, const floating* grad,   # IN/OUT, IN (n,)
+                              floating** states,                        # IN/OUT the kind's state buffers (n,) each
+                              Py_ssize_t n, long long step_number) noexcept nogil:
+    """The optimizer's rule over n entries of the flat buffers; ``step_number`` counts from 1.
+
+    Hyperparameters are read by name (ops.h's nncore_optimizer_config) and cast to the floating
+    type once. Any stretch of the buffers may be updated on its own: every rule is element-wise.
+    """
+    cdef double beta1 = opt.beta1, beta2 = opt.beta2
+    if opt.kind == NNCORE_OPTIMIZER_ADAM or opt.kind == NNCORE_OPTIMIZER_ADAMW:
+        adam_update(params, grad, states[0], states[1], n, <floating> opt.lr, <floating> beta1, <floating> beta2,
+                    <floating> (1.0 - beta1), <floating> (1.0 - beta2),
+                    <floating> (1.0 - pow(beta1, <double> step_number)),
+                    <floating> (1.0 - pow(beta2, <double> step_number)),
+                    <floating> opt.eps, <floating> opt.weight_decay, opt.kind == NNCORE_OPTIMIZER_ADAMW,
+                    <floating> (1.0 - opt.lr * opt.weight_decay))
+    elif opt.kind == NNCORE_OPTIMIZER_RMSPROP:
+        rmsprop_update(params, grad, states[0], states[1], states[2], n, <floating> opt.lr, <floating> opt.alpha,
+                       <floating> (1.0 - opt.alpha), <floating> opt.eps, <floating> opt.weight_decay,
+                       <floating> opt.momentum, opt.centered != 0)
+    else:    # SGD
+        sgd_update(params, grad, states[0], n, <floating> opt.lr, <floating> opt.momentum, opt.nesterov != 0,
+                   <floating> opt.weight_decay)

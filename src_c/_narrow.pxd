@@ -17,11 +17,6 @@ from cython cimport floating
 cdef extern from "narrow.h" nogil:
     enum:
         NNCORE_NARROW_MAX_N
-        NNCORE_NARROW_NONE
-        NNCORE_NARROW_IDENTITY
-        NNCORE_NARROW_LOGISTIC
-        NNCORE_NARROW_TANH
-        NNCORE_NARROW_RELU
         NNCORE_NARROW_SCALAR
         NNCORE_NARROW_VECTOR128
         NNCORE_NARROW_AVX2
@@ -130,7 +125,7 @@ cdef inline void weight_grad_u8(floating* dWT, Py_ssize_t lddwt,           # OUT
 cdef inline void input_grad(floating* dA, Py_ssize_t ldda,              # OUT (rows, K)
                             const floating* dZ, Py_ssize_t lddz,        # IN  (rows, n)
                             const floating* WT,                         # IN  packed W
-                            const floating* A_out, Py_ssize_t ld_out,   # IN  (rows, K) activation output, or NULL
+                            const floating* A_out, Py_ssize_t ld_out,   # IN  (rows, K) what act' reads (ops.h), or NULL
                             int activation,
                             floating* db,                               # IN/OUT (K,) or NULL
                             Py_ssize_t rows, Py_ssize_t K, Py_ssize_t n) noexcept nogil:

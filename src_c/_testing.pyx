@@ -4,8 +4,8 @@
 
 Each wrapper checks its arguments (so a wrong call raises, never reads out of bounds) and
 runs ONE kernel of the core on NumPy arrays, so tests can hold each kernel against its NumPy
-definition, and the narrow-layer kernels (src_c/narrow.c) against BLAS; ``gemm_floor_seconds``
-and the ``time_*`` functions time products alone for the benchmarks.
+definition, and the narrow-layer kernels (src_c/narrow.c) against BLAS; the ``time_*`` functions
+time products alone for the benchmarks (the epoch's floor is nncore._core.train_epoch(products_only=True)).
 The training entry points themselves are in nncore._core; this module ships beside it only
 because tests and benchmarks of an installed package need a compiled way in.
 """
@@ -18,12 +18,13 @@ from cython cimport floating
 cimport _blas
 cimport _kernels as k
 cimport _narrow as n
-from _kernels cimport N_ACTIVATIONS
 from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memset
 
 from _counters cimport GOLDEN32, KEEP_BITS, SHIFT_SITE, Mask, mix32, row_bits, shift_offsets, site_key
-from _network cimport (LOSS_CROSS_ENTROPY, LOSS_MSE, MAX_HYPERPARAMETERS, OPTIMIZER_ADAM, OPTIMIZER_SGD,
-                       OptimizerConfig, apply_update)
+from _ops cimport (NNCORE_ACTIVATION_COUNT, NNCORE_ACTIVATION_RELU, NNCORE_LOSS_CROSS_ENTROPY, NNCORE_LOSS_MSE,
+                   NNCORE_MAX_OPTIMIZER_STATES, NNCORE_OPTIMIZER_COUNT, OptimizerConfig, nncore_activation_names,
+                   nncore_activation_reads_input, nncore_optimizer_names, nncore_optimizer_states)
 
 cdef extern from *:
     """
@@ -79,18 +80,22 @@ cdef Mask _mask(tuple checked) noexcept:
     return mask
 
 
-def bias_activation_forward(floating[:, ::1] Z, const floating[::1] b, int activation, dropout=None):
+def bias_activation_forward(floating[:, ::1] Z, const floating[::1] b, int activation, dropout=None,
+                            floating[:, ::1] kept=None):
     """Z += b, then the activation (an nncore.activations code), in place; then dropout if given as
-    (seed, site, position of Z's first row, threshold)."""
+    (seed, site, position of Z's first row, threshold). ``kept`` (Z's shape) receives Z + b before
+    the activation."""
     cdef Mask mask
-    if b.shape[0] != Z.shape[1] or not 0 <= activation < N_ACTIVATIONS:
+    if b.shape[0] != Z.shape[1] or not 0 <= activation < NNCORE_ACTIVATION_COUNT:
         raise ValueError("b must have Z.shape[1] entries and activation be a known code")
+    if kept is not None and (kept.shape[0] != Z.shape[0] or kept.shape[1] != Z.shape[1]):
+        raise ValueError("kept must have Z's shape")
     checked = _test_mask(dropout, Z.shape[0])
     if checked is not None:
         mask = _mask(checked)
     if Z.shape[0] and Z.shape[1]:
         k.bias_activation_forward(&Z[0, 0], &b[0], Z.shape[0], Z.shape[1], activation,
-                                  &mask if checked is not None else NULL)
+                                  &mask if checked is not None else NULL, &kept[0, 0] if kept is not None else NULL)
 
 
 def dropout_forward(floating[:, ::1] A, dropout):
@@ -144,7 +149,7 @@ def _loss_rows(floating[:, ::1] z, const int[::1] y, double m, int loss_kind):
     cdef floating[::1] losses_view = losses
     cdef Py_ssize_t[::1] predictions_view = predictions
     for i in range(z.shape[0]):
-        if loss_kind == LOSS_CROSS_ENTROPY:
+        if loss_kind == NNCORE_LOSS_CROSS_ENTROPY:
             losses_view[i] = k.cross_entropy_forward_backward(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
         else:
             losses_view[i] = k.mse_forward_backward(&z[i, 0], z.shape[1], y[i], <floating> m, &argmax)
@@ -163,12 +168,12 @@ def _loss_kernel(logits, y, m, int loss_kind):
 
 def cross_entropy_forward_backward(logits, y, m):
     """(per-sample losses, dlogits = (P - onehot) / m, argmax predictions) of logits (rows, k)."""
-    return _loss_kernel(logits, y, m, LOSS_CROSS_ENTROPY)
+    return _loss_kernel(logits, y, m, NNCORE_LOSS_CROSS_ENTROPY)
 
 
 def mse_forward_backward(logits, y, m):
     """(per-sample sum_k (p_k - onehot_k)^2, its gradient through the softmax / m, argmax predictions)."""
-    return _loss_kernel(logits, y, m, LOSS_MSE)
+    return _loss_kernel(logits, y, m, NNCORE_LOSS_MSE)
 
 
 def softmax_forward(floating[:, ::1] Z):
@@ -181,20 +186,23 @@ def softmax_forward(floating[:, ::1] Z):
 
 
 def activation_backward(floating[:, ::1] dA, const floating[:, ::1] A, floating[::1] db, int activation,
-                        dropout=None):
-    """dA *= f'(A) in place (an nncore.activations code); db += its column sums, in the same pass.
+                        dropout=None, const floating[:, ::1] Z=None):
+    """dA *= f'(z) in place (an nncore.activations code), read from the output A or, for an
+    activation whose derivative reads its input, from Z; db += its column sums, in the same pass.
     With dropout (as bias_activation_forward's), A is the dropped output and the mask applies to dA."""
     cdef Mask mask
     if A.shape[0] != dA.shape[0] or A.shape[1] != dA.shape[1] or db.shape[0] != dA.shape[1]:
         raise ValueError("dA and A must have one shape, db dA.shape[1] entries")
-    if not 0 <= activation < N_ACTIVATIONS:
+    if not 0 <= activation < NNCORE_ACTIVATION_COUNT:
         raise ValueError(f"unknown activation code {activation}")
+    if nncore_activation_reads_input(activation) and (Z is None or Z.shape[0] != A.shape[0] or Z.shape[1] != A.shape[1]):
+        raise ValueError(f"activation {activation} reads its input: Z of A's shape is needed")
     checked = _test_mask(dropout, dA.shape[0])
     if checked is not None:
         mask = _mask(checked)
     if dA.shape[0] and dA.shape[1]:
-        k.activation_backward(&dA[0, 0], &A[0, 0], dA.shape[0], dA.shape[1], &db[0], activation,
-                              &mask if checked is not None else NULL)
+        k.activation_backward(&dA[0, 0], &A[0, 0], &Z[0, 0] if Z is not None else NULL, dA.shape[0], dA.shape[1],
+                              &db[0], activation, &mask if checked is not None else NULL)
 
 
 def bias_backward(floating[::1] db, const floating[:, ::1] dZ):
@@ -266,108 +274,42 @@ def _check_flat(*arrays):
         raise ValueError("the flat buffers must have one length")
 
 
-cdef OptimizerConfig _optimizer_config(int kind, hyperparameters) except *:
-    cdef OptimizerConfig config
-    cdef Py_ssize_t i
-    config.kind = kind
-    for i in range(MAX_HYPERPARAMETERS):
-        config.hyperparameters[i] = hyperparameters[i] if i < len(hyperparameters) else 0.0
-    config.step0 = 0
-    return config
+OPTIMIZER_CODES = {nncore_optimizer_names[i].decode(): i for i in range(NNCORE_OPTIMIZER_COUNT)}
 
 
-def sgd_update(floating[::1] params, const floating[::1] grad, floating[::1] velocity, double lr,
-               double momentum, bint nesterov, double weight_decay):
-    """One SGD step over the flat buffers, in place (nncore.optim.sgd_update)."""
-    cdef OptimizerConfig opt = _optimizer_config(OPTIMIZER_SGD, (lr, momentum, nesterov, weight_decay))
-    _check_flat(params, grad, velocity)
-    if params.shape[0] == 0:
-        return
-    apply_update(&opt, &params[0], &grad[0], &velocity[0], &velocity[0], params.shape[0], 1)
-
-
-def adam_update(floating[::1] params, const floating[::1] grad, floating[::1] m, floating[::1] v,
-                long long step_number, double lr, double beta1, double beta2, double eps, double weight_decay):
-    """One Adam step over the flat buffers, in place; step_number counts from 1 (nncore.optim.adam_update)."""
-    cdef OptimizerConfig opt = _optimizer_config(OPTIMIZER_ADAM, (lr, beta1, beta2, eps, weight_decay))
-    _check_flat(params, grad, m, v)
-    if params.shape[0] == 0:
-        return
-    apply_update(&opt, &params[0], &grad[0], &m[0], &v[0], params.shape[0], step_number)
-
-
-# ---------------------------------------------------------------- measuring
-
-def gemm_floor_seconds(const floating[::1] params, layer_sizes, Py_ssize_t n_samples, Py_ssize_t batch_size,
-                       Py_ssize_t chunk_rows):
-    """Seconds that the gemm calls of one training epoch take alone (the benchmark's floor).
-
-    The same calls in the same order as nncore._core.train_epoch (forward per layer; dW per
-    layer; dX for all but the first), batches above ``chunk_rows`` in chunks of that many rows
-    as the core runs them, on workspaces of the same shapes, with nothing in between.
-    """
-    sizes = [int(s) for s in layer_sizes]
-    if len(sizes) < 2 or min(sizes) < 1 or n_samples < 1 or batch_size < 1 or chunk_rows < 1:
-        raise ValueError(f"need >= 2 positive layer sizes and positive counts, got {sizes}")
-    layer_pairs = list(zip(sizes[:len(sizes) - 1], sizes[1:]))
-    if params.shape[0] != sum(a * b + b for a, b in layer_pairs):
-        raise ValueError(f"params do not match layer sizes {sizes}")
-    cdef Py_ssize_t chunk = min(chunk_rows, batch_size, n_samples)
-    if chunk * max(sizes) > INT_MAX:
-        raise ValueError("the products exceed the 32-bit BLAS index range")
-    w_offsets, act_offsets, position, activations = [], [], 0, 0
-    for fan_in, fan_out in layer_pairs:
-        w_offsets.append(position)
-        position += fan_in * fan_out + fan_out
-        act_offsets.append(activations)
-        activations += chunk * fan_out
-    cdef Py_ssize_t[::1] size_table = np.array(sizes, dtype=np.intp)
-    cdef Py_ssize_t[::1] w_table = np.array(w_offsets, dtype=np.intp)
-    cdef Py_ssize_t[::1] act_table = np.array(act_offsets, dtype=np.intp)
-    dtype = np.asarray(params).dtype
-    cdef floating[::1] grad = np.zeros(params.shape[0], dtype=dtype)
-    cdef floating[::1] inputs = np.full(chunk * sizes[0], 0.5, dtype=dtype)
-    cdef floating[::1] acts = np.full(activations, 0.5, dtype=dtype)
-    cdef floating[::1] delta = np.full(chunk * max(sizes), 0.5, dtype=dtype)
-    cdef Py_ssize_t n_layers = len(sizes) - 1
-    began = time.perf_counter()  # a whole epoch of products: the Python clock's cost is nothing beside it
-    with nogil:
-        _epoch_gemms(n_layers, &size_table[0], &w_table[0], &act_table[0], &params[0], n_samples, chunk,
-                     &inputs[0], &acts[0], &grad[0], &delta[0])
-    return time.perf_counter() - began
-
-
-cdef void _epoch_gemms(Py_ssize_t n_layers, const Py_ssize_t* sizes, const Py_ssize_t* w_offsets,
-                       const Py_ssize_t* act_offsets, const floating* params, Py_ssize_t n_samples,
-                       Py_ssize_t chunk, const floating* inputs, floating* acts, floating* grad,
-                       floating* delta) noexcept nogil:
-    cdef Py_ssize_t start = 0, rows, l
-    cdef const floating* A
-    while start < n_samples:
-        rows = min(chunk, n_samples - start)
-        A = inputs
-        for l in range(n_layers):
-            # Z (rows, out) = A (rows, in) . W (in, out)
-            _blas.gemm(c'n', c'n', <int> sizes[l + 1], <int> rows, <int> sizes[l], 1, params + w_offsets[l],
-                       <int> sizes[l + 1], A, <int> sizes[l], 0, acts + act_offsets[l], <int> sizes[l + 1])
-            A = acts + act_offsets[l]
-        for l in range(n_layers - 1, -1, -1):
-            # dW (in, out) = A_prev^T (in, rows) . dZ (rows, out)
-            _blas.gemm(c'n', c't', <int> sizes[l + 1], <int> sizes[l], <int> rows, 1, acts + act_offsets[l],
-                       <int> sizes[l + 1], inputs if l == 0 else acts + act_offsets[l - 1], <int> sizes[l],
-                       0, grad + w_offsets[l], <int> sizes[l + 1])
-            if l > 0:
-                # dA (rows, in) = dZ (rows, out) . W^T (out, in)
-                _blas.gemm(c't', c'n', <int> sizes[l], <int> rows, <int> sizes[l + 1], 1, params + w_offsets[l],
-                           <int> sizes[l + 1], acts + act_offsets[l], <int> sizes[l + 1], 0, delta, <int> sizes[l])
-        start += rows
+def optimizer_update(config, floating[::1] params, const floating[::1] grad, states):
+    """One update of the optimizer that ``config`` names (a mapping of ops.h's fields, "kind" a name,
+    as nncore.optim's core_config()) over the flat buffers, in place; its step number is
+    config["steps_taken"] + 1. ``states``: the kind's state buffers, in its order."""
+    cdef OptimizerConfig opt
+    cdef floating* pointers[NNCORE_MAX_OPTIMIZER_STATES]
+    cdef floating[::1] state
+    memset(&opt, 0, sizeof(OptimizerConfig))
+    values = dict(opt)    # a dict of every field (struct to dict), filled by name below
+    fields = dict(config)
+    kind = fields.pop("kind", None)
+    if kind not in OPTIMIZER_CODES or set(fields) - set(values):
+        raise ValueError(f"unknown optimizer kind {kind!r} or fields {sorted(set(fields) - set(values))}")
+    values.update(fields, kind=OPTIMIZER_CODES[kind])
+    opt = values
+    states = list(states)
+    if len(states) != nncore_optimizer_states[opt.kind]:
+        raise ValueError(f"{kind} takes {nncore_optimizer_states[opt.kind]} state buffers, got {len(states)}")
+    if grad.shape[0] != params.shape[0]:
+        raise ValueError("the flat buffers must have one length")
+    for i, array in enumerate(states):
+        state = array    # a 1-D buffer of the parameters' dtype, or TypeError/ValueError
+        if state.shape[0] != params.shape[0]:
+            raise ValueError("the flat buffers must have one length")
+        pointers[i] = &state[0] if state.shape[0] else NULL
+    if params.shape[0]:
+        k.apply_update(&opt, &params[0], &grad[0], pointers, params.shape[0], opt.steps_taken + 1)
 
 
 # ---------------------------------------------------------------- narrow-layer kernels (src_c/narrow.c)
 
-NARROW_ACTIVATIONS = {"none": n.NNCORE_NARROW_NONE, "identity": n.NNCORE_NARROW_IDENTITY,
-                      "logistic": n.NNCORE_NARROW_LOGISTIC, "tanh": n.NNCORE_NARROW_TANH,
-                      "relu": n.NNCORE_NARROW_RELU}
+#: The activations by name (ops.h): the narrow wrappers take names.
+NARROW_ACTIVATIONS = {nncore_activation_names[i].decode(): i for i in range(NNCORE_ACTIVATION_COUNT)}
 NARROW_ISAS = tuple(n.nncore_narrow_isa_name(isa).decode() for isa in range(n.NNCORE_NARROW_ISA_COUNT))
 
 
@@ -443,7 +385,7 @@ cdef void _check_weights(Py_ssize_t K, Py_ssize_t width, W, b, Py_ssize_t z_rows
 
 
 def narrow_forward(floating[:, :] Z, const floating[:, :] A, const floating[:, :] W,
-                   const floating[::1] b=None, double alpha=1.0, activation="none"):
+                   const floating[::1] b=None, double alpha=1.0, activation="identity"):
     """Z (rows, n) := act(alpha * A (rows, K) . W (K, n) + b), in one pass (W packed here)."""
     cdef int code = _activation_code(activation)
     cdef Py_ssize_t rows = A.shape[0], K = A.shape[1], width = W.shape[1]
@@ -460,7 +402,7 @@ def narrow_forward(floating[:, :] Z, const floating[:, :] A, const floating[:, :
 
 
 def narrow_forward_u8(floating[:, :] Z, const unsigned char[:, :] X, index, const floating[:, :] W,
-                      const floating[::1] b=None, double alpha=1.0 / 255.0, activation="none",
+                      const floating[::1] b=None, double alpha=1.0 / 255.0, activation="identity",
                       floating[:, :] converted=None):
     """Z (rows, n) := act(alpha * X[index] . W + b), X uint8 converted as it is read (X[:rows] when index is None);
     the rows as converted (unscaled) into ``converted`` (rows, K) when given."""
@@ -545,16 +487,16 @@ def narrow_weight_grad_u8(floating[:, :] dW, const unsigned char[:, :] X, index,
 
 
 def narrow_input_grad(floating[:, :] dA, const floating[:, :] dZ, const floating[:, :] W,
-                      const floating[:, :] A_out=None, activation="none", floating[::1] db=None):
-    """dA (rows, K) := (dZ (rows, n) . W^T) * act'(A_out); db (K,) += column sums of dA when given."""
+                      const floating[:, :] A_out=None, activation="identity", floating[::1] db=None):
+    """dA (rows, K) := (dZ (rows, n) . W^T) * act'(A_out), A_out what the derivative reads (ops.h: the
+    activation's output, or its input); db (K,) += column sums of dA when given."""
     cdef int code = _activation_code(activation)
     cdef Py_ssize_t rows = dZ.shape[0], K = W.shape[0], width = W.shape[1]
     if dZ.shape[1] != width or dA.shape[0] != rows or dA.shape[1] != K:
         raise ValueError(f"need dZ (rows, n), W (K, n), dA (rows, K); got ({dZ.shape[0]}, {dZ.shape[1]}), "
                          f"({W.shape[0]}, {W.shape[1]}), ({dA.shape[0]}, {dA.shape[1]})")
-    if code not in (n.NNCORE_NARROW_NONE, n.NNCORE_NARROW_IDENTITY) and (
-            A_out is None or A_out.shape[0] != rows or A_out.shape[1] != K):
-        raise ValueError(f"{activation} needs A_out ({rows}, {K}), the activation's output")
+    if activation != "identity" and (A_out is None or A_out.shape[0] != rows or A_out.shape[1] != K):
+        raise ValueError(f"{activation} needs A_out ({rows}, {K}), what its derivative reads")
     _check_width(width)
     if db is not None and db.shape[0] != K:
         raise ValueError(f"db must have {K} entries, got {db.shape[0]}")
@@ -608,10 +550,10 @@ cdef void _narrow_forward_once(int impl, bint from_u8, _Operands* o, floating* d
             n.pack(<floating*> o.WT, <floating*> o.W, width, K, width)
         if from_u8:
             n.forward_u8(<floating*> o.Z, width, o.X, K, index, NULL, 0, <floating*> o.WT, <floating*> o.b, scale, rows, K,
-                         width, n.NNCORE_NARROW_RELU)
+                         width, NNCORE_ACTIVATION_RELU)
         else:
             n.forward(<floating*> o.Z, width, source, K, <floating*> o.WT, <floating*> o.b, 1, rows, K, width,
-                      n.NNCORE_NARROW_RELU)
+                      NNCORE_ACTIVATION_RELU)
         return
     if from_u8:
         k.gather_scale_uint8(<floating*> o.gathered, o.X, K, index, 0, rows, scale)
@@ -619,7 +561,7 @@ cdef void _narrow_forward_once(int impl, bint from_u8, _Operands* o, floating* d
     _blas.gemm(c'n', c'n', <int> width, <int> rows, <int> K, 1, <floating*> o.W, <int> width, source, <int> K, 0,
                <floating*> o.Z, <int> width)
     if impl == 2:
-        k.bias_activation_forward(<floating*> o.Z, <floating*> o.b, rows, width, k.ACTIVATION_RELU, NULL)
+        k.bias_activation_forward(<floating*> o.Z, <floating*> o.b, rows, width, NNCORE_ACTIVATION_RELU, NULL, NULL)
 
 
 cdef void _narrow_weight_grad_once(int impl, bint from_u8, _Operands* o, floating* dtype_marker,
@@ -648,12 +590,13 @@ cdef void _narrow_input_grad_once(int impl, _Operands* o, floating* dtype_marker
         if impl == 0:
             n.pack(<floating*> o.WT, <floating*> o.W, width, K, width)
         n.input_grad(<floating*> o.dA, K, <floating*> o.dZ, width, <floating*> o.WT, <floating*> o.A_out, K,
-                     n.NNCORE_NARROW_RELU, <floating*> o.db, rows, K, width)
+                     NNCORE_ACTIVATION_RELU, <floating*> o.db, rows, K, width)
         return
     _blas.gemm(c't', c'n', <int> K, <int> rows, <int> width, 1, <floating*> o.W, <int> width, <floating*> o.dZ,
                <int> width, 0, <floating*> o.dA, <int> K)
     if impl == 2:
-        k.activation_backward(<floating*> o.dA, <floating*> o.A_out, rows, K, <floating*> o.db, k.ACTIVATION_RELU, NULL)
+        k.activation_backward(<floating*> o.dA, <floating*> o.A_out, NULL, rows, K, <floating*> o.db,
+                              NNCORE_ACTIVATION_RELU, NULL)
 
 
 cdef void _narrow_repeat(int op, int impl, bint from_u8, bint fresh_rows, _Operands* o, floating* dtype_marker,

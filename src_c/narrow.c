@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "narrow.h"
+#include "ops.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define NN_VECTORS 1

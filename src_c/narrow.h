@@ -31,16 +31,9 @@
 extern "C" {
 #endif
 
-/* The activation the forward epilogue applies and the input gradient differentiates (from the
- * layer's output a): none (logits) and identity: z; logistic: 1 / (1 + e^-z), a' = a (1 - a);
- * tanh: a' = 1 - a^2; relu: max(z, 0) (NaN kept), a' = 1 where a > 0, else 0. */
-enum nncore_narrow_activation {
-    NNCORE_NARROW_NONE = 0,
-    NNCORE_NARROW_IDENTITY = 1,
-    NNCORE_NARROW_LOGISTIC = 2,
-    NNCORE_NARROW_TANH = 3,
-    NNCORE_NARROW_RELU = 4
-};
+/* `activation` is an ops.h code (NNCORE_ACTIVATION_*): the forward epilogue applies it, the input
+ * gradient multiplies by its derivative, read from A_out (ops.h: the layer's output, or its input for
+ * an activation whose derivative reads that). The output layer's logits use identity. */
 
 enum nncore_narrow_isa {
     NNCORE_NARROW_SCALAR = 0,     /* plain C, any compiler */
@@ -104,9 +97,10 @@ void nncore_narrow_weight_grad_u8_f64(double* dWT, ptrdiff_t lddwt, const unsign
                                       const ptrdiff_t* index, const double* dZ, ptrdiff_t lddz, double alpha,
                                       int accumulate, ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n);
 
-/* dA (rows, K) [ldda] = (dZ . W^T) * act'(A_out), W given packed. A_out (rows, K) [ld_out] is the
- * layer input's activation output (unused, may be NULL, for none/identity); db (K,), when not
- * NULL, gets the column sums of dA added (the previous layer's bias gradient). */
+/* dA (rows, K) [ldda] = (dZ . W^T) * act'(A_out), W given packed. A_out (rows, K) [ld_out] is what
+ * the derivative of the previous layer's activation reads (ops.h; unused, may be NULL, for
+ * identity); db (K,), when not NULL, gets the column sums of dA added (the previous layer's bias
+ * gradient). */
 void nncore_narrow_input_grad_f32(float* dA, ptrdiff_t ldda, const float* dZ, ptrdiff_t lddz, const float* WT,
                                   const float* A_out, ptrdiff_t ld_out, int activation, float* db,
                                   ptrdiff_t rows, ptrdiff_t K, ptrdiff_t n);

@@ -20,13 +20,13 @@
 #define NN_FN(name) NN_CAT(name, NN_ID)
 #if NN_DOUBLE
 #define T double
-#define NN_EXP exp
-#define NN_TANH tanh
+#define NN_ACTIVATE nncore_activate_f64
+#define NN_DERIVATIVE nncore_derivative_f64
 #define NN_KERNELS nncore_narrow_kernels_f64
 #else
 #define T float
-#define NN_EXP expf
-#define NN_TANH tanhf
+#define NN_ACTIVATE nncore_activate_f32
+#define NN_DERIVATIVE nncore_derivative_f32
 #define NN_KERNELS nncore_narrow_kernels_f32
 #endif
 #define VL NN_LANES
@@ -84,44 +84,28 @@ NN_INLINE V NN_FN(load_u8_partial)(const unsigned char* p, ptrdiff_t count) {
     return NN_FN(load_u8)(lanes);
 }
 
-/* dA := dA * act'(a), from the activation's output a (narrow.h). */
-NN_INLINE V NN_FN(activation_backward)(V dA, V a, int activation) {
-    V one = NN_FN(splat)(1);
-    switch (activation) {
-    case NNCORE_NARROW_LOGISTIC:
-        return dA * (a * (one - a));
-    case NNCORE_NARROW_TANH:
-        return dA * (one - a * a);
-    case NNCORE_NARROW_RELU: {
+/* dA := dA * act'(x), x what the derivative reads (narrow.h, ops.h): ReLU as a vector select, every
+ * other activation lane by lane through ops.h's definition, one loop per code so each inlines. */
+NN_INLINE V NN_FN(activation_backward)(V dA, V x, int activation) {
+    if (activation == NNCORE_ACTIVATION_RELU) {
 #if NN_LANES > 1
         V zero = {0};
-        return (V) ((__typeof__(a > zero)) dA & (a > zero));  /* a select: NaN in dA where a > 0 stays */
+        return (V) ((__typeof__(x > zero)) dA & (x > zero));  /* a select: NaN in dA where x > 0 stays */
 #else
-        return a > 0 ? dA : 0;
+        return x > 0 ? dA : 0;
 #endif
     }
-    default:
-        return dA;
-    }
-}
-
-NN_INLINE T NN_FN(activation_forward)(T z, int activation) {
+    T lanes[VL];
+    NN_FN(store)(lanes, x);
     switch (activation) {
-    case NNCORE_NARROW_LOGISTIC:
-        /* exp of a non-positive number only: never overflows */
-        if (z >= 0)
-            return 1 / (1 + NN_EXP(-z));
-        else {
-            T e = NN_EXP(z);
-            return e / (1 + e);
-        }
-    case NNCORE_NARROW_TANH:
-        return NN_TANH(z);
-    case NNCORE_NARROW_RELU:
-        return z < 0 ? 0 : z;  /* NaN stays NaN, so a diverged batch is still seen */
-    default:
-        return z;
+#define NN_DERIVATIVE_CASE(name, text) \
+    case NNCORE_ACTIVATION_##name: \
+        NN_UNROLL for (int l = 0; l < VL; l++) lanes[l] = NN_DERIVATIVE(NNCORE_ACTIVATION_##name, lanes[l]); \
+        break;
+        NNCORE_ACTIVATION_LIST(NN_DERIVATIVE_CASE)
+#undef NN_DERIVATIVE_CASE
     }
+    return dA * NN_FN(load)(lanes);
 }
 
 /* ---------------------------------------------------------------- shuffles: transposes and sum trees
@@ -284,12 +268,12 @@ NN_INLINE void NN_FN(dot_step)(const int R, const int G, V acc[NN_MAX_ROWS][NN_M
 #undef NN_ROW
 }
 
-/* The libm activations lane by lane: out of line, they would be inlined into every tile shape. */
+/* Every activation but ReLU, lane by lane through ops.h: out of line, it would be inlined into every tile shape. */
 static NN_NOINLINE V NN_FN(activate_lanes)(V total, int count, int activation) {
     T lanes[VL];
     NN_FN(store)(lanes, total);
     for (int l = 0; l < count; l++)
-        lanes[l] = NN_FN(activation_forward)(lanes[l], activation);
+        lanes[l] = NN_ACTIVATE(activation, lanes[l]);
     return NN_FN(load)(lanes);
 }
 
@@ -302,13 +286,13 @@ NN_INLINE void NN_FN(forward_epilogue)(T* z, V s, int count, int first, int last
     if (last) {
         V bias = b == NULL ? NN_FN(splat)(0) : whole ? NN_FN(load)(b) : NN_FN(load_partial)(b, count);
         total = NN_FMA(bias, NN_FN(splat)(alpha), total);
-        if (activation == NNCORE_NARROW_RELU) {
+        if (activation == NNCORE_ACTIVATION_RELU) {
 #if NN_LANES > 1
             total = (V) ((__typeof__(total < total)) total & ~(total < NN_FN(splat)(0)));  /* NaN stays */
 #else
             total = total < 0 ? 0 : total;
 #endif
-        } else if (activation == NNCORE_NARROW_LOGISTIC || activation == NNCORE_NARROW_TANH) {
+        } else if (activation != NNCORE_ACTIVATION_IDENTITY) {
             total = NN_FN(activate_lanes)(total, count, activation);
         }
     }
@@ -420,7 +404,7 @@ static void NN_FN(forward)(T* Z, ptrdiff_t ldz, const T* A, ptrdiff_t lda,
     if (K == 0) {
         for (ptrdiff_t i = 0; i < rows; i++)
             for (ptrdiff_t j = 0; j < n; j++)
-                Z[i * ldz + j] = NN_FN(activation_forward)(b != NULL ? b[j] : 0, activation);
+                Z[i * ldz + j] = NN_ACTIVATE(activation, b != NULL ? b[j] : 0);
         return;
     }
     for (ptrdiff_t k0 = 0; k0 < K; k0 += block) {
@@ -583,7 +567,7 @@ NN_INLINE void NN_FN(input_tile)(const int R, const int KV, const int partial,
                 acc[r][v] = NN_FMA(acc[r][v], d, w[v]);
         }
     }
-    const int derivative = activation != NNCORE_NARROW_NONE && activation != NNCORE_NARROW_IDENTITY;
+    const int derivative = activation != NNCORE_ACTIVATION_IDENTITY;
     V column_sums[NN_MAX_GROUP];
     NN_UNROLL for (int v = 0; v < KV; v++)
         column_sums[v] = NN_FN(splat)(0);
@@ -676,8 +660,8 @@ static const struct NN_KERNELS NN_FN(kernels) = {
 #undef NN_ID
 #undef NN_LANES
 #undef NN_DOUBLE
-#undef NN_EXP
-#undef NN_TANH
+#undef NN_ACTIVATE
+#undef NN_DERIVATIVE
 #undef NN_KERNELS
 #undef V
 #undef T

@@ -1,6 +1,6 @@
 """The compiled core is really compiled, really imported, and built from the sources in this checkout."""
-import hashlib
 import importlib.machinery
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -35,24 +35,16 @@ def test_the_cython_backend_is_the_compiled_core():
 
 
 def test_build_metadata_attributes():
-    assert isinstance(_core.OPENMP, bool) and isinstance(_core.DEBUG_BUILD, bool)
+    assert isinstance(_core.THREADED, bool) and isinstance(_core.DEBUG_BUILD, bool)
     assert len(_core.SOURCE_HASH) == 64
 
 
-def _hashed_sources(directory):
-    """Exactly setup.py's hashed_sources(): .pyx, .pxd, .h and hand-written .c (not Cython's output), sorted."""
-    return sorted(path for path in directory.iterdir()
-                  if path.suffix in (".pyx", ".pxd", ".h", ".c")
-                  and not (path.suffix == ".c" and path.with_suffix(".pyx").exists()))
-
-
 def _source_hash(directory):
-    """Exactly setup.py's source_hash(): SHA-256 over name and bytes of each hashed source."""
-    digest = hashlib.sha256()
-    for path in _hashed_sources(directory):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    """setup.py's hash of the sources, from the one file that defines it (src_c/source_hash.py)."""
+    spec = importlib.util.spec_from_file_location("nncore_source_hash", directory / "source_hash.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.source_hash(directory)
 
 
 def test_extension_was_built_from_the_current_sources():

@@ -142,7 +142,7 @@ def test_user_mistakes_print_one_line_and_exit_1(argv, message, trained, data_di
 
 
 @pytest.mark.parametrize("argv", [["train", "--epochs", "-1"], ["train", "--lr", "fast"],
-                                  ["train", "--optimizer", "rmsprop"], ["train", "--hidden", "0"],
+                                  ["train", "--optimizer", "lbfgs"], ["train", "--hidden", "0"],
                                   ["predict", "m.npz"], ["frobnicate"], []])
 def test_bad_command_lines_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as caught:

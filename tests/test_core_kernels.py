@@ -12,7 +12,7 @@ import pytest
 
 from nncore import _testing as kernels
 from nncore import losses as reference
-from nncore import optim
+from nncore.optim import SGD, Adam, AdamW, RMSprop
 from nncore.activations import ACTIVATIONS
 from nncore.backends import numpy_backend as nb
 
@@ -56,17 +56,23 @@ def test_bias_activation_forward_matches_reference(dtype, activation):
     rng = np.random.default_rng(0)
     Z = (rng.standard_normal((33, 17)) * 3).astype(dtype)
     b = rng.standard_normal(17).astype(dtype)
-    expected = nb.bias_activation_forward(Z.copy(), b, activation)
-    actual = Z.copy()
-    kernels.bias_activation_forward(actual, b, activation.code)
-    if activation.name in ("relu", "identity"):
+    expected, expected_kept = nb.bias_activation_forward(Z.copy(), b, activation)
+    actual, kept = Z.copy(), np.full_like(Z, np.nan)
+    kernels.bias_activation_forward(actual, b, activation.code, kept=kept)
+    np.testing.assert_array_equal(kept, Z + b)  # z before the activation, for those that read it
+    if expected_kept is not None:
+        np.testing.assert_array_equal(expected_kept, Z + b)
+    if activation.name in ("relu", "identity", "leaky_relu"):
         np.testing.assert_array_equal(actual, expected)
+    elif activation.name == "gelu":  # erf from libm and from SciPy: a few ulps, cancelling in 1 + erf near -inf
+        np.testing.assert_allclose(actual, expected, rtol=TRANSCENDENTAL_RTOL[dtype],
+                                   atol=TRANSCENDENTAL_RTOL[dtype] * 4)
     else:
         np.testing.assert_allclose(actual, expected, rtol=TRANSCENDENTAL_RTOL[dtype], atol=0)
 
 
 def test_every_activation_keeps_nan_so_divergence_is_seen():
-    for name in ("relu", "logistic", "tanh", "identity"):
+    for name in ACTIVATIONS:
         Z = np.array([[np.nan, -1.0, 2.0]])
         kernels.bias_activation_forward(Z, np.zeros(3), ACTIVATIONS[name].code)
         assert np.isnan(Z[0, 0]), name
@@ -78,7 +84,7 @@ def test_every_activation_keeps_nan_so_divergence_is_seen():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_logistic_is_exact_in_the_tails_where_the_naive_formula_overflows(dtype):
     Z = np.array([[-1e4, -800.0, -100.0, -30.0, 0.0, 30.0, 100.0, 800.0, 1e4]], dtype=dtype)
-    expected = nb.bias_activation_forward(Z.copy(), np.zeros(9, dtype), ACTIVATIONS["logistic"])
+    expected, _ = nb.bias_activation_forward(Z.copy(), np.zeros(9, dtype), ACTIVATIONS["logistic"])
     kernels.bias_activation_forward(Z, np.zeros(9, dtype), ACTIVATIONS["logistic"].code)
     assert np.all(np.isfinite(Z)) and np.all((Z >= 0) & (Z <= 1))
     np.testing.assert_allclose(Z, expected, rtol=TRANSCENDENTAL_RTOL[dtype], atol=0)
@@ -168,7 +174,7 @@ def test_softmax_forward_matches_reference_and_is_stable(dtype):
 
 
 def activation_outputs(activation, shape, dtype, rng):
-    """What a layer of ``activation`` outputs: its forward pass over random pre-activations."""
+    """What a layer of ``activation`` keeps: (its output, its input z or None), over random pre-activations."""
     return nb.bias_activation_forward((rng.standard_normal(shape) * 2).astype(dtype), np.zeros(shape[1], dtype),
                                       activation)
 
@@ -177,23 +183,33 @@ def activation_outputs(activation, shape, dtype, rng):
 @pytest.mark.parametrize("activation", list(ACTIVATIONS.values()), ids=list(ACTIVATIONS))
 def test_activation_backward_applies_the_derivative_in_place_and_sums_the_bias_gradient(dtype, activation):
     rng = np.random.default_rng(4)
-    A = activation_outputs(activation, (25, 13), dtype, rng)
+    A, Z = activation_outputs(activation, (25, 13), dtype, rng)
     dA = rng.standard_normal((25, 13)).astype(dtype)
-    expected = nb.activation_backward(dA.copy(), A, activation)
+    expected = nb.activation_backward(dA.copy(), A, Z, activation)
     actual, db = dA.copy(), np.zeros(13, dtype)
-    kernels.activation_backward(actual, A, db, activation.code)
-    np.testing.assert_array_equal(actual, expected)
+    kernels.activation_backward(actual, A, db, activation.code, Z=Z)
+    if activation.name == "gelu":  # erf and exp from libm and from SciPy/NumPy: a few ulps
+        np.testing.assert_allclose(actual, expected, rtol=TRANSCENDENTAL_RTOL[dtype] * 4,
+                                   atol=TRANSCENDENTAL_RTOL[dtype])
+    else:
+        np.testing.assert_array_equal(actual, expected)
     close(db, expected.sum(axis=0), dtype, scale=10)
+
+
+def test_an_activation_that_reads_its_input_is_refused_without_it():
+    with pytest.raises(ValueError, match="reads its input"):
+        kernels.activation_backward(np.ones((2, 3)), np.ones((2, 3)), np.zeros(3), ACTIVATIONS["gelu"].code)
 
 
 @pytest.mark.parametrize("activation", list(ACTIVATIONS.values()), ids=list(ACTIVATIONS))
 def test_each_backward_is_the_derivative_of_its_forward(activation):
-    """f'(z), written from the output A = f(z), against central differences of f itself."""
-    z = np.linspace(-4, 4, 41)[None, :] + 0.0123  # away from relu's kink at 0
+    """f'(z), written from the output A = f(z) (or from z itself, ``reads_input``), against central
+    differences of f itself."""
+    z = np.linspace(-4, 4, 41)[None, :] + 0.0123  # away from the ReLUs' kink at 0
     h = 1e-6
     forward = lambda values: activation.forward(values.copy())  # noqa: E731
     numeric = (forward(z + h) - forward(z - h)) / (2 * h)
-    derivative = activation.backward(np.ones_like(z), forward(z))
+    derivative = activation.backward(np.ones_like(z), z.copy() if activation.reads_input else forward(z))
     np.testing.assert_allclose(derivative, numeric, rtol=1e-8, atol=1e-9)
 
 
@@ -230,10 +246,11 @@ def test_gather_rejects_rows_out_of_range():
         gather(np.zeros((3, 2), np.uint8), [3], np.float32)
 
 
-SGD_CASES = [dict(lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0),
-             dict(lr=0.05, momentum=0.0, nesterov=False, weight_decay=1e-2),
-             dict(lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.0),
-             dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)]
+OPTIMIZER_CASES = [SGD(lr=0.1), SGD(lr=0.05, weight_decay=1e-2), SGD(lr=0.1, momentum=0.9),
+                   SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4),
+                   Adam(lr=1e-3), Adam(lr=1e-3, weight_decay=1e-2), AdamW(lr=1e-3), AdamW(lr=1e-2, weight_decay=0.1),
+                   RMSprop(lr=1e-2), RMSprop(lr=1e-2, momentum=0.9), RMSprop(lr=1e-2, centered=True),
+                   RMSprop(lr=1e-3, alpha=0.9, momentum=0.5, centered=True, weight_decay=1e-3)]
 
 
 def _update_tolerance(dtype):
@@ -242,46 +259,42 @@ def _update_tolerance(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", SGD_CASES)
-def test_sgd_update_matches_reference_over_three_steps(dtype, case):
-    rng = np.random.default_rng(8)
-    params = rng.standard_normal(1001).astype(dtype)
-    ref_params, velocity, ref_velocity = params.copy(), np.zeros_like(params), np.zeros_like(params)
-    for _ in range(3):
-        grad = rng.standard_normal(1001).astype(dtype)
-        before = params.copy()
-        kernels.sgd_update(params, grad, velocity, **case)
-        optim.sgd_update(ref_params, grad, ref_velocity, **case)
-        np.testing.assert_allclose(params - before, ref_params - before, **_update_tolerance(dtype))
-        np.testing.assert_allclose(velocity, ref_velocity, **_update_tolerance(dtype))
-        params = ref_params.copy()
-        velocity = ref_velocity.copy()
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
-def test_adam_update_matches_reference_with_bias_correction(dtype, weight_decay):
+@pytest.mark.parametrize("optimizer", OPTIMIZER_CASES, ids=repr)
+def test_each_optimizer_kernel_follows_its_numpy_update_step_by_step(dtype, optimizer):
+    """The compiled update of every kind, configured by name (core_config), against the class's
+    NumPy update, over steps 1, 2, 3 and 50 (Adam's bias correction counts them)."""
     rng = np.random.default_rng(9)
+    optimizer = type(optimizer)(**optimizer.hyperparameters())
+    optimizer.ensure_state(999, dtype)
     params = rng.standard_normal(999).astype(dtype)
-    m, v = np.zeros_like(params), np.zeros_like(params)
-    ref_params, ref_m, ref_v = params.copy(), m.copy(), v.copy()
     for step in (1, 2, 3, 50):
+        optimizer.step = step - 1
         grad = rng.standard_normal(999).astype(dtype)
-        before = params.copy()
-        kernels.adam_update(params, grad, m, v, step, 1e-3, 0.9, 0.999, 1e-8, weight_decay)
-        optim.adam_update(ref_params, grad, ref_m, ref_v, step, 1e-3, 0.9, 0.999, 1e-8, weight_decay)
-        np.testing.assert_allclose(params - before, ref_params - before, **_update_tolerance(dtype))
-        np.testing.assert_allclose(m, ref_m, **_update_tolerance(dtype))
-        np.testing.assert_allclose(v, ref_v, **_update_tolerance(dtype))
-        params, m, v = ref_params.copy(), ref_m.copy(), ref_v.copy()
+        states = [buffer.copy() for buffer in optimizer.state_buffers().values()]
+        before, compiled = params.copy(), params.copy()
+        kernels.optimizer_update(optimizer.core_config(), compiled, grad, states)
+        optimizer.step += 1
+        optimizer.numpy_update(params, grad)
+        np.testing.assert_allclose(compiled - before, params - before, **_update_tolerance(dtype))
+        for state, (name, reference) in zip(states, optimizer.state_buffers().items()):
+            np.testing.assert_allclose(state, reference, **_update_tolerance(dtype), err_msg=name)
 
 
 def test_adam_first_step_moves_every_parameter_by_lr():
     # With bias correction, step 1 is lr * g / (|g| + eps): the sign of g times lr.
     params = np.zeros(4)
     grad = np.array([3.0, -0.5, 1e-3, -7.0])
-    kernels.adam_update(params, grad, np.zeros(4), np.zeros(4), 1, 0.01, 0.9, 0.999, 1e-12, 0.0)
+    config = Adam(lr=0.01, eps=1e-12).core_config()
+    kernels.optimizer_update(config, params, grad, [np.zeros(4), np.zeros(4)])
     np.testing.assert_allclose(params, -0.01 * np.sign(grad), rtol=1e-8)
+
+
+def test_adamw_decays_the_parameters_apart_from_the_gradient():
+    # A zero gradient leaves Adam's moments at zero: AdamW's step is the decay alone.
+    params = np.array([1.0, -2.0, 4.0])
+    kernels.optimizer_update(AdamW(lr=0.1, weight_decay=0.5).core_config(), params, np.zeros(3),
+                             [np.zeros(3), np.zeros(3)])
+    np.testing.assert_array_equal(params, np.array([1.0, -2.0, 4.0]) * (1 - 0.1 * 0.5))
 
 
 def test_gather_wrapper_rejects_one_dimensional_inputs():

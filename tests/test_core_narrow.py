@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from nncore import _testing
+from nncore.activations import ACTIVATIONS
 
 DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
@@ -81,7 +82,7 @@ def test_forward_of_float_rows_is_blas_plus_bias(isa, dtype, width):
         A, W, _, _ = operands(rng, rows, K, width, dtype)
         b = rng.standard_normal(width).astype(dtype)
         Z = strided(np.full((rows, width), np.nan, dtype))
-        _testing.narrow_forward(Z, strided(A), strided(W), b, 0.5, "none")
+        _testing.narrow_forward(Z, strided(A), strided(W), b, 0.5, "identity")
         expected = 0.5 * reference_product(A, W) + b
         assert_within_bound(Z, expected, 0.5 * reference_product(np.abs(A), np.abs(W)) + np.abs(b), dtype)
 
@@ -96,7 +97,7 @@ def test_forward_of_uint8_rows_through_an_index_is_the_scaled_gather_times_w(isa
         b = rng.standard_normal(width).astype(dtype)
         Z = np.full((rows, width), np.nan, dtype)
         converted = strided(np.full((rows, K), np.nan, dtype))
-        _testing.narrow_forward_u8(Z, strided(X, offset=3, pad=5), index, strided(W), b, scale, "none", converted)
+        _testing.narrow_forward_u8(Z, strided(X, offset=3, pad=5), index, strided(W), b, scale, "identity", converted)
         gathered = X[index].astype(np.float64) * scale
         expected = reference_product(gathered, W) + b
         assert_within_bound(Z, expected, reference_product(gathered, np.abs(W)) + np.abs(b), dtype)
@@ -114,17 +115,13 @@ def test_forward_of_uint8_rows_without_an_index_reads_the_first_rows(dtype):
     np.testing.assert_array_equal(Z, Z_indexed)
 
 
-NUMPY_ACTIVATIONS = {
-    "none": lambda z: z,
-    "identity": lambda z: z,
-    "logistic": lambda z: 1 / (1 + np.exp(-z)),
-    "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0),
-}
+def numpy_activation(name, Z):
+    """The registry's definition of activation ``name`` (nncore.activations), on a copy of Z."""
+    return ACTIVATIONS[name].forward(np.array(Z, dtype=np.float64))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("activation", sorted(NUMPY_ACTIVATIONS))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_forward_epilogue_applies_the_activation(isa, dtype, activation):
     rng = np.random.default_rng(7)
     A, W, _, _ = operands(rng, 45, 130, 12, dtype)
@@ -132,7 +129,7 @@ def test_forward_epilogue_applies_the_activation(isa, dtype, activation):
     Z = np.empty((45, 12), dtype)
     _testing.narrow_forward(Z, A, W, b, 1.0, activation)
     pre = reference_product(A, W) + b
-    expected = NUMPY_ACTIVATIONS[activation](pre)
+    expected = numpy_activation(activation, pre)
     # the activations' slopes are at most 1: the product's bound carries through
     assert_within_bound(Z, expected, reference_product(np.abs(A), np.abs(W)) + np.abs(b) + np.abs(expected), dtype)
 
@@ -207,14 +204,9 @@ def test_weight_grad_of_no_rows_is_zero_or_unchanged(dtype):
 
 # ---------------------------------------------------------------- dA
 
-def numpy_activation_backward(dA, A_out, activation):
-    if activation == "logistic":
-        return dA * (A_out * (1 - A_out))
-    if activation == "tanh":
-        return dA * (1 - A_out * A_out)
-    if activation == "relu":
-        return dA * (A_out > 0)
-    return dA
+def numpy_activation_backward(dA, x, activation):
+    """dA * f'(z) by the registry's definition, f' read from x (the output, or the input: ops.h)."""
+    return ACTIVATIONS[activation].backward(np.array(dA, dtype=np.float64), x)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -226,7 +218,7 @@ def test_input_grad_is_dz_at_w_transposed_with_the_bias_grad(isa, dtype, width):
         W = rng.standard_normal((K, width)).astype(dtype)
         dA = strided(np.full((rows, K), np.nan, dtype))
         db = np.ones(K, dtype)
-        _testing.narrow_input_grad(dA, strided(dZ), strided(W), None, "none", db)
+        _testing.narrow_input_grad(dA, strided(dZ), strided(W), None, "identity", db)
         expected = reference_product(dZ, W.T)
         magnitude = reference_product(np.abs(dZ), np.abs(W.T))
         assert_within_bound(dA, expected, magnitude, dtype)
@@ -234,13 +226,15 @@ def test_input_grad_is_dz_at_w_transposed_with_the_bias_grad(isa, dtype, width):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("activation", sorted(NUMPY_ACTIVATIONS))
-def test_input_grad_applies_the_derivative_from_the_layer_output(isa, dtype, activation):
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_input_grad_applies_the_derivative_from_what_it_reads(isa, dtype, activation):
+    """f' of the layer's output, or of its input for an activation whose derivative reads that (GELU)."""
     rng = np.random.default_rng(11)
     for rows, K in [(13, 37), (8, 128), (3, 5)]:
         dZ = rng.standard_normal((rows, 10)).astype(dtype)
         W = rng.standard_normal((K, 10)).astype(dtype)
-        A_out = NUMPY_ACTIVATIONS[activation](rng.standard_normal((rows, K))).astype(dtype)
+        Z = rng.standard_normal((rows, K))
+        A_out = (Z if ACTIVATIONS[activation].reads_input else numpy_activation(activation, Z)).astype(dtype)
         dA, db = np.empty((rows, K), dtype), np.zeros(K, dtype)
         _testing.narrow_input_grad(dA, dZ, W, strided(A_out), activation, db)
         product = reference_product(dZ, W.T)

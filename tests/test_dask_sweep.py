@@ -80,26 +80,27 @@ def test_a_search_on_the_workers_scores_as_the_same_search_here(client, search_c
     np.testing.assert_array_equal(there.predict_proba(X), here.predict_proba(X))
 
 
-def blas_threads_during_fit(n_threads):
-    """(BLAS thread counts inside an epoch of a fit with ``n_threads``, and after it), in this process."""
+def threads_in_a_fit(n_threads):
+    """(nncore's default thread count, the threads a large step would use with ``n_threads``, and the
+    BLAS thread counts after a fit with it), in this process."""
     from threadpoolctl import threadpool_info
 
-    def counts():
-        return {pool["filepath"]: pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    from nncore import _core
+    from nncore.backends import get_backend
 
-    during = []
     X, y = blobs(n=64)
-    nncore.MLP([64, 8, 3], seed=0).fit(X, y, epochs=1, n_threads=n_threads,
-                                       callbacks=[lambda epoch, logs: during.append(counts())])
-    return during[0], counts()
+    nncore.MLP([64, 8, 3], seed=0).fit(X, y, epochs=1, n_threads=n_threads, verbose=0)
+    large = nncore.MLP([784, 512, 10]).network
+    blas = {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    return _core.get_num_threads(), get_backend("cython", n_threads).step_threads(large, 128), blas
 
 
 @pytest.mark.parametrize("n_threads, expected", [(None, 1), (1, 1), (2, 2)])
-def test_blas_threads_in_a_worker_are_one_unless_the_fit_asks(client, n_threads, expected):
-    # Dask's nanny starts workers with OPENBLAS_NUM_THREADS=1; n_threads sets the count for a fit.
-    during, after = client.submit(blas_threads_during_fit, n_threads, pure=False).result()
-    assert during and set(during.values()) == {expected}
-    assert set(after.values()) == {1}
+def test_nncores_threads_in_a_worker_are_one_unless_the_fit_asks(client, n_threads, expected):
+    # Dask's nanny starts workers with OMP_NUM_THREADS=1 (nncore's default count) and
+    # OPENBLAS_NUM_THREADS=1; n_threads sets the count for a fit, and BLAS stays as it was.
+    default, used, blas = client.submit(threads_in_a_fit, n_threads, pure=False).result()
+    assert (default, used, blas) == (1, expected, {1})
 
 
 def test_the_example_sweeps_on_a_two_process_local_cluster_and_says_once_that_fits_stop_at_max_iter(monkeypatch,

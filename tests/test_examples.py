@@ -62,10 +62,12 @@ def test_kaggle_csv_example_reads_a_csv_with_a_header(run_example, tmp_path):
 
 
 def test_every_training_example_is_tested():
-    # make_pictures.py is tested above, dask_sweep.py in test_dask_sweep.py.
+    # make_pictures.py is tested below, dask_sweep.py in test_dask_sweep.py, demo_pictures.py in
+    # test_demo_browser.py.
     tested = {"mnist_784_10_10_gd.py", "mnist_784_10_10_mse.py", "mnist_minibatch_nll.py", "mnist_deep_he.py",
               "fashion_mnist.py", "kaggle_csv.py", "regularized_recipes.py"}
-    assert {path.name for path in EXAMPLES.glob("*.py")} - {"make_pictures.py", "dask_sweep.py"} == tested
+    others = {"make_pictures.py", "dask_sweep.py", "demo_pictures.py"}
+    assert {path.name for path in EXAMPLES.glob("*.py")} - others == tested
 
 
 def test_an_example_whose_dataset_no_source_provides_says_the_fixing_command_in_one_line(monkeypatch, tmp_path,

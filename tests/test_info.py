@@ -28,9 +28,14 @@ def test_collect_reports_build_libraries_and_cpu():
                 "blas_libraries", "openmp_libraries", "cpu", "environment", "kernel_note"):
         assert key in facts
     core = facts["compiled_core"]
-    assert set(core) >= {"available", "openmp", "debug_build"}
+    assert set(core) >= {"available", "threads", "narrow_isa", "debug_build"}
     if core["available"]:
-        assert core["path"].endswith((".so", ".pyd")) and isinstance(core["openmp"], bool)
+        from nncore import _core
+        assert core["path"].endswith((".so", ".pyd")) and core["narrow_isa"] in ("scalar", "vector128", "avx2", "avx512")
+        assert core["threads"]["default_count"] == _core.get_num_threads()
+        assert "passive" in core["threads"]["wait"] and core["threads"]["blas_inside_the_core"] == 1
+    # nncore's own pool is listed as nncore's, not as an OpenMP runtime
+    assert all(entry["internal_api"] != "nncore" for entry in facts["openmp_libraries"])
     blas = facts["scipy_blas"]
     assert blas is not None, "threadpoolctl should see SciPy's BLAS"
     for key in ("internal_api", "filepath", "version", "architecture", "num_threads"):

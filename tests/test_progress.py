@@ -31,7 +31,7 @@ def long_epoch_data(n=6000, n_features=784):
 
 
 def test_the_compiled_epoch_calls_its_progress_hook_between_batches_at_most_every_20_ms():
-    X, y = long_epoch_data()
+    X, y = long_epoch_data(30_000)  # 15,000 batches of 2: well over 0.1 s on a fast machine
     model = nncore.MLP([784, 64, 10], seed=0)
     optimizer = nncore.SGD(lr=0.01)
     optimizer.ensure_state(model.n_parameters, model.dtype)
@@ -39,21 +39,22 @@ def test_the_compiled_epoch_calls_its_progress_hook_between_batches_at_most_ever
     order = np.arange(len(X), dtype=np.intp)
     calls = []
     began = time.perf_counter()
-    _core.train_epoch(model.network.table, model.params, X, y.astype(np.int32), order, 2, 0, optimizer.core_code,
-                      optimizer.core_hyperparameters(), 0, optimizer.state_buffers()["velocity"],
-                      optimizer.state_buffers()["velocity"], loss_total, progress,
+    _core.train_epoch(model.network.table, model.params, X, y.astype(np.int32), order, batch_size=2,
+                      loss="cross_entropy", optimizer=optimizer.core_config(),
+                      states=[optimizer.state_buffers()["velocity"]], loss_total=loss_total, progress=progress,
                       on_progress=lambda: calls.append((time.perf_counter(), int(progress[0]), int(progress[2]))))
     elapsed = time.perf_counter() - began
     assert elapsed > 0.1, "the epoch must outlast several 20 ms intervals for this test to mean anything"
-    assert progress[0] == 3000 and len(calls) >= 1
+    assert progress[0] == len(X) // 2 and len(calls) >= 1
     assert len(calls) <= elapsed / 0.02 + 1
     times, batches, samples = map(np.array, zip(*calls))
     assert np.all(np.diff(times) >= 0.019)  # throttled
-    assert np.all(np.diff(batches) > 0) and np.all(batches < 3000) and np.all(samples == 2 * batches)
+    assert np.all(np.diff(batches) > 0) and np.all(batches < len(X) // 2) and np.all(samples == 2 * batches)
 
 
-def test_a_progress_hook_that_raises_stops_the_epoch_between_batches():
-    X, y = long_epoch_data()
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_a_progress_hook_that_raises_stops_the_epoch_between_batches(n_threads):
+    X, y = long_epoch_data(6000 if n_threads == 1 else 60_000)  # each well over 20 ms
 
     class Stop(Exception):
         pass
@@ -64,12 +65,14 @@ def test_a_progress_hook_that_raises_stops_the_epoch_between_batches():
     model = nncore.MLP([784, 64, 10], seed=0)
     optimizer = nncore.Adam()
     optimizer.ensure_state(model.n_parameters, model.dtype)
-    backend = get_backend("cython")
+    backend = get_backend("cython", n_threads)
     from nncore.losses import get_loss
+    batch_size = 2 if n_threads == 1 else 64  # 64 rows of 784-64-10: a step split over two threads
+    assert backend.step_threads(model.network, batch_size) == n_threads
     with pytest.raises(Stop):
-        backend.train_epoch(model.network, model.params, optimizer, X, y.astype(np.int32), 2, 0,
+        backend.train_epoch(model.network, model.params, optimizer, X, y.astype(np.int32), batch_size, 0,
                             get_loss("cross_entropy"), on_progress=lambda *counts: stop())
-    assert 0 < optimizer.step < 3000  # the batches applied before it, counted
+    assert 0 < optimizer.step < len(X) // batch_size  # the batches applied before it, counted
     assert np.all(np.isfinite(model.params))
 
 
@@ -78,11 +81,11 @@ def test_a_progress_hook_that_is_not_callable_is_refused():
     model = nncore.MLP([784, 4, 10], seed=0)
     optimizer = nncore.SGD()
     optimizer.ensure_state(model.n_parameters, model.dtype)
-    buffer = optimizer.state_buffers()["velocity"]
     with pytest.raises(TypeError, match="on_progress"):
         _core.train_epoch(model.network.table, model.params, X, y.astype(np.int32), np.arange(10, dtype=np.intp),
-                          2, 0, optimizer.core_code, optimizer.core_hyperparameters(), 0, buffer, buffer,
-                          np.zeros(1), np.zeros(4, np.intp), on_progress=3)
+                          batch_size=2, loss="cross_entropy", optimizer=optimizer.core_config(),
+                          states=[optimizer.state_buffers()["velocity"]], loss_total=np.zeros(1),
+                          progress=np.zeros(4, np.intp), on_progress=3)
 
 
 class Recorder(Callback):

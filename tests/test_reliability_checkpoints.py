@@ -19,7 +19,7 @@ import pytest
 
 import nncore
 from nncore.errors import CheckpointMismatch, ModelFileError, NNCoreWarning, OutputPathError
-from nncore.io import MAX_HEADER_BYTES, load_checkpoint, save_checkpoint, write_npz_atomic
+from nncore.io import CHECKPOINT_FORMAT_VERSION, MAX_HEADER_BYTES, load_checkpoint, save_checkpoint, write_npz_atomic
 
 from test_reliability_training import blobs, subprocess_environment
 
@@ -76,13 +76,15 @@ def test_a_20000_epoch_history_loads_and_one_more_epoch_writes_one_record(tmp_pa
     log = HistoryLog.reopen(tmp_path / training.log)
     log.write(0, records)
     log.close()
+    digest = log.digest(n)
     optimizer = nncore.Adam()
     optimizer.load_state_dict(checkpoint["optimizer_state"])
     optimizer.step = 5 * n
     model = nncore.MLP([12, 16, 3], seed=0)
     model.params[:] = checkpoint["params"]
     save_checkpoint(path, model, optimizer, TrainingState(
-        training.seed, 0, n, training.base_lr, dict(training.settings, epochs=n), training.log, False, False, None))
+        training.seed, 0, n, training.base_lr, dict(training.settings, epochs=n), training.log, False, False, None,
+        log_digest=digest))
     assert len(load_checkpoint(path)["history"]) == n
     checkpoint_bytes, log_bytes = path.stat().st_size, (tmp_path / training.log).stat().st_size
 
@@ -261,8 +263,8 @@ def test_a_second_process_is_refused_naming_the_first_and_its_files_are_left_alo
         process.wait(timeout=30)
         process.stdout.close()
         process.stderr.close()
-    # Its holder died: the lock went with it, and the leftover is cleaned by the next run.
-    nncore.MLP([12, 16, 3], seed=0).fit(*blobs(), epochs=1, checkpoint_dir=directory, backend="numpy")
+    # Its holder died: the lock went with it, and the leftover is cleaned by the next run, which resumes its checkpoint.
+    nncore.MLP([12, 16, 3], seed=0).fit(*blobs(), epochs=2, checkpoint_dir=directory, backend="numpy", resume=True)
     assert not list(directory.glob(".checkpoint.npz.*.tmp"))
 
 
@@ -331,5 +333,6 @@ def test_a_version_2_checkpoint_with_its_history_in_the_header_is_still_resumed(
     straight.fit(*blobs(), epochs=4, batch_size=16, seed=1, backend="numpy")
     np.testing.assert_array_equal(resumed.params, straight.params)
     reloaded = load_checkpoint(path)
-    assert reloaded["header"]["format_version"] == 3 and reloaded["history"].epoch == [1, 2, 3, 4]
+    assert reloaded["header"]["format_version"] == CHECKPOINT_FORMAT_VERSION
+    assert reloaded["history"].epoch == [1, 2, 3, 4]
     np.testing.assert_array_equal(reloaded["history"].loss, straight.history.loss)

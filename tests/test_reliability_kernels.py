@@ -18,6 +18,7 @@ compiled epoch runs, must not crash the process (both run in a child process).
 ``NNCORE_DEBUG_BUILD=1`` (bounds, wraparound and initialisation checks on, -O1) in a
 temporary copy of the sources and runs tests/test_core_*.py and this module against it.
 """
+import copy
 import os
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ import numpy as np
 import pytest
 
 import nncore
-from nncore import SGD, Adam, TrainingDiverged, inputs, optim
+from nncore import SGD, Adam, AdamW, RMSprop, TrainingDiverged, inputs, optim
 from nncore.activations import ACTIVATIONS
 from nncore.backends import compiled_core_status, get_backend, numpy_backend
 from nncore.losses import get_loss, softmax_forward
@@ -330,10 +331,20 @@ def test_a_batch_larger_than_the_core_chunk_matches_the_reference():
 
 
 ENTRY_POINT_PROBE = r'''
-import itertools, sys
+import itertools, sys, types
 import numpy as np
-from nncore import _core as module
+from nncore import _core
 from nncore.network import Network
+
+
+def train_epoch(layout, params, X, y, order, batch_size, loss, optimizer, states, loss_total, progress, n_threads):
+    """_core.train_epoch with every argument in a position, so the probe can replace each one."""
+    return _core.train_epoch(layout, params, X, y, order, batch_size=batch_size, loss=loss, optimizer=optimizer,
+                             states=states, loss_total=loss_total, progress=progress, n_threads=n_threads)
+
+
+module = types.SimpleNamespace(train_epoch=train_epoch, forward=_core.forward, evaluate=_core.evaluate,
+                               loss_and_grad=_core.loss_and_grad)
 
 network = Network((5, 4, 3), "tanh", "float32")
 params = np.ones(network.n_params, np.float32)
@@ -341,11 +352,12 @@ X, y = np.ones((6, 5), np.uint8), np.zeros(6, np.int32)
 order = np.arange(6, dtype=np.intp)
 state = np.zeros_like(params)
 VALID = {
-    "train_epoch": (network.table, params, X, y, order, 2, 0, 1, (0.01, 0.9, 0.999, 1e-8, 0.0), 0, state,
-                    state.copy(), np.zeros(1), np.zeros(4, np.intp)),
+    "train_epoch": (network.table, params, X, y, order, 2, "cross_entropy",
+                    {"kind": "adam", "lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}, [state, state.copy()],
+                    np.zeros(1), np.zeros(4, np.intp), 2),
     "forward": (network.table, params, X, np.zeros((6, 3), np.float32)),
-    "evaluate": (network.table, params, X, y, 0),
-    "loss_and_grad": (network.table, params, X, y, 1, np.zeros_like(params)),
+    "evaluate": (network.table, params, X, y, "cross_entropy"),
+    "loss_and_grad": (network.table, params, X, y, "mse", np.zeros_like(params)),
 }
 f32 = lambda *shape: np.ones(shape, np.float32)
 WRONG = [None, 3, -1, 2**40, 2.5, "x", [1.0, 2.0], (), f32(), f32(4), f32(3, 1), f32(1, 2, 3), f32(0), f32(0, 5),
@@ -435,10 +447,17 @@ def float_array(draw, shape, dtype, allow_views=True):
 DTYPES = [np.float32, np.float64, np.float16, np.int32, np.bool_, object]
 
 
+#: The optimizers the kernel fuzz updates with, each two steps in (Adam's bias correction counts).
+FUZZED_OPTIMIZERS = [SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01), Adam(lr=0.01, weight_decay=0.01),
+                     AdamW(lr=0.01), RMSprop(lr=0.01, momentum=0.5, centered=True)]
+for _optimizer in FUZZED_OPTIMIZERS:
+    _optimizer.step = 2
+
+
 @st.composite
 def kernel_calls(draw):
     kernel = draw(st.sampled_from(["gemm", "bias_activation_forward", "softmax_forward", "activation_backward",
-                                   "bias_backward", "gather_scale", "sgd_update", "adam_update",
+                                   "bias_backward", "gather_scale", "optimizer_update",
                                    "cross_entropy_forward_backward", "mse_forward_backward"]))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     other = draw(st.sampled_from([dtype] * 6 + DTYPES))  # most arguments agree; some do not
@@ -467,12 +486,10 @@ def kernel_calls(draw):
         source = rng.integers(0, 256, (m + 1, n), dtype=np.uint8) if X == "uint8" else arrays((m + 1, n), other)
         indices = np.array(draw(st.lists(st.integers(-2, m + 2), max_size=6)), dtype=np.intp)
         return kernel, (source, indices, arrays((len(indices), n + max(0, mismatch)))), {}
-    if kernel == "sgd_update":
-        return kernel, (arrays((n,)), arrays((n + max(0, mismatch),), other), arrays((n,))), \
-            {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}
-    if kernel == "adam_update":
-        return kernel, (arrays((n,)), arrays((n,), other), arrays((n + max(0, mismatch),)), np.abs(arrays((n,))), 3), \
-            {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01}
+    if kernel == "optimizer_update":
+        optimizer = draw(st.sampled_from(FUZZED_OPTIMIZERS))
+        states = [np.abs(arrays((n + (max(0, mismatch) if i == 0 else 0),))) for i in range(len(optimizer.buffer_names))]
+        return kernel, (optimizer.core_config(), arrays((n,)), arrays((n,), other), states), {}
     logits = arrays((m, n + 1), other)
     y = np.array(draw(st.lists(st.integers(-1, n + 1), min_size=m, max_size=m)), dtype=np.int64)
     return kernel, (logits, y[:max(0, m + mismatch)], float(max(m, 1))), {}
@@ -487,11 +504,11 @@ def reference_kernel(kernel, args, options):
         opB = B.T if options["trans_b"] else B
         return [options["alpha"] * (opA @ opB) + options["beta"] * C]
     if kernel == "bias_activation_forward":
-        return [numpy_backend.bias_activation_forward(a[0], a[1], ACTIVATION_BY_CODE[a[2]])]
+        return [numpy_backend.bias_activation_forward(a[0], a[1], ACTIVATION_BY_CODE[a[2]])[0]]
     if kernel == "softmax_forward":
         return [softmax_forward(a[0])]
     if kernel == "activation_backward":
-        dZ = numpy_backend.activation_backward(a[0], a[1], ACTIVATION_BY_CODE[a[3]])
+        dZ = numpy_backend.activation_backward(a[0], a[1], None, ACTIVATION_BY_CODE[a[3]])
         return [dZ, a[2] + dZ.sum(axis=0)]
     if kernel == "bias_backward":
         return [a[0] + a[1].sum(axis=0), a[1]]
@@ -500,13 +517,15 @@ def reference_kernel(kernel, args, options):
         if len(indices) and (indices.min() < 0 or indices.max() >= len(X)):
             raise IndexError("index out of range")
         return [numpy_backend.gather_scale(X, indices, out.dtype)]
-    if kernel == "sgd_update":
-        optim.sgd_update(a[0], a[1], a[2], **options)
-        return [a[0], a[2]]
-    if kernel == "adam_update":
-        optim.adam_update(a[0], a[1], a[2], a[3], a[4], options["lr"], options["beta1"], options["beta2"],
-                          options["eps"], options["weight_decay"])
-        return [a[0], a[2], a[3]]
+    if kernel == "optimizer_update":
+        config, params, grad, states = a[0], a[1], a[2], [np.array(state) for state in a[3]]
+        optimizer = copy.deepcopy(next(o for o in FUZZED_OPTIMIZERS if o.core_config() == config))
+        if len({len(params), len(grad), *(len(state) for state in states)}) != 1:
+            raise ValueError("the flat buffers differ in length")
+        optimizer._buffers = dict(zip(optimizer.buffer_names, states))
+        optimizer.step = config["steps_taken"] + 1
+        optimizer.numpy_update(params, grad)
+        return [params, *states]
     losses, dlogits, _ = get_loss("cross_entropy" if kernel == "cross_entropy_forward_backward" else "mse"
                                   ).forward_backward(a[0], a[1], a[2])
     return [losses, dlogits]
@@ -555,7 +574,9 @@ def call_kernel_keeping_layout(kernel, args, options):
     function = getattr(_testing, kernel)
     result = function(*copies, **options)
     outputs = {"gemm": [2], "bias_activation_forward": [0], "softmax_forward": [0], "activation_backward": [0, 2],
-               "bias_backward": [0, 1], "gather_scale": [2], "sgd_update": [0, 2], "adam_update": [0, 2, 3]}
+               "bias_backward": [0, 1], "gather_scale": [2]}
+    if kernel == "optimizer_update":
+        return [copies[1], *copies[3]]
     if kernel in outputs:
         return [copies[i] for i in outputs[kernel]]
     return [result[0], result[1]]
@@ -626,8 +647,8 @@ VALID = {
     "activation_backward": (f32(2, 3), f32(2, 3), f32(3), 1),
     "bias_backward": (f32(3), f32(2, 3)),
     "gather_scale": (np.ones((4, 3), np.uint8), np.zeros(2, np.intp), f32(2, 3)),
-    "sgd_update": (f32(5), f32(5), f32(5), 0.1, 0.9, False, 0.0),
-    "adam_update": (f32(5), f32(5), f32(5), f32(5), 1, 0.1, 0.9, 0.999, 1e-8, 0.0),
+    "optimizer_update": ({"kind": "rmsprop", "lr": 0.1, "alpha": 0.9, "eps": 1e-8, "momentum": 0.5, "centered": 1,
+                          "steps_taken": 0}, f32(5), f32(5), [f32(5), f32(5), f32(5)]),
     "cross_entropy_forward_backward": (f32(2, 3), np.zeros(2, np.int64), 2.0),
     "mse_forward_backward": (f32(2, 3), np.zeros(2, np.int64), 2.0),
     "narrow_pack": (f32(5, 3),),

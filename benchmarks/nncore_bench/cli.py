@@ -9,7 +9,12 @@ from .report import markdown_report, write_results
 from .runner import make_plan, parse_batch, parse_network, run
 from .seed_example import run_seed_example, seed_markdown
 from .targets import evaluate_targets
+from .thread_scaling import markdown as threads_markdown
+from .thread_scaling import run_thread_scaling
 from .timers import N_SAMPLES
+
+#: What ``--threads`` alone means: the thread-scaling run (1 thread against the default, idle and busy).
+THREAD_SCALING = "scaling"
 
 RESULTS_VARIABLE = "NNCORE_BENCH_RESULTS"
 
@@ -46,8 +51,10 @@ def build_parser():
     parser.add_argument("--block", type=int, default=25, help="--seed-example: iterations per interleaved turn")
     parser.add_argument("--out", default=None,
                         help=f"results directory (default: ${RESULTS_VARIABLE}, else {default_results_directory()})")
-    parser.add_argument("--threads", type=lambda text: [int(t) for t in text.split(",")],
-                        help="BLAS thread counts, comma-separated (default: 1 and the configured count)")
+    parser.add_argument("--threads", nargs="?", const=THREAD_SCALING, type=_thread_counts, metavar="N,M",
+                        help="alone: time 1 thread against the default, on this machine idle and made busy by two "
+                             "competitor processes the benchmark starts (wall and CPU time); with counts: run the "
+                             "grid at those thread counts (default: 1 and the configured count)")
     parser.add_argument("--repeats", type=int, help="timed rounds per cell (default 3; slow cells get fewer)")
     parser.add_argument("--cell-budget", type=float, help="seconds of rounds per cell before it stops early")
     parser.add_argument("--max-epoch-seconds", type=float,
@@ -66,6 +73,18 @@ def build_parser():
                         help="also run the grid in a child process with OPENBLAS_CORETYPE unset")
     parser.add_argument("--no-print", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _thread_counts(text):
+    return THREAD_SCALING if text == THREAD_SCALING else [int(t) for t in text.split(",")]
+
+
+def run_threads(args, argv, log):
+    """``--threads`` alone: the thread-scaling run; returns (result, Markdown)."""
+    from nncore import info
+    result = run_thread_scaling(args.quick, args.repeats or 5, not args.no_torch, log)
+    command = "nncore bench " + " ".join(argv)
+    return result, threads_markdown(result, info.format_report(info.collect()), command)
 
 
 def run_grid(args, argv, out, log):
@@ -94,7 +113,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     log = (lambda *a, **k: None) if args.no_print else (lambda text="": print(text, flush=True))
     out = Path(args.out) if args.out else default_results_directory()
-    if args.seed_example:
+    if args.threads == THREAD_SCALING:
+        result, markdown = run_threads(args, argv, log)
+    elif args.seed_example:
         if args.iterations < 1 or args.block < 1:
             build_parser().error("--iterations and --block must be positive")
         result = run_seed_example(args.iterations, args.block, args.threads or [1], args.data, log)

@@ -39,12 +39,12 @@ def compiled_backend():
 
 
 def core_testing_module():
-    """(nncore._testing, the core's chunk rows) when the compiled core is built, else None."""
+    """nncore._core when the compiled core is built (its products-only epoch is the floor), else None."""
     try:
-        from nncore import _core, _testing
+        from nncore import _core
     except ImportError:
         return None
-    return _testing, _core.DEFAULT_CHUNK_ROWS
+    return _core
 
 
 def environment_summary():

@@ -43,9 +43,9 @@ def _header(result):
              "over compiled",
              "- gemm floor: the epoch's matrix products (forward X.W, dW = A^T.dZ per layer, dX = dZ.W^T past the "
              "first layer, one call per batch, last partial batch included) at this machine's measured rate per "
-             "shape through SciPy's BLAS, wrapper overhead removed; core gemm-only: the same products issued "
-             "back to back from C by `nncore._testing.gemm_floor_seconds` (batches above the core's chunk in "
-             "chunks, as the core runs them); FLOP floor: the epoch's FLOPs at the 2048² gemm peak of the "
+             "shape through SciPy's BLAS, wrapper overhead removed; core products-only: the compiled epoch's own "
+             "products (BLAS and narrow kernels, in its layout, order and chunks) with nothing else, "
+             "`nncore._core.train_epoch(products_only=True)` on one thread; FLOP floor: the epoch's FLOPs at the 2048² gemm peak of the "
              "cell's dtype (sgemm for float32, dgemm for float64)", ""]
     if result.get("partial"):
         lines += ["> PARTIAL: the run is still going (or was interrupted); these are the cells done so far.", ""]

@@ -116,27 +116,44 @@ class FloorCandidate:
     """The gemm floor as one more round-robin entry, so it is measured under the same drift.
 
     Besides the per-shape sum (``GemmTimer.epoch_floor``), it times the compiled core's own
-    ``gemm_floor_seconds`` (nncore._testing) when the core is built: the epoch's gemm calls
-    issued back to back from C, in the core's order and chunking (batches above its chunk
-    size run as chunk-sized pieces).
+    products when the core is built: ``nncore._core.train_epoch(products_only=True)`` on one
+    thread, the epoch's very calls (BLAS and narrow kernels, in the core's layout, order and
+    chunking) with everything else left out, so the floor cannot drift from the core.
     """
 
     def __init__(self, timer, layer_sizes, n_samples, batch_size, core=None):
         self.timer, self.args = timer, (layer_sizes, n_samples, batch_size)
         self.by_kind, self.sequence, self.cpu = [], [], []
-        self.core = core  # (nncore._testing, chunk rows) or None
-        self.params = he_init(layer_sizes, timer.dtype) if core else None
+        self.core = core  # nncore._core or None
+        if core is not None:
+            rng = np.random.default_rng(0)
+            self.network = _network(layer_sizes, timer.dtype)
+            self.params = he_init(layer_sizes, timer.dtype)
+            self.X = rng.integers(0, 256, (n_samples, layer_sizes[0]), dtype=np.uint8)
+            self.y = rng.integers(0, layer_sizes[-1], n_samples).astype(np.int32)
 
     def measure(self):
         seconds, by_kind = self.timer.epoch_floor(*self.args)
         self.by_kind.append(by_kind)
         self.cpu.append(self.timer.last_cpu_seconds)
         if self.core is not None:
-            testing, chunk_rows = self.core
-            layer_sizes, n_samples, batch_size = self.args
-            self.sequence.append(testing.gemm_floor_seconds(self.params, layer_sizes, n_samples,
-                                                            batch_size or n_samples, chunk_rows))
+            self.sequence.append(self._core_products())
         return seconds
+
+    def _core_products(self):
+        _, n_samples, batch_size = self.args
+        order = np.random.default_rng(1).permutation(n_samples).astype(np.intp)
+        began = time.perf_counter()
+        self.core.train_epoch(self.network.table, self.params, self.X, self.y, order,
+                              batch_size=batch_size or n_samples, loss="cross_entropy", optimizer={"kind": "sgd"},
+                              states=[np.zeros_like(self.params)], loss_total=np.zeros(1),
+                              progress=np.zeros(4, np.intp), products_only=True, n_threads=1)
+        return time.perf_counter() - began
+
+
+def _network(layer_sizes, dtype):
+    from nncore.network import Network
+    return Network(layer_sizes, "relu", dtype)
 
 
 # A pause before each timed run: the previous candidate's BLAS worker threads busy-wait for about

@@ -3,8 +3,22 @@
 Both are ``Backend`` objects (``nncore.backends.base``) with the same calls and meaning; the
 NumPy one is the specification. There is no silent fallback: asking for "cython" when the
 extension did not build raises ImportError with the reason.
+
+Importing this package registers the compiled core's thread pool with threadpoolctl (when the
+core is built), so that ``threadpool_limits`` reaches it from then on (``.threads``).
 """
 from .base import Backend, EpochResult
+
+
+def _register_threads():
+    try:
+        from .threads import register_with_threadpoolctl
+        register_with_threadpoolctl()
+    except ImportError:
+        pass    # no compiled core here: asking for the "cython" backend says why
+
+
+_register_threads()
 
 
 def _cython():
@@ -21,13 +35,14 @@ BACKENDS = {"cython": _cython, "numpy": _numpy}
 DEFAULT_BACKEND = "cython"
 
 
-def get_backend(backend: str | Backend = DEFAULT_BACKEND) -> Backend:
-    """The backend called ``backend`` ("cython" or "numpy"), or ``backend`` itself if it is a Backend."""
+def get_backend(backend: str | Backend = DEFAULT_BACKEND, n_threads: int | None = None) -> Backend:
+    """The backend called ``backend`` ("cython" or "numpy"), or ``backend`` itself if it is a Backend;
+    with ``n_threads``, one whose calls use that many threads (``Backend.with_threads``)."""
     if isinstance(backend, Backend):
-        return backend
+        return backend.with_threads(n_threads)
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {tuple(BACKENDS)} or a Backend, got {backend!r}")
-    return BACKENDS[backend]()
+    return BACKENDS[backend]().with_threads(n_threads)
 
 
 def compiled_core_status():

@@ -10,6 +10,7 @@ nothing again; the compiled core still keeps the bounds checks that make it memo
 an ``nncore.optim`` optimizer.
 """
 import abc
+import copy
 from typing import NamedTuple
 
 import numpy as np
@@ -55,6 +56,23 @@ class Backend(abc.ABC):
 
     name: str | None = None
     stops_between_batches = False
+    #: How many threads each call may use (None: the process-wide count; ``nncore.backends.threads``).
+    n_threads = None
+
+    def with_threads(self, n_threads):
+        """This backend, or a copy whose calls use ``n_threads`` threads (None: this one as it is)."""
+        from .threads import checked_threads
+        n_threads = checked_threads(n_threads)
+        if n_threads is None or n_threads == self.n_threads:
+            return self
+        clone = copy.copy(self)
+        clone.n_threads = n_threads
+        return clone
+
+    def step_threads(self, network, batch_size):
+        """How many threads a training step of ``batch_size`` rows runs on, when its results depend
+        on that count (a checkpoint records it and a resume compares it); None when they do not."""
+        return None
 
     @abc.abstractmethod
     def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, augment=None,

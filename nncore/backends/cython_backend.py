@@ -1,7 +1,8 @@
 """The compiled backend: numpy_backend's calls, each one call into the Cython core (nncore._core).
 
 The core runs the whole loop (an epoch, an inference pass, the full-batch gradient) in C with
-the GIL released and without allocating per batch. The extension is imported here, at module
+the GIL released and without allocating per batch, on the package's own threads, with BLAS held
+at one thread meanwhile (``nncore.backends.threads``). The extension is imported here, at module
 import, so a missing or broken build raises ImportError at once; there is no fallback to the
 NumPy backend.
 """
@@ -10,6 +11,7 @@ import numpy as np
 from .._compiled import import_core
 from ..counters import noise_table
 from .base import Backend, EpochResult, epoch_order
+from .threads import checked_threads, single_threaded_blas
 
 _core = import_core()
 
@@ -32,8 +34,9 @@ class CythonBackend(Backend):
     name = "cython"
     stops_between_batches = True
 
-    def __init__(self, chunk_rows=_core.DEFAULT_CHUNK_ROWS):
+    def __init__(self, chunk_rows=_core.DEFAULT_CHUNK_ROWS, n_threads=None):
         self.chunk_rows = int(chunk_rows)
+        self.n_threads = checked_threads(n_threads)
 
     def chunk_for(self, network, rows):
         """Rows per chunk for ``network``: at most ``rows`` and ``chunk_rows``, few enough that every
@@ -45,20 +48,28 @@ class CythonBackend(Backend):
     def forward(self, network, params, X, batch_size):
         out = np.empty((len(X), network.n_classes), dtype=params.dtype)
         # Each row's probabilities do not depend on the batching: the core uses its own chunks.
-        _core.forward(network.table, params, X, out, self.chunk_for(network, batch_size))
+        with single_threaded_blas:
+            _core.forward(network.table, params, X, out, self.chunk_for(network, batch_size), self.n_threads)
         return out
 
     def evaluate(self, network, params, X, y, loss, batch_size):
-        loss_sum, n_correct = _core.evaluate(network.table, params, X, y, loss.code,
-                                             self.chunk_for(network, batch_size))
+        with single_threaded_blas:
+            loss_sum, n_correct = _core.evaluate(network.table, params, X, y, loss.name,
+                                                 self.chunk_for(network, batch_size), self.n_threads)
         return float(loss_sum), int(n_correct)
 
     def data_gradient(self, network, params, X, y, loss, seed=None, augment=None):
         grad = np.empty_like(params)
         noise = None if seed is None else _noise(network, seed, augment)
-        loss_sum = _core.loss_and_grad(network.table, params, X, y, loss.code, grad,
-                                       self.chunk_for(network, self.chunk_rows), noise)
+        with single_threaded_blas:
+            loss_sum = _core.loss_and_grad(network.table, params, X, y, loss.name, grad,
+                                           self.chunk_for(network, self.chunk_rows), noise, self.n_threads)
         return float(loss_sum), grad
+
+    def step_threads(self, network, batch_size):
+        """How many threads a training step of ``batch_size`` rows runs on: its results, bit for bit,
+        are those of that count (a checkpoint records it)."""
+        return _core.step_threads(network.table, network.n_params, batch_size, self.n_threads)[0]
 
     def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, augment=None,
                     on_progress=None, n_batches=None):
@@ -71,18 +82,19 @@ class CythonBackend(Backend):
         order = np.ascontiguousarray(epoch_order(len(X), seed), dtype=np.intp)
         if n_batches is not None:
             order = order[:n_batches * batch_size]
-        buffers = [optimizer.state_buffers()[name] for name in optimizer.buffer_names]
+        states = [optimizer.state_buffers()[name] for name in optimizer.buffer_names]
         loss_total = np.zeros(1, dtype=np.float64)
         progress = np.zeros(4, dtype=np.intp)  # n_batches, n_correct, n_samples, diverged_batch (0: none)
         # The core calls it without arguments, when the counts are current.
         report = None if on_progress is None else (
             lambda: on_progress(int(progress[0]), int(progress[2]), float(loss_total[0])))
         try:
-            # A kind with one state buffer finds it in both slots; the core reads what its rule needs.
-            _core.train_epoch(network.table, params, X, y, order, batch_size, loss.code, optimizer.core_code,
-                              optimizer.core_hyperparameters(), optimizer.step, buffers[0], buffers[-1],
-                              loss_total, progress, self.chunk_for(network, self.chunk_rows),
-                              _noise(network, seed, augment), on_progress=report)
+            with single_threaded_blas:
+                _core.train_epoch(network.table, params, X, y, order, batch_size=batch_size, loss=loss.name,
+                                  optimizer=optimizer.core_config(), states=states, loss_total=loss_total,
+                                  progress=progress, chunk_rows=self.chunk_for(network, self.chunk_rows),
+                                  noise=_noise(network, seed, augment), on_progress=report,
+                                  n_threads=self.n_threads)
         finally:
             # Also on KeyboardInterrupt: the core stops only between batches, so the step count
             # always matches the updates that reached params and the state buffers.

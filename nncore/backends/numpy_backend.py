@@ -16,6 +16,8 @@ units times 1/(1 - rate) (inverted dropout); a shift augmentation moves each inp
 are drawn from counters (``nncore.counters``): the epoch's seed and each row's position in the
 epoch's order, so the compiled core draws exactly these masks and shifts.
 """
+import functools
+
 import numpy as np
 
 from .. import counters
@@ -26,9 +28,14 @@ from .base import Backend, EpochResult, epoch_order, input_scale
 # ---------------------------------------------------------------- the ops, twins of the kernels
 
 def bias_activation_forward(Z, b, activation):
-    """Z (m, n) += b (n,), then ``activation`` (an nncore.activations entry) in place."""
+    """Z (m, n) += b (n,), then ``activation`` (an nncore.activations entry) in place.
+
+    Returns (A, z): z is a copy of Z + b before the activation when the activation's derivative
+    reads its input (``activation.reads_input``), else None.
+    """
     Z += b
-    return activation.forward(Z)
+    kept = Z.copy() if activation.reads_input else None
+    return activation.forward(Z), kept
 
 
 def dropout_forward(A, keep, scale):
@@ -37,8 +44,9 @@ def dropout_forward(A, keep, scale):
     return A
 
 
-def activation_backward(dA, A, activation, dropout=None):
-    """dZ = dA * f'(Z) in place on dA, f' written from the layer's output A.
+def activation_backward(dA, A, Z, activation, dropout=None):
+    """dZ = dA * f'(z) in place on dA, f' written from the layer's output A, or from its input Z
+    (kept by the forward pass) when ``activation.reads_input``.
 
     ``dropout`` (keep, scale, unscale) is the forward pass's: then A is the dropped, scaled
     output, the gradient flows through the mask as through the forward pass (dropout_forward),
@@ -49,7 +57,7 @@ def activation_backward(dA, A, activation, dropout=None):
         keep, scale, unscale = dropout
         dropout_forward(dA, keep, scale)
         A = A * unscale
-    return activation.backward(dA, A)
+    return activation.backward(dA, Z if activation.reads_input else A)
 
 
 def bias_backward(db, dZ):
@@ -98,18 +106,20 @@ class _Noise:
 
 
 def _forward_batch(network, layers, batch, noise=None):
-    """Activations of every layer for one batch: [X, A_1, ..., A_{L-1}] and the logits."""
-    activations = [batch]
+    """One batch forward: the activations [X, A_1, ..., A_{L-1}], the inputs [None, Z_1, ...] kept
+    for the activations whose derivative reads them (else None), and the logits."""
+    activations, kept = [batch], [None]
     for site, ((W, b), activation) in enumerate(zip(layers[:-1], network.activations), start=1):
-        A = bias_activation_forward(activations[-1] @ W, b, activation)
+        A, Z = bias_activation_forward(activations[-1] @ W, b, activation)
         if noise is not None and noise.dropouts[site] is not None:
             dropout_forward(A, *noise.dropouts[site][:2])
         activations.append(A)
+        kept.append(Z)
     W, b = layers[-1]
-    return activations, activations[-1] @ W + b
+    return activations, kept, activations[-1] @ W + b
 
 
-def _backward_batch(network, layers, grad_layers, activations, dlogits, noise=None):
+def _backward_batch(network, layers, grad_layers, activations, kept, dlogits, noise=None):
     """Fill grad_layers (views into the flat gradient) from dlogits; dZ flows back layer by layer."""
     dZ = dlogits
     for index in range(len(layers) - 1, -1, -1):
@@ -117,8 +127,8 @@ def _backward_batch(network, layers, grad_layers, activations, dlogits, noise=No
         np.matmul(activations[index].T, dZ, out=dW)
         bias_backward(db, dZ)
         if index > 0:
-            dZ = activation_backward(dZ @ layers[index][0].T, activations[index], network.activations[index - 1],
-                                     None if noise is None else noise.dropouts[index])
+            dZ = activation_backward(dZ @ layers[index][0].T, activations[index], kept[index],
+                                     network.activations[index - 1], None if noise is None else noise.dropouts[index])
 
 
 def _batch_loss_and_grad(network, params, batch, y, loss, grad, noise=None):
@@ -126,9 +136,9 @@ def _batch_loss_and_grad(network, params, batch, y, loss, grad, noise=None):
     layers = network.views(params)
     if noise is not None:
         batch = noise.inputs(batch)
-    activations, logits = _forward_batch(network, layers, batch, noise)
+    activations, kept, logits = _forward_batch(network, layers, batch, noise)
     losses, dlogits, _ = loss.forward_backward(logits, y, len(y))
-    _backward_batch(network, layers, network.views(grad), activations, dlogits, noise)
+    _backward_batch(network, layers, network.views(grad), activations, kept, dlogits, noise)
     return losses, logits.argmax(axis=1)
 
 
@@ -139,30 +149,48 @@ def _row_blocks(n_samples, batch_size):
 
 # ---------------------------------------------------------------- the backend
 
+def _blas_threads(method):
+    """Run ``method`` with NumPy's BLAS at the backend's ``n_threads`` (when given): its only threads."""
+    @functools.wraps(method)
+    def limited(self, *args, **kwargs):
+        if self.n_threads is None:
+            return method(self, *args, **kwargs)
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+            return method(self, *args, **kwargs)
+    return limited
+
+
 class NumpyBackend(Backend):
-    """The reference: one batch at a time in NumPy. Ctrl-C can land inside an update."""
+    """The reference: one batch at a time in NumPy. Ctrl-C can land inside an update.
+
+    ``n_threads`` limits NumPy's BLAS, the only threads it has.
+    """
 
     name = "numpy"
     stops_between_batches = False
 
+    @_blas_threads
     def forward(self, network, params, X, batch_size):
         layers = network.views(params)
         out = np.empty((len(X), network.n_classes), dtype=params.dtype)
         for rows in _row_blocks(len(X), batch_size):
-            _, logits = _forward_batch(network, layers, gather_scale(X, rows, params.dtype))
+            _, _, logits = _forward_batch(network, layers, gather_scale(X, rows, params.dtype))
             out[rows] = softmax_forward(logits)
         return out
 
+    @_blas_threads
     def evaluate(self, network, params, X, y, loss, batch_size):
         layers = network.views(params)
         loss_sum, n_correct = 0.0, 0
         for rows in _row_blocks(len(X), batch_size):
-            _, logits = _forward_batch(network, layers, gather_scale(X, rows, params.dtype))
+            _, _, logits = _forward_batch(network, layers, gather_scale(X, rows, params.dtype))
             losses, _, _ = loss.forward_backward(logits, y[rows], len(rows))
             loss_sum += float(losses.sum())
             n_correct += int((logits.argmax(axis=1) == y[rows]).sum())
         return loss_sum, n_correct
 
+    @_blas_threads
     def data_gradient(self, network, params, X, y, loss, seed=None, augment=None):
         grad = np.empty_like(params)
         rows = np.arange(len(X))
@@ -170,6 +198,7 @@ class NumpyBackend(Backend):
         losses, _ = _batch_loss_and_grad(network, params, gather_scale(X, rows, params.dtype), y, loss, grad, noise)
         return float(losses.sum()), grad
 
+    @_blas_threads
     def train_epoch(self, network, params, optimizer, X, y, batch_size, seed, loss, augment=None,
                     on_progress=None, n_batches=None):
         order = epoch_order(len(X), seed)

@@ -96,8 +96,9 @@ def read_csv(source: PathLike | io.TextIOBase, name: str | None = None, *, pixel
     """
     if isinstance(source, (str, os.PathLike)):
         name = name or str(source)
-        with open_regular_file(source, DataError) as binary:
-            return _read_csv_stream(_decoded(binary), name, pixels, require_labels)
+        # The text wrapper is closed too: left to the collector, it is a ResourceWarning per read.
+        with open_regular_file(source, DataError) as binary, _decoded(binary) as text:
+            return _read_csv_stream(text, name, pixels, require_labels)
     return _read_csv_stream(source, name or getattr(source, "name", "<stream>"), pixels, require_labels)
 
 
@@ -120,7 +121,7 @@ def write_submission(path: PathLike, predictions: ArrayLike, *, header: tuple[st
                          f"{predictions.dtype} of shape {predictions.shape}")
     ids = np.arange(first_id, first_id + len(predictions))
     lines = [",".join(header)] + [f"{image_id},{label}" for image_id, label in zip(ids, predictions.tolist())]
-    with atomic_open(path) as stream:
+    with atomic_open(path, streams=True) as stream:
         stream.write(("\n".join(lines) + "\n").encode("ascii"))
     return Path(path)
 

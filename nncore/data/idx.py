@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from nncore._atomic import atomic_write_bytes
+from nncore._output_paths import output_path
 from nncore._reading import allocate, format_bytes, open_regular_file
 from nncore.errors import DataError
 from nncore._types import PathLike
@@ -113,15 +114,15 @@ def write_idx(path: PathLike, array: np.ndarray, compress: bool | None = None) -
     ``array`` must be uint8, int8, int16, int32, float32 or float64, with at most 255
     dimensions each below 2**32. ``compress`` None means gzip when ``path`` ends in ".gz".
     """
-    path = Path(path)
+    path = output_path(path)
     if compress is None:
         compress = path.suffix == ".gz"
     header, payload = _header_and_payload(array)
     if compress:
         # mtime=0 makes the compressed bytes depend only on the array (reproducible files).
-        atomic_write_bytes(path, gzip.compress(header + payload.tobytes(), mtime=0))
+        atomic_write_bytes(path, gzip.compress(header + payload.tobytes(), mtime=0), streams=True)
     else:
-        atomic_write_bytes(path, (header, payload.reshape(-1).view(np.uint8)))
+        atomic_write_bytes(path, (header, payload.reshape(-1).view(np.uint8)), streams=True)
 
 
 def _parse_header(read, source):
