@@ -78,6 +78,27 @@ def spins(threads, spin_values, rounds, rows):
         print(f"{'-'.join(map(str, network)):>16} b={batch}: {line}", flush=True)
 
 
+def identity(threads, rounds, rows):
+    """What making results identical across thread counts would cost at one thread: each step cut
+    as for ``threads`` threads (chunks, runs, their gradients added in order) but run on one."""
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 256, (rows, 784), dtype=np.uint8)
+    y = rng.integers(0, 10, rows).astype(np.int32)
+    for network, batch in [((784, 1024, 1024, 10), 128), ((784, 256, 128, 10), 128), ((784, 128, 10), 128),
+                           ((784, 10, 10), 32), ((784, 10, 10), rows)]:
+        samples = {"1 thread's cut": [], f"{threads} threads' cut on 1": []}
+        for round_ in range(rounds + 1):
+            for name in samples:
+                _core.SERIAL_TEAMS = name != "1 thread's cut"
+                seconds = epoch_seconds(network, X, y, batch, 1 if not _core.SERIAL_TEAMS else threads, round_)[0]
+                if round_:
+                    samples[name].append(seconds)
+        _core.SERIAL_TEAMS = False
+        own, other = (statistics.median(s) for s in samples.values())
+        print(f"{'-'.join(map(str, network)):>16} b={batch}: 1 thread's cut {own:.4f} s, {threads} threads' cut on one "
+              f"thread {other:.4f} s: {100 * (other / own - 1):+.1f}%", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -86,8 +107,12 @@ def main():
     parser.add_argument("--rows", type=int, default=12_800)
     parser.add_argument("--busy", action="store_true", help="two CPU-bound competitor processes meanwhile")
     parser.add_argument("--no-crossover", action="store_true")
+    parser.add_argument("--identity", action="store_true", help="only: the cost of one cut for every thread count")
     args = parser.parse_args()
     default_spin = _core.spin_microseconds()
+    if args.identity:
+        identity(args.threads, args.rounds, args.rows)
+        return
     with Competitors() if args.busy else _Nothing():
         if not args.no_crossover:
             crossover(args.threads, args.rounds, args.rows)

@@ -136,6 +136,10 @@ MIN_THREAD_WORK = 400_000
 # MIN_CHUNK_ROWS rows: more chunks let a thread that runs take a descheduled one's share.
 CHUNKS_PER_THREAD = 1
 MIN_CHUNK_ROWS = 16
+# Run every training team on the calling thread alone, with the cut it would have (a measurement:
+# what results identical across thread counts would cost, cutting every step as for N threads;
+# benchmarks/thread_pool.py --identity).
+SERIAL_TEAMS = False
 # Threads add the runs' gradients and apply the update over pieces of this many parameters.
 cdef Py_ssize_t UPDATE_PIECE = 16384
 # The GIL is re-taken to check for Ctrl-C (and to report progress) after a batch only when this
@@ -740,6 +744,8 @@ cdef class _Epoch:
         self.job.progress = progress
         self.job.on_progress = <PyObject*> on_progress if on_progress is not None else NULL
         self.job.last_check = nncore_seconds()
+        if SERIAL_TEAMS:
+            threads = 1
         with nogil:
             nncore_pool_run(threads, _epoch_job_f64 if double_precision else _epoch_job_f32, &self.job)
         if self.job.failed:
