@@ -13,14 +13,20 @@ refit of the best candidate on all of X runs in this process, as GridSearchCV do
 """
 import argparse
 import os
+import sys
 import time
+import warnings
 
-import joblib
-import numpy as np
-from dask.distributed import Client, LocalCluster
-from sklearn.model_selection import GridSearchCV
+try:
+    import joblib
+    from dask.distributed import Client, LocalCluster
+    from sklearn.model_selection import GridSearchCV
+except ImportError as missing:
+    sys.exit(f'dask_sweep.py needs dask.distributed and scikit-learn ({missing.name} is missing): '
+             'pip install "nncore[dask]"')
 
 import nncore
+from nncore.data import FetchError
 
 GRID = {"hidden_layer_sizes": [(64,), (256,)], "learning_rate_init": [1e-3, 3e-3]}
 
@@ -30,6 +36,11 @@ def blas_threads():
     from threadpoolctl import threadpool_info
     return {os.path.basename(pool["filepath"]): pool["num_threads"] for pool in threadpool_info()
             if pool["user_api"] == "blas"}
+
+
+def stop_at_max_iter_quietly():
+    """Silence "Maximum iterations reached" in this process: the sweep stops every fit at --max-iter on purpose."""
+    warnings.filterwarnings("ignore", message="Stochastic Optimizer: Maximum iterations")
 
 
 def parse_args():
@@ -57,7 +68,10 @@ def sweep(client, X, y, args):
 
 def main():
     args = parse_args()
-    train, test = nncore.load_mnist("train"), nncore.load_mnist("test")
+    try:
+        train, test = nncore.load_mnist("train"), nncore.load_mnist("test")
+    except FetchError as error:
+        sys.exit(f"dask_sweep.py: {error.headline}")
     X, y = train.images[:args.n_samples], train.labels[:args.n_samples]
     if args.scheduler:
         cluster, client = None, Client(args.scheduler)
@@ -65,6 +79,11 @@ def main():
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True)
         client = Client(cluster)
     try:
+        # Every fit ends at --max-iter epochs, on purpose: said once here, not as a ConvergenceWarning per fit.
+        print(f"each fit trains exactly {args.max_iter} epochs (--max-iter): the candidates are compared at "
+              "equal budgets, so scikit-learn's ConvergenceWarning is silenced")
+        stop_at_max_iter_quietly()
+        client.run(stop_at_max_iter_quietly)
         threads_by_worker = client.run(blas_threads)
         for address, threads in sorted(threads_by_worker.items()):
             print(f"worker {address}: BLAS threads at rest {threads}")

@@ -11,8 +11,10 @@ seed projects' figure); lr 0.5 91.67% / 91.19%.
     python examples/mnist_784_10_10_gd.py [--iterations 5000] [--lr 0.25]
 """
 import argparse
+import sys
 
 import nncore
+from nncore.data import FetchError
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--iterations", type=int, default=5000)
@@ -20,7 +22,10 @@ parser.add_argument("--lr", type=float, default=0.25)
 parser.add_argument("--backend", default="cython")
 args = parser.parse_args()
 
-train, test = nncore.load_mnist("train"), nncore.load_mnist("test")
+try:
+    train, test = nncore.load_mnist("train"), nncore.load_mnist("test")
+except FetchError as error:  # no source of the dataset here: the fix in one line, not a traceback
+    sys.exit(f"{parser.prog}: {error.headline}")
 model = nncore.MLP([784, 10, 10], init="xavier", seed=0)
 history = model.fit(train, epochs=args.iterations, batch_size=None, optimizer=nncore.SGD(lr=args.lr),
                     loss="cross_entropy", backend=args.backend)

@@ -10,8 +10,10 @@ cross-entropy script (He init at lr 2.0 lost hidden units and stopped at 87.3% t
     python examples/mnist_784_10_10_mse.py [--iterations 5000] [--lr 1.0]
 """
 import argparse
+import sys
 
 import nncore
+from nncore.data import FetchError
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--iterations", type=int, default=5000)
@@ -19,7 +21,10 @@ parser.add_argument("--lr", type=float, default=1.0)
 parser.add_argument("--backend", default="cython")
 args = parser.parse_args()
 
-train, test = nncore.load_mnist("train"), nncore.load_mnist("test")
+try:
+    train, test = nncore.load_mnist("train"), nncore.load_mnist("test")
+except FetchError as error:  # no source of the dataset here: the fix in one line, not a traceback
+    sys.exit(f"{parser.prog}: {error.headline}")
 model = nncore.MLP([784, 10, 10], init="xavier", seed=0)
 history = model.fit(train, epochs=args.iterations, batch_size=None, optimizer=nncore.SGD(lr=args.lr),
                     loss="mse", backend=args.backend)

@@ -8,8 +8,10 @@ mini-batch SGD with momentum. Measured: 10 epochs, batch 64, lr 0.05, momentum 0
     python examples/mnist_minibatch_nll.py [--hidden 128] [--epochs 10] [--batch-size 64]
 """
 import argparse
+import sys
 
 import nncore
+from nncore.data import FetchError
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--hidden", type=int, default=128)
@@ -19,7 +21,10 @@ parser.add_argument("--lr", type=float, default=0.05)
 parser.add_argument("--backend", default="cython")
 args = parser.parse_args()
 
-train, test = nncore.load_mnist("train"), nncore.load_mnist("test")
+try:
+    train, test = nncore.load_mnist("train"), nncore.load_mnist("test")
+except FetchError as error:  # no source of the dataset here: the fix in one line, not a traceback
+    sys.exit(f"{parser.prog}: {error.headline}")
 model = nncore.MLP([784, args.hidden, 10], seed=0)
 history = model.fit(train, epochs=args.epochs, batch_size=args.batch_size, loss="cross_entropy",
                     optimizer=nncore.SGD(lr=args.lr, momentum=0.9), validation_data=test,

@@ -12,9 +12,11 @@ a quiet 2-core machine (13-15 minutes at load 4).
     python examples/regularized_recipes.py fashion-mnist [--seed 0] [--input-dropout 0.2]
 """
 import argparse
+import sys
 import time
 
 import nncore
+from nncore.data import FetchError
 
 # Each recipe: hidden widths, dropout of the hidden layers and of the inputs, shift in pixels (0: none), epochs.
 RECIPES = {
@@ -49,7 +51,10 @@ shift = recipe["shift"] if args.shift is None else args.shift
 epochs = args.epochs or recipe["epochs"]
 
 started = time.perf_counter()
-train, test = LOADERS[args.dataset]("train"), LOADERS[args.dataset]("test")
+try:
+    train, test = LOADERS[args.dataset]("train"), LOADERS[args.dataset]("test")
+except FetchError as error:  # no source of the dataset here: the fix in one line, not a traceback
+    sys.exit(f"{parser.prog}: {error.headline}")
 model = nncore.MLP([784, *hidden, 10], dropout=dropout, input_dropout=input_dropout, seed=args.seed)
 model.fit(train, epochs=epochs, batch_size=128, optimizer=nncore.Adam(lr=1e-3), lr_schedule=nncore.Cosine(),
           augment=f"shift:{shift}" if shift else None, n_threads=args.threads, verbose=1, backend=args.backend,

@@ -110,7 +110,7 @@ def check_after_callback(run, callback, hook, epoch=None):
         raise ValueError(f"callback {name} left NaN or infinity in the model's {broken} in {hook}{at}")
 
 
-_TRAINING = weakref.WeakSet()
+_TRAINING: weakref.WeakSet = weakref.WeakSet()
 _TRAINING_LOCK = threading.Lock()
 
 

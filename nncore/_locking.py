@@ -22,7 +22,7 @@ from .errors import OutputPathError
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
     import msvcrt
 
 LOCK_NAME = ".lock"

@@ -79,7 +79,7 @@ def _stream(name, mode, streams):
     return STREAM
 
 
-def output_path(path, what=""):
+def output_path(path: "str | os.PathLike[str]", what: str = "") -> Path:
     """``path`` as a ``Path``, refusing the empty path first: ``Path("")`` is ``Path(".")``, a directory."""
     if os.fspath(path) == "":
         raise OutputPathError(f"{what or 'output path'}: an empty path names no file")

@@ -8,7 +8,10 @@ scales a batch; nothing changes at inference. It needs the image's shape: given 
 ``image_shape``, or, for a ``Dataset`` of 784 pixels (MNIST and Fashion-MNIST, which nncore's
 loaders check are 28 x 28), 28 x 28.
 """
+from __future__ import annotations
+
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -35,7 +38,7 @@ class Shift:
 
     name = "shift"
 
-    def __init__(self, pixels, image_shape=None):
+    def __init__(self, pixels: int, image_shape: tuple[int, int] | None = None) -> None:
         self.pixels = _positive_int("shift pixels", pixels)
         if image_shape is not None:
             if np.ndim(image_shape) != 1 or len(image_shape) != 2:
@@ -43,7 +46,7 @@ class Shift:
             image_shape = tuple(_positive_int("image_shape", side) for side in image_shape)
         self.image_shape = image_shape
 
-    def resolved(self, n_inputs, data=None):
+    def resolved(self, n_inputs: int, data: object = None) -> Shift:
         """This shift with its image shape, checked against ``n_inputs`` (and taken from ``data``, if unknown)."""
         shape = self.image_shape
         if shape is None:
@@ -57,12 +60,12 @@ class Shift:
             raise ValueError(f"a shift of {self.pixels} pixels would move {shape[0]} x {shape[1]} images out of view")
         return Shift(self.pixels, shape)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, object]:
         """What checkpoints record of it."""
         return {"shift": self.pixels, "image_shape": None if self.image_shape is None else list(self.image_shape)}
 
     @classmethod
-    def from_dict(cls, record):
+    def from_dict(cls, record: Mapping[str, object]) -> Shift:
         """The shift ``to_dict`` recorded; ValueError for anything else."""
         if not isinstance(record, dict) or set(record) != {"shift", "image_shape"}:
             raise ValueError(f"not a recorded shift: {record!r}")
@@ -81,7 +84,7 @@ class Shift:
         return f"Shift({self.pixels}, image_shape={self.image_shape!r})"
 
 
-def get_augment(augment):
+def get_augment(augment: str | Shift | None) -> Shift | None:
     """``augment`` as a ``Shift`` or None: None, "none", "shift:K" or a ``Shift``."""
     if augment is None or isinstance(augment, Shift):
         return augment

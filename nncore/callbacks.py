@@ -22,11 +22,15 @@ Before ``on_train_begin`` each callback gets ``self.run`` (the ``TrainingRun`` o
 model, optimizer, seed, epochs, history, ...; a callback may set its fields there, as
 ``ModelCheckpoint`` does when it resumes) and ``self.model``.
 """
+from __future__ import annotations
+
 import functools
 import math
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,35 +45,41 @@ from .model_data import data_header
 from .optim import OPTIMIZERS
 from .schedules import checked_rate, get_schedule
 
+from ._types import Logs, PathLike, Schedule
+
+if TYPE_CHECKING:
+    from .model import MLP
+    from .train import TrainingRun
+
 CHECKPOINT_NAME = "checkpoint.npz"
 
 
 class Callback:
     """Base class of fit callbacks: every hook does nothing."""
 
-    run = None
-    model = None
+    run: TrainingRun = None  # type: ignore[assignment]  # set before on_train_begin
+    model: MLP = None  # type: ignore[assignment]
 
-    def set_run(self, run):
+    def set_run(self, run: TrainingRun) -> None:
         self.run, self.model = run, run.model
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         pass
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         pass
 
-    def on_epoch_progress(self, epoch, logs):
+    def on_epoch_progress(self, epoch: int, logs: Logs) -> None:
         pass
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool | None:
         return False
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         pass
 
     @property
-    def wants_progress(self):
+    def wants_progress(self) -> bool:
         """Whether this callback overrides ``on_epoch_progress`` (else the epoch reports none)."""
         return type(self).on_epoch_progress is not Callback.on_epoch_progress
 
@@ -77,11 +87,11 @@ class Callback:
 class FunctionCallback(Callback):
     """A plain function ``f(epoch, logs)`` as ``on_epoch_end``."""
 
-    def __init__(self, function):
+    def __init__(self, function: Callable[[int, Logs], bool | None]) -> None:
         self.function = function
 
-    def on_epoch_end(self, epoch, logs=None):
-        return self.function(epoch, logs)
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool | None:
+        return self.function(epoch, logs if logs is not None else {})
 
 
 class LearningRateScheduler(Callback):
@@ -91,15 +101,15 @@ class LearningRateScheduler(Callback):
     began (kept in checkpoints); the base rate is restored when training ends.
     """
 
-    def __init__(self, schedule):
+    def __init__(self, schedule: Schedule) -> None:
         self.schedule = get_schedule(schedule)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         # A negative, NaN or infinite rate would train silently wrong, or diverge without saying why.
         self.run.optimizer.lr = checked_rate(self.schedule(self.run.index_of(epoch), self.run.epochs,
                                                            self.run.base_lr), epoch)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         self.run.optimizer.lr = self.run.base_lr
 
 
@@ -113,7 +123,8 @@ class EarlyStopping(Callback):
     run, so checkpoints hold them): a resumed run stops where the uninterrupted one would.
     """
 
-    def __init__(self, monitor="val_loss", patience=3, min_delta=0.0, restore_best_weights=True):
+    def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
+                 restore_best_weights: bool = True) -> None:
         if monitor not in HISTORY_KEYS[:4]:
             raise ValueError(f"monitor must be one of {HISTORY_KEYS[:4]}, got {monitor!r}")
         self.monitor, self.patience = monitor, whole("patience", patience, 1)
@@ -123,7 +134,7 @@ class EarlyStopping(Callback):
         return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
                 f"min_delta={self.min_delta}, restore_best_weights={self.restore_best_weights})")
 
-    def best_index(self, values):
+    def best_index(self, values: Sequence[float | None]) -> int | None:
         """Index of the best value, counting only improvements beyond min_delta."""
         sign = -1.0 if "accuracy" in self.monitor else 1.0
         best, best_index = math.inf, None
@@ -132,7 +143,7 @@ class EarlyStopping(Callback):
                 best, best_index = sign * value, index
         return best_index
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool | None:
         history = self.run.history
         monitor = self.monitor
         if monitor.startswith("val_") and not self.run.has_validation:
@@ -147,7 +158,7 @@ class EarlyStopping(Callback):
         history.stopped_early = len(values) - 1 - best >= self.patience
         return history.stopped_early
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         if self.run.history.stopped_early and self.restore_best_weights and self.run.best_params is not None:
             self.model.params[:] = self.run.best_params
             self.run.say(f"early stopping: kept the parameters of epoch {self.run.history.best_epoch}")
@@ -171,7 +182,7 @@ class ModelCheckpoint(Callback):
     optimizer hyperparameters, schedule and backend with a warning (``nncore.checkpoint``).
     """
 
-    def __init__(self, directory, resume=False):
+    def __init__(self, directory: PathLike, resume: bool = False) -> None:
         self.directory = Path(directory)
         self.path = self.directory / CHECKPOINT_NAME
         self.resume = bool(resume)
@@ -179,7 +190,7 @@ class ModelCheckpoint(Callback):
         self._wrote = False
         self._unlogged = 0  # epochs of the run (from its first) whose records the log does not hold
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         prepare_output_directory(self.directory, "checkpoint directory")
         self._lock = DirectoryLock(self.directory, "checkpoint directory").acquire()
         try:
@@ -245,7 +256,7 @@ class ModelCheckpoint(Callback):
             "continue it with resume=True (nncore train --resume), or start over in another checkpoint "
             f"directory or after removing {self.path}")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool | None:
         try:
             self._write(epoch)
         except KeyboardInterrupt:
@@ -272,7 +283,7 @@ class ModelCheckpoint(Callback):
                 if log.name != self._log.path.name and not log.is_dir():  # a directory there is not a log of ours
                     log.unlink(missing_ok=True)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs | None = None) -> None:
         if self.run.history.interrupted and len(self.run.history):
             self.run.notes.append(f"the checkpoint in {self.directory} holds epoch {self.model.epochs_trained}")
         self._release()
@@ -368,7 +379,7 @@ class EpochLogger(Callback):
     """One line per epoch: ``epoch  3/10  loss 0.0712  accuracy 0.9781  val_loss ...  1.23 s``."""
 
     @display
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool | None:
         print(format_epoch(self.run.index_of(epoch) + 1, self.run.epochs, logs), flush=True)
         return False
 

@@ -16,7 +16,7 @@ class TrainingDiverged(NNCoreError, FloatingPointError):
     from before the batch that diverged.
     """
 
-    def __init__(self, message, epoch=None, batch=None):
+    def __init__(self, message: str, epoch: int | None = None, batch: int | None = None) -> None:
         super().__init__(message)
         self.epoch = epoch
         self.batch = batch
@@ -42,7 +42,7 @@ class HistoryLogError(ModelFileError):
     ``problem`` says what is wrong with the log, without the advice the message adds.
     """
 
-    def __init__(self, message, problem=None):
+    def __init__(self, message: str, problem: str | None = None) -> None:
         super().__init__(message)
         self.problem = problem or message
 

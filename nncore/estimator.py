@@ -15,9 +15,13 @@ Input: X as everywhere in nncore (``nncore.inputs``: uint8, or integers 0..255, 
 by 1/255; floats are used as they are); this module only adds scikit-learn's conventions
 (any label values, feature names, a column-vector y) and the wording of its error messages.
 """
+from __future__ import annotations
+
 import math
 import sys
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +34,7 @@ from .model import MLP
 from .model_data import checked_fields
 from .network import Network, checked_dtype
 from .optim import make_optimizer, optimizer_class
+from ._types import ArrayLike, FloatArray, NDArray
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -137,12 +142,16 @@ class MLPClassifier:
     ``image_shape``.
     """
 
-    def __init__(self, hidden_layer_sizes=(128,), activation="relu", solver="adam", alpha=0.0, batch_size=128,
-                 learning_rate_init=1e-3, learning_rate="constant", max_iter=200, momentum=0.9,
-                 nesterovs_momentum=False, loss="cross_entropy", tol=1e-4, n_iter_no_change=10,
-                 early_stopping=False, validation_fraction=0.1, init=None, dtype="float32", random_state=None,
-                 warm_start=False, backend="cython", n_threads=None, verbose=0, dropout=0.0, input_dropout=0.0,
-                 augment=None):
+    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (128,), activation: str = "relu",
+                 solver: str = "adam", alpha: float = 0.0, batch_size: int | None = 128,
+                 learning_rate_init: float = 1e-3, learning_rate: str = "constant", max_iter: int = 200,
+                 momentum: float = 0.9, nesterovs_momentum: bool = False, loss: str = "cross_entropy",
+                 tol: float = 1e-4, n_iter_no_change: int = 10, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, init: str | None = None, dtype: str = "float32",
+                 random_state: int | np.random.RandomState | np.random.Generator | None = None,
+                 warm_start: bool = False, backend: str = "cython", n_threads: int | None = None, verbose: int = 0,
+                 dropout: float | Sequence[float] = 0.0, input_dropout: float = 0.0, augment: str | Shift | None = None,
+                 ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -176,11 +185,11 @@ class MLPClassifier:
         import inspect
         return sorted(name for name in inspect.signature(cls.__init__).parameters if name != "self")
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor parameters as a dict."""
         return {name: getattr(self, name) for name in self._get_param_names()}
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> MLPClassifier:
         """Set constructor parameters; returns self."""
         valid = self._get_param_names()
         for name, value in params.items():
@@ -309,9 +318,14 @@ class MLPClassifier:
         self.n_iter_ += len(history)
         self.loss_curve_ = list(self.loss_curve_) + list(history.loss)
         self.loss_ = history.loss[-1] if len(history) else float("nan")
+        # As scikit-learn: with early stopping the held-out scores and no best_loss_, else the reverse.
         if history.has_validation:
             self.validation_scores_ = list(history.val_accuracy)
             self.best_validation_score_ = max(history.val_accuracy)
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = self.best_validation_score_ = None
+            self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
         if not incremental and len(history) == epochs and not history.stopped_early:
             warning = _sklearn_class("sklearn.exceptions", "ConvergenceWarning", ConvergenceWarning)
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({epochs}) reached and the optimization "
@@ -354,11 +368,11 @@ class MLPClassifier:
         continued.optimizer = _continued_optimizer(model.optimizer, self._optimizer(), network.dtype)
         return continued
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPClassifier:
         """Train (from scratch unless ``warm_start``) for up to ``max_iter`` epochs; returns self."""
         return self._fit(X, y, epochs=self.max_iter)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None) -> MLPClassifier:
         """One epoch on X, y; the first call needs ``classes`` (every label the model will see)."""
         if not hasattr(self, "model_"):
             if classes is None:
@@ -369,9 +383,42 @@ class MLPClassifier:
                              f"{self.classes_.tolist()}")
         return self._fit(X, y, epochs=1, incremental=True)
 
+    # ------------------------------------------------------------ fitted network, as scikit-learn names it
+
+    @property
+    def coefs_(self) -> list[FloatArray]:
+        """Each layer's weights, (fan_in, fan_out): views into ``model_.params``, as scikit-learn's ``coefs_``."""
+        return [W for W, _ in self._fitted_model().layers]
+
+    @property
+    def intercepts_(self) -> list[FloatArray]:
+        """Each layer's biases, (fan_out,): views into ``model_.params``, as scikit-learn's ``intercepts_``."""
+        return [b for _, b in self._fitted_model().layers]
+
+    @property
+    def n_layers_(self) -> int:
+        """Layers counting the input and the output layer, as scikit-learn: ``len(hidden_layer_sizes) + 2``."""
+        return self._fitted_model().network.n_layers + 1
+
+    @property
+    def n_outputs_(self) -> int:
+        """Output units: one per class (softmax; scikit-learn uses one logistic unit for two classes)."""
+        return self._fitted_model().n_classes
+
+    @property
+    def out_activation_(self) -> str:
+        """The output layer's activation: always "softmax" (scikit-learn's "logistic" for two classes)."""
+        self._fitted_model()
+        return "softmax"
+
+    def _fitted_model(self):
+        if not hasattr(self, "model_"):
+            raise _not_fitted(self)
+        return self.model_
+
     # ------------------------------------------------------------ prediction
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """Class probabilities (n_samples, n_classes) in float64, columns in the order of ``classes_``.
 
         scikit-learn returns float64, and float64 that only widens float32 results would carry
@@ -385,19 +432,21 @@ class MLPClassifier:
         samples = inputs.Samples.checked_for(model.network, self._X(X, dtype=model.dtype))
         return model.predict_proba(samples, backend=self.backend, n_threads=self.n_threads)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """The logarithm of ``predict_proba`` (-inf where a probability is 0)."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
         """The most probable label of each sample, from ``classes_``."""
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Mean accuracy (weighted by ``sample_weight`` if given)."""
         y = _as_target(y)
-        return float(np.average(self.predict(X) == y, weights=sample_weight))
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        return float(np.average(self.predict(X) == y, weights=weights))
 
 
 def _with_network(model, network):

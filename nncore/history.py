@@ -7,12 +7,16 @@ record is checked the same way when it is written and when it is read (``check_r
 The checkpoint also records a digest chained over the records it counts (``chain_digest``),
 O(1) to extend per epoch, so a log copied from another run, or edited, is recognised.
 """
+from __future__ import annotations
+
 import hashlib
 import math
 import os
 import re
 import stat
 import tempfile
+from collections.abc import Mapping
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -49,33 +53,41 @@ class History:
     which epoch it kept.
     """
 
-    def __init__(self):
-        self.epoch = []
+    # The per-epoch lists, set from HISTORY_KEYS in __init__; declared here for type checkers.
+    loss: list[float]
+    accuracy: list[float]
+    val_loss: list[float | None]
+    val_accuracy: list[float | None]
+    seconds: list[float]
+    lr: list[float]
+
+    def __init__(self) -> None:
+        self.epoch: list[int] = []
         for key in HISTORY_KEYS:
             setattr(self, key, [])
         self.interrupted = False
         self.stopped_early = False
-        self.best_epoch = None
+        self.best_epoch: int | None = None
 
-    def append(self, epoch, logs):
+    def append(self, epoch: int, logs: Mapping[str, float | None]) -> None:
         self.epoch.append(int(epoch))
         for key in HISTORY_KEYS:
             value = logs.get(key)
             getattr(self, key).append(None if value is None else float(value))
 
     @property
-    def history(self):
+    def history(self) -> dict[str, list]:
         return {"epoch": list(self.epoch), **{key: list(getattr(self, key)) for key in HISTORY_KEYS}}
 
     @property
-    def has_validation(self):
+    def has_validation(self) -> bool:
         return any(value is not None for value in self.val_loss)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, object]:
         return {**self.history, "interrupted": self.interrupted, "stopped_early": self.stopped_early,
                 "best_epoch": self.best_epoch}
 
-    def records(self, start=0):
+    def records(self, start: int = 0) -> np.ndarray:
         """Epochs ``start``.. as a ``RECORD`` array (None becomes NaN)."""
         records = np.zeros(len(self) - start, dtype=RECORD)
         records["epoch"] = self.epoch[start:]
@@ -84,7 +96,7 @@ class History:
         return records
 
     @classmethod
-    def from_records(cls, records, has_validation):
+    def from_records(cls, records: np.ndarray, has_validation: bool) -> History:
         """A History of checked ``records`` (see ``check_records``); NaN validation values are None without validation."""
         history = cls()
         history.epoch = records["epoch"].tolist()
@@ -96,7 +108,7 @@ class History:
         return history
 
     @classmethod
-    def from_dict(cls, data, first_epoch=None):
+    def from_dict(cls, data: Mapping[str, Any], first_epoch: int | None = None) -> History:
         """The History ``to_dict`` described (as version 2 checkpoints store it), checked strictly."""
         try:
             n = len(data["epoch"])
@@ -132,7 +144,7 @@ class History:
         last = f", last={self.last()}" if self.epoch else ""
         return f"History(epochs={len(self)}{last})"
 
-    def last(self):
+    def last(self) -> dict[str, float | None]:
         """The last epoch's record as a dict."""
         return {"epoch": self.epoch[-1], **{key: getattr(self, key)[-1] for key in HISTORY_KEYS}}
 

@@ -43,7 +43,14 @@ class Wording:
         return TypeError(f"{name} holds booleans: pass floats, or uint8 pixels")
 
     def not_2d(self, name, shape):
-        return ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {shape}")
+        # Images come as (N, 28, 28) from IDX files and most loaders: say the one line that fixes it.
+        if len(shape) > 2:
+            hint = f": flatten each sample with {name}.reshape(len({name}), -1)"
+        elif len(shape) == 1:
+            hint = f": one sample is {name}.reshape(1, -1)"
+        else:
+            hint = ""
+        return ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {shape}{hint}")
 
     def too_few_samples(self, name, shape, minimum):
         return ValueError(f"{name} is empty (shape {shape}): at least {minimum} sample(s) needed")

@@ -13,6 +13,8 @@ probabilities: the twin of the kernel of the same name in src_c/_kernels.pxd) an
 names the command line takes for it. Backends report the sum of the per-sample losses;
 ``fit`` and ``evaluate`` divide by the number of samples.
 """
+from __future__ import annotations
+
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -75,7 +77,7 @@ LOSSES = {loss.name: loss for loss in (
 )}
 
 
-def get_loss(name):
+def get_loss(name: str | Loss) -> Loss:
     """The registry entry called ``name`` (or one of its aliases); ValueError naming the choices otherwise."""
     if isinstance(name, Loss):
         return name

@@ -1,10 +1,15 @@
 """Classification metrics: accuracy and the confusion matrix, plus its text rendering."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from ._terminal import printable
 
 
-def accuracy(y_true, y_pred):
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Fraction of predictions equal to the labels."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape:
@@ -14,7 +19,7 @@ def accuracy(y_true, y_pred):
     return float(np.mean(y_true == y_pred))
 
 
-def confusion_matrix(y_true, y_pred, n_classes=None):
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int | None = None) -> NDArray[np.int64]:
     """Counts (n_classes, n_classes): row = true class, column = predicted class."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
@@ -30,7 +35,7 @@ def confusion_matrix(y_true, y_pred, n_classes=None):
     return matrix
 
 
-def per_class_accuracy(matrix):
+def per_class_accuracy(matrix: ArrayLike) -> NDArray[np.float64]:
     """Diagonal over row sums; NaN for a class with no examples."""
     matrix = np.asarray(matrix)
     totals = matrix.sum(axis=1)
@@ -38,7 +43,7 @@ def per_class_accuracy(matrix):
         return np.where(totals > 0, np.diag(matrix) / np.maximum(totals, 1), np.nan)
 
 
-def format_confusion_matrix(matrix, class_names=None):
+def format_confusion_matrix(matrix: ArrayLike, class_names: Sequence[str] | None = None) -> str:
     """The confusion matrix as aligned text: rows true classes, columns predicted, plus accuracy.
 
     Columns are headed by class index to stay narrow; each row names its class in full, e.g.

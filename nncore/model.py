@@ -4,8 +4,13 @@ The model owns its parameters (and, once trained, its optimizer); the shape and 
 its ``Network``, the work happens in a backend (``nncore.backends``) and ``fit``'s loop lives
 in ``nncore.train``.
 """
+from __future__ import annotations
+
 import math
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
 
 from . import inputs, train
 from .backends import DEFAULT_BACKEND, get_backend
@@ -15,6 +20,18 @@ from .losses import get_loss
 from .model_data import checked_fields
 from .network import INITIALIZERS, Network
 from .outputs import check_probabilities, count_non_finite, refusal
+from ._types import ArrayLike, DTypeLike, FloatArray, Logs, NDArray, PathLike, Schedule
+
+if TYPE_CHECKING:
+    import onnx
+
+    from .augment import Shift
+    from .backends.base import Backend
+    from .callbacks import Callback, EarlyStopping
+    from .data.dataset import Dataset, ImageSet
+    from .history import History
+    from .losses import Loss
+    from .optim import Optimizer
 
 
 class Evaluation(NamedTuple):
@@ -48,8 +65,13 @@ class MLP:
     use them; set them by hand for models trained on arrays.
     """
 
-    def __init__(self, layer_sizes, activation="relu", dtype="float32", init=None, seed=None, dropout=0.0,
-                 input_dropout=0.0):
+    dataset_name: str | None
+    class_names: tuple[str, ...] | None
+    input_shape: tuple[int, ...] | None
+
+    def __init__(self, layer_sizes: Sequence[int], activation: str | Sequence[str] = "relu",
+                 dtype: DTypeLike = "float32", init: str | None = None, seed: int | None = None,
+                 dropout: float | Sequence[float] = 0.0, input_dropout: float = 0.0) -> None:
         if init is not None and init not in INITIALIZERS:
             raise ValueError(f"init must be None or one of {tuple(INITIALIZERS)}, got {init!r}")
         self._adopt(Network(layer_sizes, activation, dtype, dropout, input_dropout),
@@ -57,7 +79,7 @@ class MLP:
         self.initialize(seed)
 
     @classmethod
-    def from_network(cls, network, params):
+    def from_network(cls, network: Network, params: ArrayLike) -> MLP:
         """A model of ``network`` (an ``nncore.network.Network``) holding a copy of ``params``; no
         initialisation is drawn. ``activation`` is the hidden layers' one name, or their names."""
         names = network.activation_names
@@ -77,7 +99,7 @@ class MLP:
         self.loss = "cross_entropy"  # the loss of the latest fit; evaluate's default
         self.dataset_name = self.class_names = self.input_shape = None
 
-    def remember_data(self, dataset):
+    def remember_data(self, dataset: ImageSet) -> None:
         """Record what ``dataset`` (a Dataset or ImageSet) is: its dataset's name, class names, image shape.
 
         ValueError, before anything changes, for what a model file could not keep (``nncore.model_data``).
@@ -86,7 +108,7 @@ class MLP:
             self.network, dataset.dataset_name, tuple(dataset.class_names) or None, tuple(dataset.image_shape),
             dataset.name)
 
-    def initialize(self, seed=None):
+    def initialize(self, seed: int | None = None) -> None:
         """Draw fresh initial weights (zero biases) from ``seed``; forget the optimizer state."""
         inits = ((self.init,) * self.network.n_layers if self.init is not None else
                  self.network.default_inits(self.activation if isinstance(self.activation, str) else "relu"))
@@ -94,43 +116,43 @@ class MLP:
         self.optimizer, self.history, self.epochs_trained = None, None, 0
 
     @property
-    def params(self):
+    def params(self) -> FloatArray:
         """The flat parameter buffer (assign into it: ``model.params[:] = ...``)."""
         return self._params
 
     @property
-    def layers(self):
+    def layers(self) -> list[tuple[FloatArray, FloatArray]]:
         """Per layer ``(W, b)``: views into ``params``, W (fan_in, fan_out), b (fan_out,)."""
         return self.network.views(self._params)
 
     @property
-    def layer_sizes(self):
+    def layer_sizes(self) -> tuple[int, ...]:
         return self.network.layer_sizes
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.network.dtype
 
     @property
-    def dropout(self):
+    def dropout(self) -> tuple[float, ...]:
         """The dropout rate of each hidden layer (a tuple)."""
         return self.network.dropout
 
     @property
-    def input_dropout(self):
+    def input_dropout(self) -> float:
         """The dropout rate of the input features."""
         return self.network.input_dropout
 
     @property
-    def n_inputs(self):
+    def n_inputs(self) -> int:
         return self.network.n_inputs
 
     @property
-    def n_classes(self):
+    def n_classes(self) -> int:
         return self.network.n_classes
 
     @property
-    def n_parameters(self):
+    def n_parameters(self) -> int:
         return self.network.n_params
 
     def __repr__(self):
@@ -139,12 +161,25 @@ class MLP:
         return (f"MLP(layer_sizes={list(self.layer_sizes)}, activation={self.activation!r}, "
                 f"dtype={self.dtype.name!r}, init={self.init!r}, seed={self.seed!r}{dropout})")
 
+    def summary(self, print_fn: Callable[[str], object] | None = None) -> None:
+        """Print a table of the layers: output shapes, activations, W and b shapes, parameter counts.
+
+        As Keras's ``model.summary()``; ``print_fn`` (default ``print``) receives each line.
+        """
+        from .summary import summary_lines
+        for line in summary_lines(self):
+            (print_fn or print)(line)
+
     # ------------------------------------------------------------ training
 
-    def fit(self, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross_entropy",
-            validation_data=None, validation_split=None, backend=DEFAULT_BACKEND, callbacks=None,
-            early_stopping=None, checkpoint_dir=None, resume=False, verbose="auto", lr_schedule=None,
-            seed=None, n_threads=None, augment=None):
+    def fit(self, X: ArrayLike | Dataset, y: ArrayLike | None = None, epochs: int = 10,
+            batch_size: int | None = 128, optimizer: Optimizer | str | None = None,
+            loss: str | Loss = "cross_entropy", validation_data: tuple[ArrayLike, ArrayLike] | Dataset | None = None,
+            validation_split: float | None = None, backend: str | Backend = DEFAULT_BACKEND,
+            callbacks: Sequence[Callback | Callable[[int, Logs], bool | None]] | None = None,
+            early_stopping: bool | int | EarlyStopping | None = None, checkpoint_dir: PathLike | None = None,
+            resume: bool = False, verbose: int | str = "auto", lr_schedule: Schedule | None = None,
+            seed: int | None = None, n_threads: int | None = None, augment: str | Shift | None = None) -> History:
         """Train for ``epochs`` epochs and return a ``History``.
 
         - ``X``: (n, n_inputs) pixels (uint8, or integers 0..255; scaled by 1/255 in the kernels) or
@@ -186,7 +221,8 @@ class MLP:
 
     # ------------------------------------------------------------ inference
 
-    def predict_proba(self, X, batch_size=PREDICT_BATCH_SIZE, backend=DEFAULT_BACKEND, n_threads=None):
+    def predict_proba(self, X: ArrayLike | ImageSet, batch_size: int | None = PREDICT_BATCH_SIZE,
+                      backend: str | Backend = DEFAULT_BACKEND, n_threads: int | None = None) -> FloatArray:
         """Class probabilities (n_samples, n_classes); ``X`` as ``fit`` takes it (see ``nncore.inputs``).
 
         Raises ``NonFiniteOutputError`` rather than return rows of NaN (``nncore.outputs``).
@@ -197,12 +233,14 @@ class MLP:
                                                                 batch_size or max(len(data), 1))
         return check_probabilities(self.network, self._params, probabilities, "X")
 
-    def predict(self, X, batch_size=PREDICT_BATCH_SIZE, backend=DEFAULT_BACKEND, n_threads=None):
+    def predict(self, X: ArrayLike | ImageSet, batch_size: int | None = PREDICT_BATCH_SIZE,
+                backend: str | Backend = DEFAULT_BACKEND, n_threads: int | None = None) -> NDArray[np.intp]:
         """Predicted class indices (n_samples,), the first maximum on ties."""
         return self.predict_proba(X, batch_size, backend, n_threads).argmax(axis=1)
 
-    def evaluate(self, X, y=None, loss=None, batch_size=PREDICT_BATCH_SIZE, backend=DEFAULT_BACKEND,
-                 n_threads=None):
+    def evaluate(self, X: ArrayLike | ImageSet, y: ArrayLike | None = None, loss: str | None = None,
+                 batch_size: int | None = PREDICT_BATCH_SIZE, backend: str | Backend = DEFAULT_BACKEND,
+                 n_threads: int | None = None) -> Evaluation:
         """Mean loss (the latest fit's loss unless given) and accuracy on X, y: an ``Evaluation``.
 
         ``X`` may be a Dataset, with ``y`` omitted. Raises ``NonFiniteOutputError`` when the
@@ -222,20 +260,20 @@ class MLP:
 
     # ------------------------------------------------------------ files
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         """Write the architecture and parameters to ``path`` (.npz, atomically); ``nncore.load`` reads it."""
         save_model(self, path)
 
-    def to_onnx(self, path, input_dtype="uint8"):
+    def to_onnx(self, path: PathLike, input_dtype: str = "uint8") -> onnx.ModelProto:
         """Write the model to ``path`` as an ONNX graph; see ``nncore.onnx_export`` (needs ``nncore[onnx]``)."""
         from .onnx_export import to_onnx
         return to_onnx(self, path, input_dtype)
 
-    def copy(self):
+    def copy(self) -> MLP:
         """An independent copy of the architecture, parameters and data fields (no optimizer, no history)."""
         return self.astype(self.dtype)
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> MLP:
         """A copy with its parameters in ``dtype`` (float32 or float64), data fields and epoch count kept; no
         optimizer, no history."""
         network = Network(self.layer_sizes, self.network.activation_names, dtype, self.dropout, self.input_dropout)
@@ -246,7 +284,7 @@ class MLP:
         return clone
 
 
-def load(path):
+def load(path: PathLike) -> MLP:
     """Load a model (or the model inside a checkpoint) saved by ``MLP.save``; return an ``MLP``.
 
     Raises ``ModelFileError`` if the file is missing, corrupt, crafted or from a newer nncore.

@@ -20,7 +20,11 @@ dataset name, class names and image shape when the model knows them: ``MLP.datas
 
 ``onnx`` is an optional dependency (``pip install "nncore[onnx]"``), imported only here.
 """
+from __future__ import annotations
+
 import json
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +32,12 @@ from ._atomic import atomic_write_bytes
 from .activations import ACTIVATIONS
 from .backends.base import input_scale
 from .model_data import data_header
+from ._types import PathLike
+
+if TYPE_CHECKING:
+    import onnx
+
+    from .model import MLP
 
 OPSET = 13
 IR_VERSION = 7  # the IR version of ONNX 1.8, which introduced opset 13
@@ -37,7 +47,7 @@ INPUT_NAME, OUTPUT_NAME = "input", "probabilities"
 MAX_PARAMETER_BYTES = 2**31 - 2**24
 
 
-def import_onnx():
+def import_onnx() -> ModuleType:
     """The ``onnx`` module, or an ImportError saying which extra provides it."""
     try:
         import onnx
@@ -46,7 +56,7 @@ def import_onnx():
     return onnx
 
 
-def hidden_activations(model):
+def hidden_activations(model: MLP) -> list[str]:
     """The activation of each hidden layer, by name (the model's network description)."""
     return list(model.network.activation_names)
 
@@ -141,7 +151,7 @@ def _metadata(model, activations, input_dtype):
     return metadata
 
 
-def build_onnx_model(model, input_dtype="uint8"):
+def build_onnx_model(model: MLP, input_dtype: str = "uint8") -> onnx.ModelProto:
     """The model as an ``onnx.ModelProto`` (checked with ``onnx.checker``); see the module docstring."""
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
@@ -167,7 +177,7 @@ def build_onnx_model(model, input_dtype="uint8"):
     return proto
 
 
-def to_onnx(model, path, input_dtype="uint8"):
+def to_onnx(model: MLP, path: PathLike, input_dtype: str = "uint8") -> onnx.ModelProto:
     """Write ``model`` to ``path`` as an ONNX graph (atomically); return the ``onnx.ModelProto``."""
     proto = build_onnx_model(model, input_dtype)
     atomic_write_bytes(path, proto.SerializeToString(), streams=True)

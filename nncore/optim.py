@@ -25,6 +25,8 @@ RMSprop: g = grad + weight_decay * theta;  s = alpha s + (1 - alpha) g^2;  cente
 Weight decay (but AdamW's) is applied to every parameter, biases included, as PyTorch does; it
 is the gradient of the penalty 0.5 * weight_decay * ||theta||^2.
 """
+from __future__ import annotations
+
 import inspect
 
 import numpy as np
@@ -109,8 +111,9 @@ class Optimizer:
     ``hyperparameters``, ``core_config`` and ``numpy_update``.
     """
 
-    kind = None
-    buffer_names = ()
+    kind: str | None = None
+    buffer_names: tuple[str, ...] = ()
+    lr: float  # every kind has a learning rate, which schedules set
 
     def __init__(self):
         self._buffers = {}
@@ -220,7 +223,8 @@ class SGD(Optimizer):
     kind = "sgd"
     buffer_names = ("velocity",)
 
-    def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
         super().__init__()
         self.lr = _non_negative("lr", lr)
         self.momentum = _non_negative("momentum", momentum, upper=1.0)
@@ -249,7 +253,8 @@ class Adam(Optimizer):
     buffer_names = ("m", "v")
     decoupled = False
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
         super().__init__()
         self.lr = _non_negative("lr", lr)
         try:
@@ -286,7 +291,8 @@ class AdamW(Adam):
     kind = "adamw"
     decoupled = True
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2) -> None:
         super().__init__(lr, betas, eps, weight_decay)
 
 
@@ -298,7 +304,8 @@ class RMSprop(Optimizer):
     kind = "rmsprop"
     buffer_names = ("square_avg", "momentum_buffer", "grad_avg")
 
-    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False) -> None:
         super().__init__()
         self.lr = _non_negative("lr", lr)
         self.alpha = _non_negative("alpha", alpha, upper=1.0)

@@ -10,14 +10,29 @@ A ``dataset`` is an ``nncore.data.Dataset`` (``.images`` uint8 (N, 784), ``.labe
 ``.class_names``, ``.name``) or a plain ``(X, y)`` tuple; a ``history`` is what ``fit``
 returns (anything with a Keras-like ``.history`` dict of per-epoch lists) or that dict.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from nncore import metrics
 from nncore._atomic import atomic_open
 from nncore.metrics import format_confusion_matrix  # noqa: F401  (re-exported: text needs no matplotlib)
+from nncore._types import ArrayLike, PathLike
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from nncore.data.dataset import Dataset
+    from nncore.history import History
+    from nncore.model import MLP
+
+#: What the figure functions draw from: a Dataset, or a plain (X, y) pair.
+Examples = Union["Dataset", "tuple[ArrayLike, ArrayLike]"]
 
 INSTALL_HINT = 'pip install "nncore[plot]"'
 
@@ -54,7 +69,7 @@ def _new_figure(**figure_options):
     return figure
 
 
-def save_figure(figure, path, dpi=100):
+def save_figure(figure: Figure, path: PathLike, dpi: int = 100) -> Path:
     """Save ``figure`` as PNG or SVG, chosen by the suffix of ``path``; return the Path.
 
     Missing parent directories are created. ``dpi`` applies to PNG. The file is written as
@@ -147,7 +162,8 @@ def _grid_shape(count, columns=None, target_ratio=2.0):
 
 # ---------------------------------------------------------------- figures
 
-def prediction_grid(model, dataset, n=36, only_errors=False, columns=None):
+def prediction_grid(model: MLP, dataset: Examples, n: int = 36, only_errors: bool = False,
+                    columns: int | None = None) -> Figure:
     """A grid of the first ``n`` images (or the first ``n`` misclassified ones) with predictions.
 
     Each cell's title is ``pred 7`` in green when the model is right, or ``pred 7`` over
@@ -208,7 +224,7 @@ def prediction_grid(model, dataset, n=36, only_errors=False, columns=None):
     return figure
 
 
-def training_curves(history):
+def training_curves(history: History | Mapping[str, Sequence[Any]]) -> Figure:
     """Loss (left) and accuracy (right) per epoch, training solid and validation dashed."""
     values = _history_dict(history)
     curves = {key: _series(values, key) for key in ("loss", "val_loss", "accuracy", "val_accuracy")}
@@ -249,7 +265,7 @@ def training_curves(history):
     return figure
 
 
-def confusion_matrix(model, dataset):
+def confusion_matrix(model: MLP, dataset: Examples) -> Figure:
     """Counts of (true, predicted) class, annotated, beside each class's accuracy as a bar."""
     images, labels, class_names, name = _examples(dataset)
     class_names = _class_names(model, class_names)
@@ -311,7 +327,7 @@ def confusion_matrix(model, dataset):
     return figure
 
 
-def first_layer_weights(model, max_units=64, columns=None):
+def first_layer_weights(model: MLP, max_units: int = 64, columns: int | None = None) -> Figure:
     """Each hidden unit's incoming weights as an image, blue negative, red positive, white 0.
 
     Shows the first ``max_units`` units of the first layer on one colour scale centred at 0
@@ -350,7 +366,8 @@ def _first_layer(model):
 
 # ---------------------------------------------------------------- everything at once
 
-def write_all(model, dataset, history=None, directory=".", suffix=".png"):
+def write_all(model: MLP, dataset: Examples, history: History | None = None, directory: PathLike = ".",
+              suffix: str = ".png") -> list[Path]:
     """Write every figure that applies into ``directory``; return the paths written.
 
     Always the prediction grid, the grid of errors, the confusion matrix and the first-layer

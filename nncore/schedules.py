@@ -5,6 +5,8 @@ counts from 0 within one ``fit`` call, ``epochs`` is that call's number of epoch
 ``base_lr`` the optimizer's learning rate when the call began. ``fit`` restores ``base_lr``
 when it returns, so a later ``fit`` starts the schedule again from it.
 """
+from __future__ import annotations
+
 import math
 
 from ._numbers import finite, real, shown, whole
@@ -13,7 +15,7 @@ from ._numbers import finite, real, shown, whole
 class Constant:
     """The base learning rate throughout."""
 
-    def __call__(self, epoch, epochs, base_lr):
+    def __call__(self, epoch: int, epochs: int, base_lr: float) -> float:
         return base_lr
 
     def __repr__(self):
@@ -23,10 +25,10 @@ class Constant:
 class StepDecay:
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
 
-    def __init__(self, step_size=10, gamma=0.1):
+    def __init__(self, step_size: int = 10, gamma: float = 0.1) -> None:
         self.step_size, self.gamma = whole("step_size", step_size, 1), finite("gamma", gamma, 0, strict=True)
 
-    def __call__(self, epoch, epochs, base_lr):
+    def __call__(self, epoch: int, epochs: int, base_lr: float) -> float:
         try:
             return base_lr * self.gamma ** (epoch // self.step_size)
         except OverflowError:  # gamma > 1 for long enough: the rate the scheduler then refuses
@@ -44,10 +46,10 @@ class Cosine:
     the last epoch therefore still trains with a learning rate above ``min_lr``.
     """
 
-    def __init__(self, min_lr=0.0, warmup_epochs=0):
+    def __init__(self, min_lr: float = 0.0, warmup_epochs: int = 0) -> None:
         self.min_lr, self.warmup_epochs = finite("min_lr", min_lr, 0), whole("warmup_epochs", warmup_epochs, 0)
 
-    def __call__(self, epoch, epochs, base_lr):
+    def __call__(self, epoch: int, epochs: int, base_lr: float) -> float:
         if epoch < self.warmup_epochs:
             return base_lr * (epoch + 1) / (self.warmup_epochs + 1)
         span = max(epochs - self.warmup_epochs, 1)

@@ -12,10 +12,13 @@ thread count), as one never interrupted.
 
 The loop guards the model against non-finite parameters and concurrent fits (``nncore._guards``).
 """
+from __future__ import annotations
+
 import math
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +37,9 @@ from .losses import get_loss
 from .optim import OPTIMIZERS, Adam, Optimizer
 from .progress import ProgressBar
 from .outputs import count_non_finite
+
+if TYPE_CHECKING:
+    from .model import MLP
 
 SPLIT_STREAM = 0x5EED5  # the SeedSequence key that keeps the split's stream apart from the epochs'
 #: ``verbose``: 0 quiet, 1 a ProgressBar (one line per epoch when the output is not a terminal),
@@ -60,7 +66,7 @@ class TrainingRun:
     (after ``on_train_begin``).
     """
 
-    model: object
+    model: MLP
     optimizer: Optimizer
     optimizer_given: bool
     epochs: int

@@ -5,6 +5,7 @@ import os
 import pickle
 import runpy
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -102,15 +103,23 @@ def test_nncores_threads_in_a_worker_are_one_unless_the_fit_asks(client, n_threa
     assert (default, used, blas) == (1, expected, {1})
 
 
-def test_the_example_sweeps_on_a_two_process_local_cluster(monkeypatch, capsys):
+def test_the_example_sweeps_on_a_two_process_local_cluster_and_says_once_that_fits_stop_at_max_iter(monkeypatch,
+                                                                                                      capfd):
     def tiny_mnist(split="train", *args, **kwargs):
         X, y = blobs(n=300 if split == "train" else 90, n_features=784, seed=0 if split == "train" else 1)
         return nncore.Dataset(X, y.astype(np.uint8), ["0", "1", "2"], name=split)
 
     monkeypatch.setattr(nncore, "load_mnist", tiny_mnist)
     monkeypatch.setattr(sys, "argv", ["dask_sweep.py", "--n-samples", "300", "--max-iter", "2"])
-    runpy.run_path(str(EXAMPLE), run_name="__main__")
-    lines = capsys.readouterr().out.splitlines()
+    with warnings.catch_warnings():
+        # pytest's own filter (pyproject.toml) hides the warning, and scikit-learn hands the filters
+        # to the workers: start from Python's defaults, as a user's run does.
+        warnings.simplefilter("default")
+        runpy.run_path(str(EXAMPLE), run_name="__main__")
+    captured = capfd.readouterr()  # the workers' stderr too: that is where their warnings went
+    lines = captured.out.splitlines()
+    assert sum(line.startswith("each fit trains exactly 2 epochs") for line in lines) == 1
+    assert "Maximum iterations" not in captured.err and "ConvergenceWarning" not in captured.err
     assert sum(line.startswith("worker tcp://") and "BLAS threads at rest" in line for line in lines) == 2
     assert lines[-1].startswith("best {") and "12 fits on 2 workers" in lines[-1]
     assert float(lines[-1].split("test accuracy ")[1].split(";")[0]) > 0.9

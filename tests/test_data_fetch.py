@@ -493,3 +493,16 @@ def test_two_processes_filling_the_cache_at_once_download_it_once(tmp_path, tiny
     assert len(tiny_mirror.requests) == len(IDX_FILE_NAMES)  # the second found the cache full
     assert_split_equals(load_dataset(spec, "test", cache_dir=tmp_path), tiny_mirror.arrays, "test")
     assert cache_listing(tmp_path) == sorted([".lock", *IDX_FILE_NAMES])
+
+
+def test_download_false_never_fetches_and_says_how_to_fill_the_cache(tmp_path):
+    arrays = tiny_arrays()
+    source = FakeSource("a working mirror", files=idx_files(arrays))
+    spec = tiny_spec(arrays, [source])
+    with pytest.raises(FetchError, match="not there, and download=False") as raised:
+        load_dataset(spec, "train", cache_dir=tmp_path, download=False)
+    assert source.calls == 0 and not (tmp_path / "tiny").exists()
+    assert raised.value.remedy == "nncore fetch tiny"
+    assert_split_equals(load_dataset(spec, "train", cache_dir=tmp_path), arrays, "train")  # downloads
+    assert source.calls == 1
+    assert_split_equals(load_dataset(spec, "test", cache_dir=tmp_path, download=False), arrays, "test")

@@ -35,7 +35,7 @@ BACKENDS = {"cython": _cython, "numpy": _numpy}
 DEFAULT_BACKEND = "cython"
 
 
-def get_backend(backend=DEFAULT_BACKEND, n_threads=None):
+def get_backend(backend: str | Backend = DEFAULT_BACKEND, n_threads: int | None = None) -> Backend:
     """The backend called ``backend`` ("cython" or "numpy"), or ``backend`` itself if it is a Backend;
     with ``n_threads``, one whose calls use that many threads (``Backend.with_threads``)."""
     if isinstance(backend, Backend):

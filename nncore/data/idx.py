@@ -15,6 +15,8 @@ values are decompressed straight into one buffer of exactly the declared size.
 Only regular files are read: a FIFO or a device is refused instead of blocking forever.
 """
 
+from __future__ import annotations
+
 import gzip
 import math
 import os
@@ -28,9 +30,10 @@ from nncore._atomic import atomic_write_bytes
 from nncore._output_paths import output_path
 from nncore._reading import allocate, format_bytes, open_regular_file
 from nncore.errors import DataError
+from nncore._types import PathLike
 
 #: IDX type code -> the big-endian NumPy dtype of the values as stored in the file.
-DTYPE_BY_CODE = {
+DTYPE_BY_CODE: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -53,7 +56,7 @@ _LARGEST_DIMENSION = 2**32 - 1
 _MAX_NUMPY_DIMENSIONS = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
 
 
-def read_idx(path):
+def read_idx(path: PathLike) -> np.ndarray:
     """Read an IDX file, raw or gzip-compressed, into an array of the file's dtype and shape.
 
     The array has native byte order. Raises ``DataError`` (naming ``path``) on a wrong
@@ -78,13 +81,13 @@ def read_idx(path):
     return decode_idx(whole_file, source=path)
 
 
-def decode_idx(data, source="<bytes>"):
+def decode_idx(data: bytes | np.ndarray, source: object = "<bytes>") -> np.ndarray:
     """Decode the bytes of a whole, uncompressed IDX file into an array.
 
     For one-byte types the result is a view of ``data`` (no copy; writable when ``data``
     is, e.g. a bytearray or a uint8 array). ``source`` names the data in error messages.
     """
-    view = memoryview(data).cast("B")
+    view = memoryview(data).cast("B")  # type: ignore[arg-type]  # an ndarray is a buffer; numpy's stubs do not say so
     position = 0
 
     def read(count):
@@ -99,13 +102,13 @@ def decode_idx(data, source="<bytes>"):
     return _to_native_byte_order(values.reshape(shape))
 
 
-def encode_idx(array):
+def encode_idx(array: np.ndarray) -> bytes:
     """The bytes of an uncompressed IDX file holding ``array`` (see ``write_idx`` for types)."""
     header, payload = _header_and_payload(array)
     return header + payload.tobytes()
 
 
-def write_idx(path, array, compress=None):
+def write_idx(path: PathLike, array: np.ndarray, compress: bool | None = None) -> None:
     """Write ``array`` as an IDX file, atomically (temporary file + rename).
 
     ``array`` must be uint8, int8, int16, int32, float32 or float64, with at most 255

@@ -22,14 +22,18 @@ fetch``, Debian's Fashion-MNIST package) through ``read_folder_split`` too, then
 SHA-256 of what it read.
 """
 
+from __future__ import annotations
+
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from nncore.data.csv import read_csv
 from nncore.data.dataset import Dataset, ImageSet
 from nncore.data.idx import read_idx
 from nncore.errors import DataError
+from nncore._types import PathLike
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -75,7 +79,8 @@ def read_folder(directory, spec, splits=SPLITS):
     return found
 
 
-def read_images(path, class_names=(), name=None, kind=None):
+def read_images(path: PathLike, class_names: Sequence[str] = (), name: str | None = None,
+                kind: str | None = None) -> ImageSet:
     """The images in one IDX file (raw or gzip) or CSV file: an ``ImageSet``.
 
     ``kind`` is "idx" or "csv"; by default a ``.csv`` suffix means CSV, anything else IDX.
