@@ -84,8 +84,18 @@ NN_INLINE V NN_FN(load_u8_partial)(const unsigned char* p, ptrdiff_t count) {
     return NN_FN(load_u8)(lanes);
 }
 
-/* dA := dA * act'(x), x what the derivative reads (narrow.h, ops.h): ReLU as a vector select, every
- * other activation lane by lane through ops.h's definition, one loop per code so each inlines. */
+/* Every activation's derivative but ReLU's, lane by lane through ops.h: out of line, so that the
+ * tiles that inline activation_backward carry only ReLU's select. */
+static NN_NOINLINE V NN_FN(derivative_lanes)(V x, int activation) {
+    T lanes[VL];
+    NN_FN(store)(lanes, x);
+    for (int l = 0; l < VL; l++)
+        lanes[l] = NN_DERIVATIVE(activation, lanes[l]);
+    return NN_FN(load)(lanes);
+}
+
+/* dA := dA * act'(x), x what the derivative reads (narrow.h, ops.h): ReLU as a vector select,
+ * every other activation through ops.h's definition. */
 NN_INLINE V NN_FN(activation_backward)(V dA, V x, int activation) {
     if (activation == NNCORE_ACTIVATION_RELU) {
 #if NN_LANES > 1
@@ -95,17 +105,7 @@ NN_INLINE V NN_FN(activation_backward)(V dA, V x, int activation) {
         return x > 0 ? dA : 0;
 #endif
     }
-    T lanes[VL];
-    NN_FN(store)(lanes, x);
-    switch (activation) {
-#define NN_DERIVATIVE_CASE(name, text) \
-    case NNCORE_ACTIVATION_##name: \
-        NN_UNROLL for (int l = 0; l < VL; l++) lanes[l] = NN_DERIVATIVE(NNCORE_ACTIVATION_##name, lanes[l]); \
-        break;
-        NNCORE_ACTIVATION_LIST(NN_DERIVATIVE_CASE)
-#undef NN_DERIVATIVE_CASE
-    }
-    return dA * NN_FN(load)(lanes);
+    return dA * NN_FN(derivative_lanes)(x, activation);
 }
 
 /* ---------------------------------------------------------------- shuffles: transposes and sum trees
