@@ -14,9 +14,11 @@
 #define NNCORE_POSIX_THREADS 0
 #endif
 
-/* A barrier spins this long before it sleeps: long enough to catch a partner a few microseconds
- * behind on an idle machine (a sleep and wake-up costs ~10-50 us), short enough that a
- * descheduled partner costs little (benchmarks/thread_pool.py measured the choice). */
+/* A barrier spins at most this long before it sleeps: long enough to catch a partner a few
+ * microseconds behind on an idle machine (a sleep and wake-up costs ~10-50 us: a 784-10-10 step
+ * of 128 rows took 13.7 ms per epoch without spinning, 7.0 ms with 20 us), and each team adapts
+ * it (nncore_team_barrier): on a busy machine, where the partner is descheduled and spinning only
+ * burns the core it needs, the budget decays to nothing (benchmarks/thread_pool.py measured both). */
 #define NNCORE_DEFAULT_SPIN_MICROSECONDS 20
 
 static int configured_threads = 0;   /* 0: not read from the environment yet */
@@ -77,6 +79,8 @@ struct nncore_team {
     pthread_cond_t changed;      /* a barrier's generation moved on, or a worker finished */
     int arrived;                 /* threads at the barrier now */
     unsigned generation;         /* barriers passed */
+    int spin_ns;                 /* this team's spin budget now (adapted by the waits it sees) */
+    unsigned probes;             /* waits while the budget was nothing */
     int finished;                /* workers done with the job */
 };
 
@@ -196,6 +200,8 @@ int nncore_pool_run(int n_threads, nncore_job job, void* context) {
     team.arrived = 0;
     team.generation = 0;
     team.finished = 0;
+    team.spin_ns = 1000 * nncore_pool_spin_microseconds();
+    team.probes = 0;
     pthread_mutex_init(&team.lock, NULL);
     pthread_cond_init(&team.changed, NULL);
     for (int t = 0; t < taken; t++) {
@@ -229,16 +235,27 @@ void nncore_team_barrier(nncore_team* team) {
         pthread_mutex_unlock(&team->lock);
         return;
     }
-    int spin = nncore_pool_spin_microseconds();
-    if (spin > 0) {
-        double deadline = seconds_now() + 1e-6 * spin;
+    /* Adapt the team's budget by whether spinning pays: a spin that sees the partner arrive
+     * doubles it (up to the setting), one that gives up halves it. On a busy machine, where the
+     * partner waits for the very core this thread spins on, it falls to nothing; then every 16th
+     * wait spins for a microsecond to notice when the partners run again. */
+    int ceiling = 1000 * nncore_pool_spin_microseconds();
+    int budget = __atomic_load_n(&team->spin_ns, __ATOMIC_RELAXED);
+    if (budget == 0 && ceiling > 0 && __atomic_add_fetch(&team->probes, 1, __ATOMIC_RELAXED) % 16 == 0)
+        budget = 1000;
+    if (budget > 0) {
+        double deadline = seconds_now() + 1e-9 * budget;
         for (int i = 1;; i++) {
-            if (__atomic_load_n(&team->generation, __ATOMIC_ACQUIRE) != generation)
+            if (__atomic_load_n(&team->generation, __ATOMIC_ACQUIRE) != generation) {
+                int grown = 2 * budget;
+                __atomic_store_n(&team->spin_ns, grown < ceiling ? grown : ceiling, __ATOMIC_RELAXED);
                 return;
+            }
             cpu_relax();
             if (i % 64 == 0 && seconds_now() > deadline)
                 break;
         }
+        __atomic_store_n(&team->spin_ns, budget / 2 >= 1000 ? budget / 2 : 0, __ATOMIC_RELAXED);
     }
     pthread_mutex_lock(&team->lock);
     while (__atomic_load_n(&team->generation, __ATOMIC_ACQUIRE) == generation)

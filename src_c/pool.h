@@ -4,9 +4,10 @@
  * A job runs on a team: the calling thread (thread 0) and n - 1 workers taken from the idle ones
  * (started when there are too few). Two jobs from two Python threads get two teams, each with
  * its own workers, so one never waits for the other. Within a job, the team meets at
- * nncore_team_barrier, which spins for at most NNCORE_SPIN_MICROSECONDS and then sleeps on a
- * condition variable: a partner the OS has descheduled costs the others no CPU (OpenMP's and
- * OpenBLAS's spinning waits made a busy 2-core machine 5-26x slower at 2 threads than at 1).
+ * nncore_team_barrier, which spins for at most nncore_pool_spin_microseconds() (a budget each team
+ * adapts: it shrinks while partners come late) and then sleeps on a condition variable: a partner
+ * the OS has descheduled costs the others no CPU (OpenMP's and OpenBLAS's spinning waits made a
+ * busy 2-core machine 5-26x slower at 2 threads than at 1).
  *
  * The thread count a caller asks for when it gives none, nncore_get_num_threads(), is one
  * process-wide setting: OMP_NUM_THREADS (its first entry) when set, else the CPUs this process may

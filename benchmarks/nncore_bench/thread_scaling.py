@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from .timers import SETTLE_SECONDS
 from .torch_candidates import TorchTrainer, import_torch
 
 #: (layer sizes, batch size or None for the full batch, dtype, rows per timed epoch)
@@ -85,6 +86,9 @@ class TorchEpoch:
 
 
 def _time(candidate):
+    # A pause first: PyTorch's OpenMP threads (and OpenBLAS's) spin for a while after their last
+    # call, and that CPU time would be counted to the next candidate, which shares the process.
+    time.sleep(SETTLE_SECONDS)
     wall, cpu = time.perf_counter(), time.process_time()
     candidate.run()
     return time.perf_counter() - wall, time.process_time() - cpu
