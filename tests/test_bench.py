@@ -138,3 +138,30 @@ def test_seed_example_mode_times_the_example_and_checks_the_baseline(tmp_path):
         assert _positive_finite(candidate["seconds_for_example"])
     # Same start, same maths in float64: the baseline did the same work.
     assert row["parameter_difference_f64"] < 1e-9
+
+
+def test_the_thread_scaling_run_times_both_machines_and_writes_its_table(tmp_path, monkeypatch):
+    """`nncore bench --threads` alone: 1 thread against the default, idle and with the competitors it
+    starts (and stops: none is left running), wall and CPU time, the command and `nncore info`."""
+    from nncore_bench import thread_scaling
+    monkeypatch.setattr(thread_scaling, "QUICK_CELLS", [((64, 96, 10), 64, "float32", 2_000, 1)])
+    started = []
+    original = thread_scaling.Competitors.__enter__
+
+    def remember(self):
+        entered = original(self)
+        started.extend(self.processes)
+        return entered
+
+    monkeypatch.setattr(thread_scaling.Competitors, "__enter__", remember)
+    assert bench_cli.main(["--threads", "--quick", "--no-torch", "--repeats", "1", "--out", str(tmp_path),
+                           "--no-print"]) == 0
+    result = json.loads((tmp_path / "bench-threads.json").read_text())
+    assert [row["condition"] for row in result["rows"]] == ["idle", "busy"]
+    for row in result["rows"]:
+        wall, cpu = row["ratios"]["nncore"]
+        assert wall > 0 and cpu > 0 and set(row["seconds"]) == {"nncore 1 thread", "nncore default (%d)"
+                                                                % result["default_threads"]}
+    assert len(started) == thread_scaling.COMPETITORS and all(p.poll() is not None for p in started)
+    markdown = (tmp_path / "bench-threads.md").read_text()
+    assert "Command: `nncore bench --threads --quick" in markdown and "compiled core" in markdown

@@ -20,14 +20,15 @@ import numpy as np
 from .timers import SETTLE_SECONDS
 from .torch_candidates import TorchTrainer, import_torch
 
-#: (layer sizes, batch size or None for the full batch, dtype, rows per timed epoch)
-CELLS = [((784, 1024, 1024, 10), 128, "float32", 12_800),
-         ((784, 256, 128, 10), 128, "float32", 25_600),
-         ((784, 128, 10), 128, "float32", 25_600),
-         ((784, 10, 10), 32, "float32", 60_000),
-         ((784, 10, 10), None, "float32", 60_000),
-         ((784, 10, 10), None, "float64", 60_000)]
-QUICK_CELLS = [((784, 256, 128, 10), 128, "float32", 6_400), ((784, 10, 10), None, "float32", 20_000)]
+#: (layer sizes, batch size or None for the full batch, dtype, rows, epochs per timing): each
+#: timing is long enough (~0.2 s or more at one thread) that a scheduler's hiccup is not the result.
+CELLS = [((784, 1024, 1024, 10), 128, "float32", 12_800, 1),
+         ((784, 256, 128, 10), 128, "float32", 25_600, 1),
+         ((784, 128, 10), 128, "float32", 51_200, 1),
+         ((784, 10, 10), 32, "float32", 60_000, 4),
+         ((784, 10, 10), None, "float32", 60_000, 8),
+         ((784, 10, 10), None, "float64", 60_000, 6)]
+QUICK_CELLS = [((784, 256, 128, 10), 128, "float32", 6_400, 1), ((784, 10, 10), None, "float32", 20_000, 4)]
 COMPETITORS = 2
 #: The longest a competitor may live: it ends by itself even if this process dies.
 COMPETITOR_SECONDS = 600
@@ -56,7 +57,7 @@ class Competitors:
 class NncoreEpoch:
     """One epoch of ``fit``'s work (Adam, the default) through the compiled backend with ``n_threads``."""
 
-    def __init__(self, layer_sizes, batch_size, dtype, X, y, n_threads):
+    def __init__(self, layer_sizes, batch_size, dtype, X, y, n_threads, epochs=1):
         import nncore
         from nncore.backends import get_backend
         from nncore.losses import get_loss
@@ -66,23 +67,25 @@ class NncoreEpoch:
         self.backend = get_backend("cython", n_threads)
         self.loss = get_loss("cross_entropy")
         self.X, self.y, self.batch_size = X, y.astype(np.int32), batch_size or len(X)
-        self.epoch = 0
+        self.epoch, self.epochs = 0, epochs
 
     def run(self):
-        self.backend.train_epoch(self.model.network, self.model.params, self.optimizer, self.X, self.y,
-                                 self.batch_size, self.epoch, self.loss)
-        self.epoch += 1
+        for _ in range(self.epochs):
+            self.backend.train_epoch(self.model.network, self.model.params, self.optimizer, self.X, self.y,
+                                     self.batch_size, self.epoch, self.loss)
+            self.epoch += 1
 
 
 class TorchEpoch:
     """The same in PyTorch (SGD; its loop as torch_candidates.TorchTrainer), ``threads`` None: its default."""
 
-    def __init__(self, torch, layer_sizes, batch_size, dtype, X, y, threads):
-        self.torch, self.default = torch, torch.get_num_threads()
+    def __init__(self, torch, layer_sizes, batch_size, dtype, X, y, threads, epochs=1):
+        self.torch, self.default, self.epochs = torch, torch.get_num_threads(), epochs
         self.trainer = TorchTrainer(torch, layer_sizes, dtype, X, y, batch_size, threads or self.default)
 
     def run(self):
-        self.trainer.run()
+        for _ in range(self.epochs):
+            self.trainer.run()
 
 
 def _time(candidate):
@@ -107,16 +110,16 @@ def time_cell(candidates, rounds):
 
 
 def _candidates(cell, default_threads, torch):
-    layer_sizes, batch_size, dtype, rows = cell
+    layer_sizes, batch_size, dtype, rows, epochs = cell
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (rows, layer_sizes[0]), dtype=np.uint8)
     y = rng.integers(0, layer_sizes[-1], rows)
-    candidates = {"nncore 1 thread": NncoreEpoch(layer_sizes, batch_size, dtype, X, y, 1),
-                  f"nncore default ({default_threads})": NncoreEpoch(layer_sizes, batch_size, dtype, X, y, None)}
+    data = (layer_sizes, batch_size, dtype, X, y)
+    candidates = {"nncore 1 thread": NncoreEpoch(*data, 1, epochs),
+                  f"nncore default ({default_threads})": NncoreEpoch(*data, None, epochs)}
     if torch is not None:
-        candidates["torch 1 thread"] = TorchEpoch(torch, layer_sizes, batch_size, dtype, X, y, 1)
-        candidates[f"torch default ({torch.get_num_threads()})"] = TorchEpoch(torch, layer_sizes, batch_size, dtype,
-                                                                            X, y, None)
+        candidates["torch 1 thread"] = TorchEpoch(torch, *data, 1, epochs)
+        candidates[f"torch default ({torch.get_num_threads()})"] = TorchEpoch(torch, *data, None, epochs)
     return candidates
 
 
@@ -127,7 +130,7 @@ def run_thread_scaling(quick, rounds, with_torch, log=print):
     default_threads = _core.get_num_threads()
     rows = []
     for cell in QUICK_CELLS if quick else CELLS:
-        layer_sizes, batch_size, dtype, n_rows = cell
+        layer_sizes, batch_size, dtype, n_rows, epochs = cell
         candidates = _candidates(cell, default_threads, torch)
         for condition in ("idle", "busy"):
             if condition == "busy":
@@ -136,7 +139,7 @@ def run_thread_scaling(quick, rounds, with_torch, log=print):
             else:
                 medians = time_cell(candidates, rounds)
             row = {"network": "-".join(map(str, layer_sizes)), "batch_size": batch_size or "full", "dtype": dtype,
-                   "rows": n_rows, "condition": condition, "seconds": medians,
+                   "rows": n_rows, "epochs": epochs, "condition": condition, "seconds": medians,
                    "threads_used": _core.step_threads(candidates["nncore 1 thread"].model.network.table,
                                                       candidates["nncore 1 thread"].model.n_parameters,
                                                       batch_size or n_rows, None)[0]}
@@ -174,7 +177,7 @@ def markdown(result, info_text, command):
              f"{result['competitors']} CPU-bound competitor processes started by the benchmark; medians of "
              f"{result['rounds']} alternating rounds after a warm-up; CPU = the process's CPU time (all its threads). "
              f"PyTorch: {result['torch']}.", "",
-             "| machine | network | batch | dtype | rows | threads per step | nncore 1 thread wall (CPU) s | "
+             "| machine | network | batch | dtype | rows x epochs | threads per step | nncore 1 thread wall (CPU) s | "
              "nncore default wall (CPU) s | default / 1 thread: wall, CPU | torch default / 1 thread: wall, CPU |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
@@ -183,7 +186,8 @@ def markdown(result, info_text, command):
         default = next(value for name, value in seconds.items() if name.startswith("nncore default"))
         wall, cpu = row["ratios"]["nncore"]
         torch = row["ratios"].get("torch")
-        lines.append(f"| {row['condition']} | {row['network']} | {row['batch_size']} | {row['dtype']} | {row['rows']} "
+        lines.append(f"| {row['condition']} | {row['network']} | {row['batch_size']} | {row['dtype']} "
+                     f"| {row['rows']} x {row['epochs']} "
                      f"| {row['threads_used']} | {one[0]:.3f} ({one[1]:.3f}) | {default[0]:.3f} ({default[1]:.3f}) "
                      f"| {wall:.2f}, {cpu:.2f} | {f'{torch[0]:.2f}, {torch[1]:.2f}' if torch else '-'} |")
     lines += ["", "```", info_text, "```", ""]
