@@ -33,6 +33,20 @@ COMPETITORS = 2
 #: The longest a competitor may live: it ends by itself even if this process dies.
 COMPETITOR_SECONDS = 600
 SPIN = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
+#: A fixed amount of pure-Python work: its time alone and two copies' time side by side say how
+#: many cores this machine gives now (a virtual machine's second core may be a shared one).
+COUNT = "import time\nbegan = time.perf_counter()\nx = 0\nfor i in range(4_000_000):\n    x += i\nprint(time.perf_counter() - began)\n"
+
+
+def cores_available(copies=2):
+    """``copies`` times one process's time alone over the slowest of ``copies`` run at once (2.0: two whole cores)."""
+    def run(n):
+        processes = [subprocess.Popen([sys.executable, "-c", COUNT], stdout=subprocess.PIPE, text=True)
+                     for _ in range(n)]
+        return max(float(process.communicate()[0]) for process in processes)
+    alone = min(run(1) for _ in range(3))
+    together = min(run(copies) for _ in range(3))
+    return copies * alone / together
 
 
 class Competitors:
@@ -128,6 +142,8 @@ def run_thread_scaling(quick, rounds, with_torch, log=print):
     from nncore import _core
     torch, torch_note = import_torch(with_torch)
     default_threads = _core.get_num_threads()
+    capacity = cores_available()
+    log(f"  this machine gives {capacity:.2f} cores to two CPU-bound processes now (2.00: two whole cores)")
     rows = []
     for cell in QUICK_CELLS if quick else CELLS:
         layer_sizes, batch_size, dtype, n_rows, epochs = cell
@@ -148,6 +164,7 @@ def run_thread_scaling(quick, rounds, with_torch, log=print):
             log(format_row(row))
     return {"mode": "threads", "created": time.strftime("%Y-%m-%d %H:%M:%S"), "rounds": rounds,
             "competitors": COMPETITORS, "default_threads": default_threads, "cpu_count": os.cpu_count(),
+            "cores_available": capacity,
             "torch": torch.__version__ if torch is not None else torch_note, "rows": rows}
 
 
@@ -173,7 +190,9 @@ def markdown(result, info_text, command):
     """The Markdown report: the command, ``nncore info``, and one table of every cell."""
     lines = [f"# nncore bench --threads ({result['created']})", "",
              f"Command: `{command}`", "",
-             f"Default thread count {result['default_threads']} on {result['cpu_count']} CPUs; busy = "
+             f"Default thread count {result['default_threads']} on {result['cpu_count']} CPUs, which gave "
+             f"{result['cores_available']:.2f} cores' worth to two CPU-bound processes at the start (2.00: two "
+             f"whole cores; a shared virtual machine gives less); busy = "
              f"{result['competitors']} CPU-bound competitor processes started by the benchmark; medians of "
              f"{result['rounds']} alternating rounds after a warm-up; CPU = the process's CPU time (all its threads). "
              f"PyTorch: {result['torch']}.", "",
