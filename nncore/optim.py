@@ -113,6 +113,7 @@ class Optimizer:
 
     kind: str | None = None
     buffer_names: tuple[str, ...] = ()
+    mean_squares: tuple[str, ...] = ()  # the state buffers that are running means of squared gradients
     lr: float  # every kind has a learning rate, which schedules set
 
     def __init__(self):
@@ -200,8 +201,13 @@ class Optimizer:
                 raise ValueError(f"state buffer {name!r} {problem}")
 
     def buffer_problem(self, name, buffer):
-        """What is wrong with the values of state buffer ``name``, or None: they must be finite."""
-        return None if np.all(np.isfinite(buffer)) else "holds NaN or infinity"
+        """What is wrong with the values of state buffer ``name``, or None: they must be finite, and
+        the kind's running means of squared gradients (``mean_squares``) not negative."""
+        if not np.all(np.isfinite(buffer)):
+            return "holds NaN or infinity"
+        if name in self.mean_squares and np.any(buffer < 0):
+            return "holds negative values (a mean of squares is >= 0)"
+        return None
 
     def load_state_dict(self, state, keep_hyperparameters=False):
         """Restore what ``state_dict`` returned, hyperparameters included unless ``keep_hyperparameters``
@@ -251,6 +257,7 @@ class Adam(Optimizer):
 
     kind = "adam"
     buffer_names = ("m", "v")
+    mean_squares = ("v",)
     decoupled = False
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -265,12 +272,6 @@ class Adam(Optimizer):
         # eps = 0 divides 0 by 0 for every parameter whose gradient has always been zero.
         self.eps = _positive("eps", eps)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
-
-    def buffer_problem(self, name, buffer):
-        problem = super().buffer_problem(name, buffer)
-        if problem is None and name == "v" and np.any(buffer < 0):
-            return "holds negative values (second moments are >= 0)"
-        return problem
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": tuple(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
@@ -303,6 +304,7 @@ class RMSprop(Optimizer):
 
     kind = "rmsprop"
     buffer_names = ("square_avg", "momentum_buffer", "grad_avg")
+    mean_squares = ("square_avg",)
 
     def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
                  momentum: float = 0.0, centered: bool = False) -> None:
@@ -313,12 +315,6 @@ class RMSprop(Optimizer):
         self.weight_decay = _non_negative("weight_decay", weight_decay)
         self.momentum = _non_negative("momentum", momentum, upper=1.0)
         self.centered = _flag("centered", centered)
-
-    def buffer_problem(self, name, buffer):
-        problem = super().buffer_problem(name, buffer)
-        if problem is None and name == "square_avg" and np.any(buffer < 0):
-            return "holds negative values (mean squares are >= 0)"
-        return problem
 
     def hyperparameters(self):
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,

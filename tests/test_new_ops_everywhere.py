@@ -80,3 +80,13 @@ def test_the_command_lines_optimizer_defaults_are_each_kinds_own():
     assert parse("--optimizer", "rmsprop").momentum == 0.0  # PyTorch's, not SGD's
     assert parse("--optimizer", "adamw").weight_decay == 0.01
     assert parse("--optimizer", "rmsprop", "--momentum", "0.5").momentum == 0.5
+
+
+@pytest.mark.parametrize("kind, name", [("adam", "v"), ("adamw", "v"), ("rmsprop", "square_avg")])
+def test_a_state_with_a_negative_mean_of_squares_is_refused(kind, name):
+    optimizer = nncore.optim.OPTIMIZERS[kind]()
+    optimizer.ensure_state(4, "float64")
+    state = optimizer.state_dict()
+    state["buffers"][name] = np.array([0.0, 1.0, -1e-3, 2.0])
+    with pytest.raises(ValueError, match=f"state buffer '{name}' holds negative values"):
+        optimizer.load_state_dict(state)
