@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -17,4 +17,50 @@ Schedule = Union[str, Callable[[int, int, float], float]]
 #: Parameters and outputs: float32 or float64 arrays.
 FloatArray = NDArray[np.floating[Any]]
 
-__all__ = ["ArrayLike", "DTypeLike", "FloatArray", "Logs", "NDArray", "PathLike", "Schedule"]
+
+
+class Model(Protocol):
+    """What the training loop, the callbacks, the summary and the ONNX export use of a model: an
+    ``nncore.MLP``. Written as an interface so that those modules need not import the one that
+    calls them (``nncore.model`` imports ``nncore.train``, not the other way round)."""
+
+    network: Any
+    optimizer: Any
+    history: Any
+    epochs_trained: int
+    loss: str
+    seed: int | None
+    dataset_name: str | None
+    class_names: tuple[str, ...] | None
+    input_shape: tuple[int, ...] | None
+
+    @property
+    def params(self) -> FloatArray: ...
+
+    @property
+    def layers(self) -> list[tuple[FloatArray, FloatArray]]: ...
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    @property
+    def dropout(self) -> tuple[float, ...]: ...
+
+    @property
+    def input_dropout(self) -> float: ...
+
+    @property
+    def n_inputs(self) -> int: ...
+
+    @property
+    def n_classes(self) -> int: ...
+
+    def remember_data(self, dataset: Any) -> None: ...
+
+    def copy(self) -> Any: ...
+
+
+__all__ = ["ArrayLike", "DTypeLike", "FloatArray", "Logs", "Model", "NDArray", "PathLike", "Schedule"]

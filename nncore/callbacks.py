@@ -18,7 +18,7 @@ stops training after that epoch; raising KeyboardInterrupt acts like Ctrl-C.
 Keras's per-batch hook: the compiled core calls it at most every 20 ms (the NumPy backend
 after every batch), and only for callbacks that override it.
 
-Before ``on_train_begin`` each callback gets ``self.run`` (the ``TrainingRun`` of nncore.train:
+Before ``on_train_begin`` each callback gets ``self.run`` (the ``TrainingRun`` of nncore.run:
 model, optimizer, seed, epochs, history, ...; a callback may set its fields there, as
 ``ModelCheckpoint`` does when it resumes) and ``self.model``.
 """
@@ -45,11 +45,10 @@ from .model_data import data_header
 from .optim import OPTIMIZERS
 from .schedules import checked_rate, get_schedule
 
-from ._types import Logs, PathLike, Schedule
+from ._types import Logs, Model, PathLike, Schedule
 
 if TYPE_CHECKING:
-    from .model import MLP
-    from .train import TrainingRun
+    from .run import TrainingRun
 
 CHECKPOINT_NAME = "checkpoint.npz"
 
@@ -58,7 +57,7 @@ class Callback:
     """Base class of fit callbacks: every hook does nothing."""
 
     run: TrainingRun = None  # type: ignore[assignment]  # set before on_train_begin
-    model: MLP = None  # type: ignore[assignment]
+    model: Model = None  # type: ignore[assignment]
 
     def set_run(self, run: TrainingRun) -> None:
         self.run, self.model = run, run.model

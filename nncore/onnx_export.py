@@ -32,12 +32,11 @@ from ._atomic import atomic_write_bytes
 from .activations import ACTIVATIONS
 from .backends.base import input_scale
 from .model_data import data_header
-from ._types import PathLike
+from ._types import Model, PathLike
 
 if TYPE_CHECKING:
     import onnx
 
-    from .model import MLP
 
 OPSET = 13
 IR_VERSION = 7  # the IR version of ONNX 1.8, which introduced opset 13
@@ -56,7 +55,7 @@ def import_onnx() -> ModuleType:
     return onnx
 
 
-def hidden_activations(model: MLP) -> list[str]:
+def hidden_activations(model: Model) -> list[str]:
     """The activation of each hidden layer, by name (the model's network description)."""
     return list(model.network.activation_names)
 
@@ -151,7 +150,7 @@ def _metadata(model, activations, input_dtype):
     return metadata
 
 
-def build_onnx_model(model: MLP, input_dtype: str = "uint8") -> onnx.ModelProto:
+def build_onnx_model(model: Model, input_dtype: str = "uint8") -> onnx.ModelProto:
     """The model as an ``onnx.ModelProto`` (checked with ``onnx.checker``); see the module docstring."""
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
@@ -177,7 +176,7 @@ def build_onnx_model(model: MLP, input_dtype: str = "uint8") -> onnx.ModelProto:
     return proto
 
 
-def to_onnx(model: MLP, path: PathLike, input_dtype: str = "uint8") -> onnx.ModelProto:
+def to_onnx(model: Model, path: PathLike, input_dtype: str = "uint8") -> onnx.ModelProto:
     """Write ``model`` to ``path`` as an ONNX graph (atomically); return the ``onnx.ModelProto``."""
     proto = build_onnx_model(model, input_dtype)
     atomic_write_bytes(path, proto.SerializeToString(), streams=True)

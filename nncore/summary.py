@@ -7,13 +7,10 @@ bytes it takes in the model's dtype) and what the model knows of its training.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .model import MLP
+from ._types import Model
 
 
-def summary_lines(model: MLP) -> list[str]:
+def summary_lines(model: Model) -> list[str]:
     """The summary of ``model`` as lines of text (what ``MLP.summary`` prints)."""
     network = model.network
     has_dropout = model.input_dropout > 0 or any(rate > 0 for rate in model.dropout)
@@ -56,7 +53,7 @@ def _bytes(count: int) -> str:
     return f"{count / 1024 ** 2:.1f} MB"
 
 
-def _training_line(model: MLP) -> str:
+def _training_line(model: Model) -> str:
     if not model.epochs_trained:
         trained = "not trained yet"
     else:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,14 +30,11 @@ from .callbacks import Callback, EarlyStopping, EpochLogger, FunctionCallback, L
 from .checkpoint import MAX_EPOCHS, MAX_SEED, describe_schedule
 from .data.dataset import split_indices
 from .errors import NNCoreWarning
-from .history import History
 from .losses import get_loss
 from .optim import OPTIMIZERS, Adam, Optimizer
 from .progress import ProgressBar
+from .run import TrainingRun
 from .outputs import count_non_finite
-
-if TYPE_CHECKING:
-    from .model import MLP
 
 SPLIT_STREAM = 0x5EED5  # the SeedSequence key that keeps the split's stream apart from the epochs'
 #: ``verbose``: 0 quiet, 1 a ProgressBar (one line per epoch when the output is not a terminal),
@@ -50,50 +45,6 @@ VERBOSITIES = (0, 1, 2, "auto")
 def epoch_seed(seed, epoch):
     """The shuffle seed of epoch ``epoch`` (0-based, counted over the model's whole training)."""
     return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
-
-
-@dataclass
-class TrainingRun:
-    """The state of one run that the loop and its callbacks share (``callback.run``).
-
-    ``epochs`` is the run's length; it trains its epochs ``start``..``epochs``-1, which are the
-    model's epochs ``epoch_offset + 1``.. (1-based, as callbacks see them). A resumed run takes
-    the counters, ``history`` and ``best_params`` from its checkpoint, and ``optimizer``,
-    ``base_lr`` and ``seed`` unless the caller gave them (``optimizer_given``, ``seed_given``).
-    ``settings`` are what a checkpoint records and a resumed run is compared with
-    (``nncore.checkpoint``).
-    ``samples_per_epoch`` and ``batches_per_epoch`` are known once the validation split is made
-    (after ``on_train_begin``).
-    """
-
-    model: MLP
-    optimizer: Optimizer
-    optimizer_given: bool
-    epochs: int
-    seed: int
-    epoch_offset: int
-    base_lr: float
-    settings: dict
-    verbose: bool
-    seed_given: bool = False
-    data: "inputs.Samples | None" = None  # what fit was given, before any validation split
-    validation: "inputs.Samples | None" = None  # validation_data as given (None with a split)
-    start: int = 0
-    history: History = field(default_factory=History)
-    best_params: "np.ndarray | None" = None
-    has_validation: bool = False
-    samples_per_epoch: int = 0
-    batches_per_epoch: int = 0
-    augment: object = None  # a resolved nncore.augment.Shift, or None
-    notes: list = field(default_factory=list)  # what on_train_end adds to an interruption's warning
-
-    def index_of(self, epoch):
-        """The 0-based index within this run of the model's (1-based) epoch ``epoch``."""
-        return epoch - 1 - self.epoch_offset
-
-    def say(self, message):
-        if self.verbose:
-            print(message, flush=True)
 
 
 def fit(model, X, y=None, epochs=10, batch_size=128, optimizer=None, loss="cross_entropy",
